@@ -1,1 +1,30 @@
-//! placeholder
+//! flinkq's shared core: the domain types, the pure state machine, the retry
+//! policy and the Redis store, used by both the worker and the operator CLI.
+//!
+//! # Layout
+//!
+//! - [`login_id`]: `LoginId`, a validated UUID.
+//! - [`job`]: `JobId`, `JobState`, `JobSnapshot`, `StepError`.
+//! - [`classify`]: a Flinks answer's kind, by FlinksCode first, then HTTP status.
+//! - [`policy`]: poll interval, polling deadline and retry backoff.
+//! - [`transition`]: the pure state machine, `plan` and `transition`.
+//! - [`store`]: the Redis key schema and the atomic Lua scripts.
+//! - [`redis_args`]: the Redis and namespace flags both binaries share.
+//! - [`telemetry`]: tracing setup (human or JSON lines).
+
+pub mod classify;
+pub mod job;
+pub mod login_id;
+pub mod policy;
+pub mod redis_args;
+pub mod store;
+pub mod telemetry;
+pub mod transition;
+
+pub use classify::{AnswerKind, classify};
+pub use job::{JobId, JobSnapshot, JobState, StepError, UnknownState};
+pub use login_id::{LoginId, LoginIdError};
+pub use policy::Policy;
+pub use transition::{
+    FailureKind, Outcome, Plan, Step, Tick, Transition, TransitionKind, plan, transition,
+};

@@ -1,0 +1,42 @@
+-- Shared prelude, prepended to every flinkq script at load time.
+-- KEYS[1] is the namespace prefix, e.g. "flinkq:{default}:". Every key a script
+-- touches starts with it, and the hash tag keeps them all in one cluster slot.
+local P = KEYS[1]
+
+-- Redis' own clock, in milliseconds: every worker shares it.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true }
+
+-- Move one job between per-state counters, globally and for its batch.
+local function count_move(batch, from, to)
+  if from == to then return end
+  if from then
+    redis.call('HINCRBY', P .. 'counts', from, -1)
+    redis.call('HINCRBY', P .. 'batch:' .. batch, from, -1)
+  end
+  redis.call('HINCRBY', P .. 'counts', to, 1)
+  redis.call('HINCRBY', P .. 'batch:' .. batch, to, 1)
+end
+
+-- Finish a job in a terminal state: counters, indexes, dedupe key, dead letters.
+local function finish(id, state, now)
+  local job = P .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state')
+  local login, batch, old = f[1], f[2], f[3]
+  redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now)
+  count_move(batch, old, state)
+  redis.call('ZREM', P .. 'due', id)
+  redis.call('ZREM', P .. 'leases', id)
+  redis.call('ZREM', P .. 'deadlines', id)
+  local active = P .. 'active:' .. login
+  if redis.call('GET', active) == id then
+    redis.call('DEL', active)
+  end
+  if state == 'failed' or state == 'timed_out' then
+    redis.call('ZADD', P .. 'dead', now, id)
+  end
+end

@@ -1,0 +1,26 @@
+-- reap(limit) -> {requeued, timed_out}
+-- Leases past expiry go back to due now, with a new fencing token so the
+-- crashed or stalled holder can no longer commit. Unleased jobs whose polling
+-- deadline has passed finish as timed_out even if no worker picks them up.
+local limit = tonumber(ARGV[1])
+local now = now_ms()
+local expired = redis.call('ZRANGE', P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', P .. 'leases', id)
+  local job = P .. 'job:' .. id
+  if redis.call('EXISTS', job) == 1 then
+    redis.call('HINCRBY', job, 'seq', 1)
+    redis.call('ZADD', P .. 'due', now, id)
+  end
+end
+local timed_out = 0
+local late = redis.call('ZRANGE', P .. 'deadlines', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+for _, id in ipairs(late) do
+  if not redis.call('ZSCORE', P .. 'leases', id) then
+    redis.call('HSET', P .. 'job:' .. id, 'err_code', 'POLL_TIMEOUT',
+      'err_msg', 'deadline passed while the job waited to be polled', 'last', 'reap:deadline')
+    finish(id, 'timed_out', now)
+    timed_out = timed_out + 1
+  end
+end
+return { #expired, timed_out }

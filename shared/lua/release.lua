@@ -1,0 +1,15 @@
+-- release(id1, seq1, id2, seq2, ...) -> released
+-- Gives back claimed steps that never ran (graceful shutdown): they are due
+-- again now, with a new fencing token.
+local now = now_ms()
+local released = 0
+for i = 1, #ARGV, 2 do
+  local id, seq = ARGV[i], ARGV[i + 1]
+  local job = P .. 'job:' .. id
+  if redis.call('HGET', job, 'seq') == seq and redis.call('ZREM', P .. 'leases', id) == 1 then
+    redis.call('HINCRBY', job, 'seq', 1)
+    redis.call('ZADD', P .. 'due', now, id)
+    released = released + 1
+  end
+end
+return released

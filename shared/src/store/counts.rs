@@ -1,0 +1,62 @@
+//! Per-state job counters, as `flinkq status` prints them.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::JobState;
+
+/// How many jobs are in each state (of a namespace or of one batch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    /// Enqueued, never run.
+    pub queued: u64,
+    /// Authorize next.
+    pub authorizing: u64,
+    /// /Investments next.
+    pub polling: u64,
+    /// Done, payload stored.
+    pub succeeded: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Deadline passed.
+    pub timed_out: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+    /// All jobs ever enqueued.
+    pub total: u64,
+}
+
+impl StateCounts {
+    pub(crate) fn from_hash(hash: &HashMap<String, i64>) -> Self {
+        let get = |name: &str| hash.get(name).copied().unwrap_or(0).max(0).unsigned_abs();
+        StateCounts {
+            queued: get("queued"),
+            authorizing: get("authorizing"),
+            polling: get("polling"),
+            succeeded: get("succeeded"),
+            failed: get("failed"),
+            timed_out: get("timed_out"),
+            cancelled: get("cancelled"),
+            total: get("total"),
+        }
+    }
+
+    /// The count of one state.
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Queued => self.queued,
+            JobState::Authorizing => self.authorizing,
+            JobState::Polling => self.polling,
+            JobState::Succeeded => self.succeeded,
+            JobState::Failed => self.failed,
+            JobState::TimedOut => self.timed_out,
+            JobState::Cancelled => self.cancelled,
+        }
+    }
+
+    /// Jobs that can still run.
+    pub fn unfinished(&self) -> u64 {
+        self.queued + self.authorizing + self.polling
+    }
+}

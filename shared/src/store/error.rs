@@ -1,0 +1,98 @@
+//! Errors of the Redis store. Each says what failed and what to do.
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The Redis URL does not parse.
+    #[error(
+        "invalid Redis URL {url:?}: {source}; expected redis://[user:password@]host:port[/db] or rediss://… (set FLINKQ_REDIS_URL)"
+    )]
+    BadUrl {
+        /// The URL, password redacted.
+        url: String,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// No connection to Redis could be made.
+    #[error(
+        "cannot reach Redis at {url}: {source}; is redis-server running there? (set FLINKQ_REDIS_URL to point elsewhere)"
+    )]
+    Unreachable {
+        /// The URL, password redacted.
+        url: String,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// A command or script failed.
+    #[error("Redis {op} failed: {source}")]
+    Command {
+        /// Which operation.
+        op: &'static str,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// A script answered something flinkq cannot read: a version mismatch or
+    /// a key written by something else.
+    #[error(
+        "unexpected answer from Redis {op}: {detail}; is another program writing flinkq's keys?"
+    )]
+    Reply {
+        /// Which operation.
+        op: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn command(op: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+        move |source| StoreError::Command { op, source }
+    }
+
+    pub(crate) fn reply(op: &'static str, detail: impl Into<String>) -> StoreError {
+        StoreError::Reply {
+            op,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// `redis://user:secret@host` -> `redis://user:***@host`, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(path) => format!("{scheme}://{authority}/{path}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("redis://:s3cret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        assert_eq!(redact_url("rediss://u:p@h"), "rediss://u:***@h");
+        assert_eq!(redact_url("redis://token@h"), "redis://***@h");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The Redis key schema: everything lives under `flinkq:{<namespace>}:`.
+//!
+//! The braces are a cluster hash tag: every key of one namespace hashes to one
+//! slot, so each Lua script touches a single slot on a single Redis, under
+//! Sentinel, or on a Redis Cluster.
+
+use crate::{JobId, LoginId};
+
+/// Key names of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys of `namespace`.
+    pub fn new(namespace: &str) -> Self {
+        Keys {
+            prefix: format!("flinkq:{{{namespace}}}:"),
+        }
+    }
+
+    /// The prefix every script receives as `KEYS[1]`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `job:<id>`: the job hash.
+    pub fn job(&self, id: JobId) -> String {
+        format!("{}job:{id}", self.prefix)
+    }
+
+    /// `latest:<loginId>`: the id of the newest job of a login.
+    pub fn latest(&self, login: &LoginId) -> String {
+        format!("{}latest:{login}", self.prefix)
+    }
+
+    /// `active:<loginId>`: the id of the login's unfinished job (dedupe).
+    pub fn active(&self, login: &LoginId) -> String {
+        format!("{}active:{login}", self.prefix)
+    }
+
+    /// `counts`: per-state counters of the namespace.
+    pub fn counts(&self) -> String {
+        format!("{}counts", self.prefix)
+    }
+
+    /// `batch:<name>`: per-state counters of one batch.
+    pub fn batch(&self, batch: &str) -> String {
+        format!("{}batch:{batch}", self.prefix)
+    }
+
+    /// `due`: job id -> when its next step may run (ms).
+    pub fn due(&self) -> String {
+        format!("{}due", self.prefix)
+    }
+
+    /// `leases`: job id -> when its current claim expires (ms).
+    pub fn leases(&self) -> String {
+        format!("{}leases", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("nightly");
+        assert_eq!(keys.prefix(), "flinkq:{nightly}:");
+        assert_eq!(keys.job(JobId(42)), "flinkq:{nightly}:job:42");
+        assert_eq!(keys.due(), "flinkq:{nightly}:due");
+    }
+}

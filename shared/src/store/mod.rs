@@ -1,0 +1,405 @@
+//! The Redis store: every change of job state is one atomic Lua script.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]) |
+//! | `active:<loginId>` | string | id of the login's unfinished job (dedupe) |
+//! | `latest:<loginId>` | string | id of the login's newest job |
+//! | `due` | zset | job id → when its next step may run (ms) |
+//! | `leases` | zset | job id → when the current claim expires (ms) |
+//! | `deadlines` | zset | job id → polling deadline (ms) |
+//! | `counts`, `batch:<b>` | hash | per-state counters |
+//! | `batches` | zset | batch name → first enqueue (ms) |
+//! | `dead` | zset | failed and timed-out job ids by finish time |
+//! | `next_id` | string | job id counter |
+//!
+//! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
+
+mod counts;
+mod error;
+mod keys;
+mod reply;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Value};
+
+pub use counts::StateCounts;
+pub use error::{StoreError, redact_url};
+pub use keys::Keys;
+use scripts::Scripts;
+
+use crate::{JobId, JobSnapshot, LoginId, Transition};
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `redis://` or `rediss://` URL (may carry a password).
+    pub url: String,
+    /// Namespace: jobs of different namespaces never meet.
+    pub namespace: String,
+    /// Give up connecting after this long.
+    pub connect_timeout: Duration,
+    /// Give up waiting for one answer after this long.
+    pub response_timeout: Duration,
+}
+
+impl StoreConfig {
+    /// Defaults for `url` and `namespace`: 2 s to connect, 5 s per answer.
+    pub fn new(url: impl Into<String>, namespace: impl Into<String>) -> Self {
+        StoreConfig {
+            url: url.into(),
+            namespace: namespace.into(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Logins per enqueue script call: large enough to amortise round trips,
+/// small enough not to block Redis for long.
+pub const ENQUEUE_CHUNK: usize = 1_000;
+
+/// What an enqueue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EnqueueReport {
+    /// New jobs created.
+    pub enqueued: u64,
+    /// Logins skipped because they already have an unfinished job.
+    pub already_active: u64,
+}
+
+/// One job claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// The job as stored, `seq` being the new fencing token.
+    pub job: JobSnapshot,
+}
+
+/// The result of one claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Redis' clock at the claim (ms).
+    pub now_ms: u64,
+    /// Earliest due time still waiting, if any (ms).
+    pub next_due_ms: Option<u64>,
+    /// The claimed jobs.
+    pub jobs: Vec<JobSnapshot>,
+}
+
+/// What a reap did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Expired leases put back in `due`.
+    pub requeued: u64,
+    /// Jobs finished as `timed_out`.
+    pub timed_out: u64,
+}
+
+/// A connection to flinkq's keys in one namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.url)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects and checks Redis answers (`PING`), so a wrong URL or a Redis
+    /// that is down is reported at start, not at the first job.
+    pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        let url = redact_url(&config.url);
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|source| StoreError::BadUrl {
+                url: url.clone(),
+                source,
+            })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let unreachable = |source| StoreError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let mut conn = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(unreachable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        Ok(Store {
+            conn,
+            keys: Keys::new(&config.namespace),
+            scripts: Arc::new(Scripts::new()),
+            url,
+        })
+    }
+
+    /// The key schema of this store's namespace.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A connection for commands the store has no method for (tests, tools).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// `PING`: is Redis answering?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("PING"))?;
+        Ok(())
+    }
+
+    /// Redis' clock, in ms since the epoch.
+    pub async fn time_ms(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("TIME"))?;
+        Ok(secs * 1_000 + micros / 1_000)
+    }
+
+    /// Enqueues one job per login not already active, in chunks of
+    /// [`ENQUEUE_CHUNK`] pipelined together.
+    pub async fn enqueue(
+        &self,
+        batch: &str,
+        logins: &[LoginId],
+    ) -> Result<EnqueueReport, StoreError> {
+        let mut pipe = redis::pipe();
+        for chunk in logins.chunks(ENQUEUE_CHUNK) {
+            let mut call = self.scripts.enqueue.key(self.keys.prefix());
+            call.arg(batch);
+            for login in chunk {
+                call.arg(login.to_string());
+            }
+            pipe.invoke_script(&call);
+        }
+        if logins.is_empty() {
+            return Ok(EnqueueReport::default());
+        }
+        self.load_scripts(&[&self.scripts.enqueue]).await?;
+        let mut conn = self.conn.clone();
+        let replies: Vec<(u64, u64)> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("enqueue"))?;
+        Ok(replies
+            .into_iter()
+            .fold(EnqueueReport::default(), |acc, (e, a)| EnqueueReport {
+                enqueued: acc.enqueued + e,
+                already_active: acc.already_active + a,
+            }))
+    }
+
+    /// Claims up to `max` due jobs for `lease`.
+    pub async fn claim(&self, max: usize, lease: Duration) -> Result<Claimed, StoreError> {
+        const OP: &str = "claim";
+        let mut conn = self.conn.clone();
+        let value: Value = self
+            .scripts
+            .claim
+            .key(self.keys.prefix())
+            .arg(max)
+            .arg(millis(lease))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command(OP))?;
+        let parts = reply::array(&value).ok_or_else(|| StoreError::reply(OP, "not an array"))?;
+        let [now, next_due, jobs] = parts else {
+            return Err(StoreError::reply(OP, "expected 3 parts"));
+        };
+        let now_ms = reply::int(now).ok_or_else(|| StoreError::reply(OP, "bad clock"))?;
+        let next_due_ms = reply::int(next_due).filter(|n| *n >= 0).map(|n| n as u64);
+        let jobs = reply::array(jobs)
+            .unwrap_or_default()
+            .iter()
+            .map(|job| {
+                let items =
+                    reply::array(job).ok_or_else(|| StoreError::reply(OP, "job not an array"))?;
+                let (id, fields) = items
+                    .split_first()
+                    .ok_or_else(|| StoreError::reply(OP, "empty job"))?;
+                let id = reply::int(id).ok_or_else(|| StoreError::reply(OP, "bad job id"))?;
+                reply::snapshot(OP, JobId(id as u64), &reply::field_map(fields))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Claimed {
+            now_ms: now_ms as u64,
+            next_due_ms,
+            jobs,
+        })
+    }
+
+    /// Applies `transition` to job `id` if `seq` is still its fencing token and
+    /// its lease is live. Returns false when the caller was fenced out.
+    pub async fn commit(&self, id: JobId, seq: u64, t: &Transition) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let error = t.error.as_ref();
+        let applied: i64 = self
+            .scripts
+            .commit
+            .key(self.keys.prefix())
+            .arg(id.0)
+            .arg(seq)
+            .arg(t.state.as_str())
+            .arg(opt(t.due_ms))
+            .arg(t.request_id.as_deref().unwrap_or_default())
+            .arg(opt(t.deadline_ms))
+            .arg(t.attempts)
+            .arg(t.polls)
+            .arg(t.auths)
+            .arg(t.retries)
+            .arg(error.map(|e| e.code.as_str()).unwrap_or_default())
+            .arg(opt(error.and_then(|e| e.http_status).map(u64::from)))
+            .arg(error.map(|e| e.message.as_str()).unwrap_or_default())
+            .arg(&t.last)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("commit"))?;
+        Ok(applied == 1)
+    }
+
+    /// Extends the leases still held among `held` to now + `lease`; answers,
+    /// in order, whether each is still held.
+    pub async fn extend(
+        &self,
+        lease: Duration,
+        held: &[(JobId, u64)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.extend.key(self.keys.prefix());
+        call.arg(millis(lease));
+        for (id, seq) in held {
+            call.arg(id.0).arg(*seq);
+        }
+        let flags: Vec<i64> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("extend"))?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Puts expired leases back in `due` and times out jobs past their
+    /// deadline; at most `limit` of each per call.
+    pub async fn reap(&self, limit: usize) -> Result<Reaped, StoreError> {
+        let mut conn = self.conn.clone();
+        let (requeued, timed_out): (u64, u64) = self
+            .scripts
+            .reap
+            .key(self.keys.prefix())
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("reap"))?;
+        Ok(Reaped {
+            requeued,
+            timed_out,
+        })
+    }
+
+    /// Gives back claimed steps that never ran; returns how many were released.
+    pub async fn release(&self, held: &[(JobId, u64)]) -> Result<u64, StoreError> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.release.key(self.keys.prefix());
+        for (id, seq) in held {
+            call.arg(id.0).arg(*seq);
+        }
+        call.invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("release"))
+    }
+
+    /// Per-state counts of the namespace, or of one batch.
+    pub async fn counts(&self, batch: Option<&str>) -> Result<StateCounts, StoreError> {
+        let key = batch.map_or_else(|| self.keys.counts(), |b| self.keys.batch(b));
+        let mut conn = self.conn.clone();
+        let hash: HashMap<String, i64> = conn
+            .hgetall(key)
+            .await
+            .map_err(StoreError::command("HGETALL counts"))?;
+        Ok(StateCounts::from_hash(&hash))
+    }
+
+    /// Does this batch exist?
+    pub async fn batch_exists(&self, batch: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.exists(self.keys.batch(batch))
+            .await
+            .map_err(StoreError::command("EXISTS batch"))
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError> {
+        const OP: &str = "HGETALL job";
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = conn
+            .hgetall(self.keys.job(id))
+            .await
+            .map_err(StoreError::command(OP))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        reply::snapshot(OP, id, &fields).map(Some)
+    }
+
+    /// The newest job of a login, finished or not.
+    pub async fn job_for_login(&self, login: &LoginId) -> Result<Option<JobSnapshot>, StoreError> {
+        let mut conn = self.conn.clone();
+        let id: Option<u64> = conn
+            .get(self.keys.latest(login))
+            .await
+            .map_err(StoreError::command("GET latest"))?;
+        match id {
+            Some(id) => self.job(JobId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Loads scripts before a pipeline uses them (EVALSHA in a pipeline cannot
+    /// fall back to EVAL on NOSCRIPT).
+    async fn load_scripts(&self, scripts: &[&redis::Script]) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        for script in scripts {
+            script
+                .load_async(&mut conn)
+                .await
+                .map_err(StoreError::command("SCRIPT LOAD"))?;
+        }
+        Ok(())
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

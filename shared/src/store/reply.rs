@@ -1,0 +1,101 @@
+//! Reading script answers (`redis::Value`) into flinkq types.
+
+use std::collections::HashMap;
+
+use redis::Value;
+
+use super::StoreError;
+use crate::{JobId, JobSnapshot, JobState, LoginId, StepError};
+
+pub(crate) fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Double(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+pub(crate) fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        other => text(other)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(|f| f as i64),
+    }
+}
+
+pub(crate) fn array(value: &Value) -> Option<&[Value]> {
+    match value {
+        Value::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// A flat `field, value, field, value` list (HGETALL in a script) as a map.
+pub(crate) fn field_map(items: &[Value]) -> HashMap<String, String> {
+    items
+        .chunks_exact(2)
+        .filter_map(|pair| Some((text(&pair[0])?, text(&pair[1])?)))
+        .collect()
+}
+
+/// A job hash as a snapshot. Empty strings mean "not set".
+pub(crate) fn snapshot(
+    op: &'static str,
+    id: JobId,
+    fields: &HashMap<String, String>,
+) -> Result<JobSnapshot, StoreError> {
+    let get = |name: &str| {
+        fields
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let num = |name: &str| -> Result<Option<u64>, StoreError> {
+        get(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    StoreError::reply(op, format!("job {id}: field {name}={v:?} is not a number"))
+                })
+            })
+            .transpose()
+    };
+    let count = |name: &str| -> Result<u32, StoreError> {
+        Ok(num(name)?.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    };
+    let login = get("login")
+        .ok_or_else(|| StoreError::reply(op, format!("job {id} has no login")))
+        .and_then(|v| {
+            LoginId::parse(v).map_err(|e| StoreError::reply(op, format!("job {id}: {e}")))
+        })?;
+    let state = get("state")
+        .unwrap_or_default()
+        .parse::<JobState>()
+        .map_err(|e| StoreError::reply(op, format!("job {id}: {e}")))?;
+    let error = get("err_code").map(|code| StepError {
+        code: code.to_owned(),
+        http_status: get("err_http").and_then(|v| v.parse().ok()),
+        message: get("err_msg").unwrap_or_default().to_owned(),
+    });
+    Ok(JobSnapshot {
+        id,
+        login,
+        batch: get("batch").unwrap_or_default().to_owned(),
+        state,
+        seq: num("seq")?.unwrap_or(0),
+        request_id: get("request_id").map(str::to_owned),
+        deadline_ms: num("deadline")?,
+        attempts: count("attempts")?,
+        polls: count("polls")?,
+        auths: count("auths")?,
+        retries: count("retries")?,
+        created_ms: num("created")?.unwrap_or(0),
+        started_ms: num("started")?,
+        updated_ms: num("updated")?.unwrap_or(0),
+        finished_ms: num("finished")?,
+        error,
+        last: get("last").map(str::to_owned),
+    })
+}

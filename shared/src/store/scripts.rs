@@ -1,0 +1,51 @@
+//! The Lua scripts, each one atomic EVALSHA. `lua/common.lua` (clock,
+//! counters, `finish`) is prepended to each at compile time.
+
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../lua/common.lua"),
+            "\n",
+            include_str!(concat!("../../lua/", $file))
+        )
+    };
+}
+
+/// All scripts, hashed once.
+#[derive(Debug)]
+pub struct Scripts {
+    /// `enqueue(batch, loginId...)`.
+    pub enqueue: Script,
+    /// `claim(n, lease_ms)`.
+    pub claim: Script,
+    /// `commit(id, seq, ...)`.
+    pub commit: Script,
+    /// `extend(lease_ms, id, seq, ...)`.
+    pub extend: Script,
+    /// `reap(limit)`.
+    pub reap: Script,
+    /// `release(id, seq, ...)`.
+    pub release: Script,
+}
+
+impl Scripts {
+    /// Builds the scripts (no I/O: they are loaded lazily by EVALSHA).
+    pub fn new() -> Self {
+        Scripts {
+            enqueue: Script::new(script!("enqueue.lua")),
+            claim: Script::new(script!("claim.lua")),
+            commit: Script::new(script!("commit.lua")),
+            extend: Script::new(script!("extend.lua")),
+            reap: Script::new(script!("reap.lua")),
+            release: Script::new(script!("release.lua")),
+        }
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts::new()
+    }
+}

@@ -1,0 +1,304 @@
+use super::*;
+use crate::{JobId, LoginId};
+
+const NOW: u64 = 1_700_000_000_000;
+const SEC: u64 = 1_000;
+
+fn policy() -> Policy {
+    Policy {
+        poll_interval: Duration::from_secs(10),
+        poll_timeout: Duration::from_secs(30 * 60),
+        retry_base: Duration::from_secs(1),
+        retry_cap: Duration::from_secs(60),
+        max_attempts: 5,
+    }
+}
+
+fn tick(now_ms: u64) -> Tick {
+    Tick {
+        now_ms,
+        jitter: 0.5,
+    }
+}
+
+fn job(state: JobState) -> JobSnapshot {
+    JobSnapshot {
+        id: JobId(7),
+        login: LoginId::parse("5e115eac-1209-4f19-641c-08d6d484e2fe").expect("valid"),
+        batch: "b".into(),
+        state,
+        seq: 3,
+        request_id: None,
+        deadline_ms: None,
+        attempts: 0,
+        polls: 0,
+        auths: 0,
+        retries: 0,
+        created_ms: NOW - 60 * SEC,
+        started_ms: None,
+        updated_ms: NOW - SEC,
+        finished_ms: None,
+        error: None,
+        last: None,
+    }
+}
+
+fn polling(deadline_ms: u64) -> JobSnapshot {
+    JobSnapshot {
+        request_id: Some("req-1".into()),
+        deadline_ms: Some(deadline_ms),
+        auths: 1,
+        ..job(JobState::Polling)
+    }
+}
+
+fn failure(kind: FailureKind, code: &str, status: u16) -> Outcome {
+    Outcome::Failed {
+        kind,
+        error: StepError {
+            code: code.into(),
+            http_status: Some(status),
+            message: format!("{code} said Flinks"),
+        },
+        retry_after: None,
+    }
+}
+
+#[test]
+fn queued_and_authorizing_jobs_authorize_polling_jobs_poll() {
+    assert_eq!(
+        plan(&job(JobState::Queued), NOW),
+        Plan::Run(Step::Authorize)
+    );
+    assert_eq!(
+        plan(&job(JobState::Authorizing), NOW),
+        Plan::Run(Step::Authorize)
+    );
+    assert_eq!(
+        plan(&polling(NOW + SEC), NOW),
+        Plan::Run(Step::Poll {
+            request_id: "req-1".into()
+        })
+    );
+}
+
+#[test]
+fn a_job_claimed_after_its_deadline_times_out_without_a_call() {
+    let Plan::Finish(t) = plan(&polling(NOW), NOW) else {
+        panic!("expected Finish")
+    };
+    assert_eq!(t.state, JobState::TimedOut);
+    assert_eq!(
+        t.error.as_ref().map(|e| e.code.as_str()),
+        Some("POLL_TIMEOUT")
+    );
+}
+
+#[test]
+fn authorized_sets_the_deadline_once_and_polls_now() {
+    let t = transition(
+        &job(JobState::Queued),
+        Outcome::Authorized {
+            request_id: "req-9".into(),
+        },
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Advance);
+    assert_eq!(t.state, JobState::Polling);
+    assert_eq!(t.due_ms, Some(NOW));
+    assert_eq!(t.request_id.as_deref(), Some("req-9"));
+    assert_eq!(t.deadline_ms, Some(NOW + 30 * 60 * SEC));
+    assert_eq!(t.auths, 1);
+
+    // re-authorizing after a lost session keeps the original deadline
+    let lost = JobSnapshot {
+        deadline_ms: Some(NOW + 5 * SEC),
+        ..job(JobState::Authorizing)
+    };
+    let t = transition(
+        &lost,
+        Outcome::Authorized {
+            request_id: "req-10".into(),
+        },
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.deadline_ms, Some(NOW + 5 * SEC));
+}
+
+#[test]
+fn pending_is_a_snooze_that_never_burns_a_retry() {
+    let before = JobSnapshot {
+        attempts: 2,
+        polls: 4,
+        ..polling(NOW + 600 * SEC)
+    };
+    let t = transition(&before, Outcome::Pending, tick(NOW), &policy());
+    assert_eq!(t.kind, TransitionKind::Snooze);
+    assert_eq!(t.state, JobState::Polling);
+    assert_eq!(t.due_ms, Some(NOW + 10 * SEC));
+    assert_eq!(t.attempts, 0);
+    assert_eq!(t.retries, 0);
+    assert_eq!(t.polls, 5);
+    assert_eq!(t.last, "poll:202");
+}
+
+#[test]
+fn pending_times_out_when_the_next_poll_would_pass_the_deadline() {
+    let t = transition(
+        &polling(NOW + 9 * SEC),
+        Outcome::Pending,
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Finish);
+    assert_eq!(t.state, JobState::TimedOut);
+    assert_eq!(t.due_ms, None);
+    assert_eq!(
+        t.error.as_ref().map(|e| e.code.as_str()),
+        Some("POLL_TIMEOUT")
+    );
+    // exactly on the deadline is too late as well
+    let t = transition(
+        &polling(NOW + 10 * SEC),
+        Outcome::Pending,
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.state, JobState::TimedOut);
+    let t = transition(
+        &polling(NOW + 10 * SEC + 1),
+        Outcome::Pending,
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.state, JobState::Polling);
+}
+
+#[test]
+fn ready_succeeds_and_clears_the_error() {
+    let before = JobSnapshot {
+        error: Some(StepError {
+            code: "RETRY_LATER".into(),
+            http_status: Some(401),
+            message: "later".into(),
+        }),
+        ..polling(NOW + SEC)
+    };
+    let t = transition(&before, Outcome::Ready, tick(NOW), &policy());
+    assert_eq!(t.state, JobState::Succeeded);
+    assert_eq!(t.kind, TransitionKind::Finish);
+    assert_eq!(t.error, None);
+    assert_eq!(t.polls, 1);
+}
+
+#[test]
+fn transient_retries_the_same_step_with_backoff_from_the_stored_attempts() {
+    let before = JobSnapshot {
+        attempts: 2,
+        ..polling(NOW + 600 * SEC)
+    };
+    let t = transition(
+        &before,
+        failure(FailureKind::Transient, "RETRY_LATER", 401),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Retry);
+    assert_eq!(t.state, JobState::Polling);
+    assert_eq!(t.attempts, 3);
+    assert_eq!(t.retries, 1);
+    // attempt 3: ceiling 4 s, jitter 0.5 -> 2 s
+    assert_eq!(t.due_ms, Some(NOW + 2 * SEC));
+    assert_eq!(t.request_id.as_deref(), Some("req-1"));
+
+    let t = transition(
+        &job(JobState::Queued),
+        failure(FailureKind::Transient, "HTTP_503", 503),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.state, JobState::Authorizing);
+}
+
+#[test]
+fn transient_honours_retry_after() {
+    let outcome = Outcome::Failed {
+        kind: FailureKind::Transient,
+        error: StepError {
+            code: "TOO_MANY_REQUESTS".into(),
+            http_status: Some(429),
+            message: "slow down".into(),
+        },
+        retry_after: Some(Duration::from_secs(20)),
+    };
+    let t = transition(&polling(NOW + 600 * SEC), outcome, tick(NOW), &policy());
+    assert_eq!(t.due_ms, Some(NOW + 20 * SEC));
+}
+
+#[test]
+fn transient_never_retries_past_the_deadline_or_the_attempt_limit() {
+    let outcome = failure(FailureKind::Transient, "RETRY_LATER", 401);
+    let t = transition(&polling(NOW + 100), outcome.clone(), tick(NOW), &policy());
+    assert_eq!(t.state, JobState::TimedOut);
+    assert_eq!(
+        t.error.as_ref().map(|e| e.code.as_str()),
+        Some("RETRY_LATER")
+    );
+
+    let exhausted = JobSnapshot {
+        attempts: 4,
+        ..job(JobState::Authorizing)
+    };
+    let t = transition(&exhausted, outcome, tick(NOW), &policy());
+    assert_eq!(t.state, JobState::Failed);
+    assert!(
+        t.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("gave up after 5"))
+    );
+}
+
+#[test]
+fn session_lost_authorizes_again_with_the_same_deadline() {
+    let t = transition(
+        &polling(NOW + 600 * SEC),
+        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Reauthorize);
+    assert_eq!(t.state, JobState::Authorizing);
+    assert_eq!(t.request_id, None);
+    assert_eq!(t.deadline_ms, Some(NOW + 600 * SEC));
+    assert_eq!(t.due_ms, Some(NOW));
+    assert_eq!(
+        plan(&job(JobState::Authorizing), NOW),
+        Plan::Run(Step::Authorize)
+    );
+}
+
+#[test]
+fn needs_user_and_bad_request_fail_at_once_keeping_code_status_and_message() {
+    for (kind, code, status) in [
+        (FailureKind::NeedsUser, "INVALID_LOGIN", 401),
+        (FailureKind::NeedsUser, "SECURITY_CHALLENGE", 203),
+        (FailureKind::BadRequest, "INVALID_REQUEST", 400),
+        (FailureKind::BadRequest, "BAD_BODY", 200),
+    ] {
+        let t = transition(
+            &job(JobState::Queued),
+            failure(kind, code, status),
+            tick(NOW),
+            &policy(),
+        );
+        assert_eq!(t.state, JobState::Failed, "{code}");
+        assert_eq!(t.due_ms, None);
+        let error = t.error.expect("error kept");
+        assert_eq!(error.code, code);
+        assert_eq!(error.http_status, Some(status));
+        assert_eq!(error.message, format!("{code} said Flinks"));
+        assert_eq!(t.last, format!("authorize:{code}"));
+    }
+}
