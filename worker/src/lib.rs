@@ -1,1 +1,35 @@
-//! placeholder
+//! flinkq's worker: claims steps from Redis, calls Flinks, commits each
+//! transition atomically. apalis (`apalis-core`) runs the worker; the backend
+//! is flinkq's own (see DESIGN.md, "Why not apalis-redis").
+//!
+//! # Layout
+//!
+//! - [`config`]: the `flinkq-worker` flags (each also a `FLINKQ_…` env var).
+//! - [`run`](mod@run): the process: store, background loops, apalis monitor, shutdown.
+//! - [`backend`]: `StepBackend`, the apalis backend fed by the claim loop.
+//! - [`claimer`]: the claim loop (batches, concurrency slots, idle sleeps).
+//! - [`claimed`]: a claimed step, its lease guard and its Redis-anchored clock.
+//! - [`executor`]: runs one step and commits its transition.
+//! - [`flinks`]: the Flinks HTTP client and its typed bodies.
+//! - [`results`]: atomic `<loginId>.json` result files.
+//! - [`leases`]: held leases, the heartbeat and the reaper.
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`secret`]: a string that never prints.
+//! - [`error`]: `WorkerError`.
+
+pub mod backend;
+pub mod claimed;
+pub mod claimer;
+pub mod config;
+pub mod error;
+pub mod executor;
+pub mod flinks;
+pub mod health;
+pub mod leases;
+pub mod results;
+pub mod run;
+pub mod secret;
+
+pub use config::WorkerConfig;
+pub use error::WorkerError;
+pub use run::run;

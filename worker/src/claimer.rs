@@ -1,0 +1,117 @@
+//! The claim loop: claims due jobs from Redis in batches, as fast as free
+//! concurrency slots allow, and hands them to the apalis worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flinkq_shared::store::Store;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::claimed::{ClaimedStep, StepClock};
+use crate::health::Health;
+use crate::leases::HeldLeases;
+
+/// Longest idle sleep: how late a newly enqueued job can be noticed.
+pub const IDLE_POLL: Duration = Duration::from_millis(200);
+/// Redis error backoff bounds.
+const ERROR_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What the claim loop needs.
+#[derive(Debug, Clone)]
+pub struct Claimer {
+    /// The store.
+    pub store: Store,
+    /// Lease of each claim.
+    pub lease: Duration,
+    /// Most jobs per claim call.
+    pub batch: usize,
+    /// Concurrency slots: one per running step.
+    pub slots: Arc<Semaphore>,
+    /// Leases held by this process.
+    pub leases: HeldLeases,
+    /// Health flags.
+    pub health: Health,
+}
+
+impl Claimer {
+    /// Claims until `stop`, sending steps to `tx`. Never returns an error: a
+    /// Redis outage is logged, reported on /healthz, and retried with backoff.
+    pub async fn run(self, tx: mpsc::Sender<ClaimedStep>, stop: CancellationToken) {
+        self.health.set_claiming(true);
+        let mut backoff = ERROR_BACKOFF_MIN;
+        'claiming: loop {
+            let first = tokio::select! {
+                _ = stop.cancelled() => break,
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
+            let mut slots = vec![first];
+            while slots.len() < self.batch {
+                match self.slots.clone().try_acquire_owned() {
+                    Ok(slot) => slots.push(slot),
+                    Err(_) => break,
+                }
+            }
+            let wanted = slots.len();
+            let claimed = match self.store.claim(wanted, self.lease).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    self.health.redis_failed(&error);
+                    warn!(%error, retry_in = ?backoff, "claim failed; backing off");
+                    drop(slots);
+                    if sleep_or_stop(backoff, &stop).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            self.health.redis_ok();
+            backoff = ERROR_BACKOFF_MIN;
+            let at = Instant::now();
+            let got = claimed.jobs.len();
+            if got > 0 {
+                debug!(claimed = got, "claimed");
+            }
+            for job in claimed.jobs {
+                let Some(slot) = slots.pop() else { break };
+                let step = ClaimedStep {
+                    _lease: self.leases.hold(job.id, job.seq),
+                    job,
+                    clock: StepClock::new(claimed.now_ms, at),
+                    _slot: slot,
+                };
+                if tx.send(step).await.is_err() {
+                    // The worker is gone; what we hold is released by lease expiry.
+                    break 'claiming;
+                }
+            }
+            drop(slots);
+            if got == wanted {
+                continue;
+            }
+            let idle = claimed
+                .next_due_ms
+                .map(|due| Duration::from_millis(due.saturating_sub(claimed.now_ms)))
+                .unwrap_or(IDLE_POLL)
+                .min(IDLE_POLL);
+            if !idle.is_zero() && sleep_or_stop(idle, &stop).await {
+                break;
+            }
+        }
+        self.health.set_claiming(false);
+    }
+}
+
+/// Sleeps; true if `stop` fired first.
+async fn sleep_or_stop(duration: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(duration) => false,
+    }
+}

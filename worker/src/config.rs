@@ -1,0 +1,158 @@
+//! The worker's configuration: one clap struct, every flag also an env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use flinkq_shared::Policy;
+use flinkq_shared::redis_args::RedisArgs;
+use flinkq_shared::telemetry::LogFormat;
+use reqwest::Url;
+
+use crate::secret::Secret;
+
+/// The Flinks toolbox sandbox's Authorize endpoint.
+pub const SANDBOX_AUTHORIZE_URL: &str = "https://toolbox-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/BankingServices/Authorize";
+/// The Flinks toolbox sandbox's (wealth instance) Investments endpoint.
+pub const SANDBOX_INVESTMENTS_URL: &str =
+    "https://toolbox-wealth-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/Investments";
+
+/// flinkq-worker: claims Flinks Investments jobs from Redis and runs them,
+/// Authorize → poll /Investments, one persisted step at a time.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flinkq-worker", version, about, long_about = None)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Full URL of the Flinks Authorize endpoint.
+    #[arg(long, env = "FLINKQ_AUTHORIZE_URL", default_value = SANDBOX_AUTHORIZE_URL, value_parser = parse_http_url)]
+    pub authorize_url: Url,
+
+    /// Full URL of the Flinks Investments endpoint (wealth instance).
+    #[arg(long, env = "FLINKQ_INVESTMENTS_URL", default_value = SANDBOX_INVESTMENTS_URL, value_parser = parse_http_url)]
+    pub investments_url: Url,
+
+    /// Flinks API key, sent as the `flinks-auth-key` header; omitted when unset.
+    #[arg(long, env = "FLINKQ_AUTH_KEY", hide_env_values = true)]
+    pub auth_key: Option<Secret>,
+
+    /// Wait between two /Investments calls of one job.
+    #[arg(long, env = "FLINKQ_POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// How long a job may poll, counted from its first /Investments call.
+    #[arg(long, env = "FLINKQ_POLL_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub poll_timeout: Duration,
+
+    /// Steps this process runs at once.
+    #[arg(long, env = "FLINKQ_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// Where `<loginId>.json` result files are written (created if missing).
+    #[arg(long, env = "FLINKQ_RESULTS_DIR", default_value = "./results")]
+    pub results_dir: PathBuf,
+
+    /// Address of the health endpoint (/healthz, /readyz). Loopback by default.
+    #[arg(long, env = "FLINKQ_METRICS_ADDR", default_value = "127.0.0.1:9187")]
+    pub metrics_addr: SocketAddr,
+
+    /// Lease of a claimed step: a crashed worker's steps run again after it.
+    /// Renewed every third of it while a step runs.
+    #[arg(long, env = "FLINKQ_LEASE", default_value = "10s", value_parser = parse_lease)]
+    pub lease: Duration,
+
+    /// Most jobs claimed in one Redis call.
+    #[arg(long, env = "FLINKQ_CLAIM_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub claim_batch: u32,
+
+    /// Timeout of one HTTP call to Flinks (connect + answer).
+    #[arg(long, env = "FLINKQ_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_timeout: Duration,
+
+    /// First retry delay ceiling after a transient failure (doubles per attempt, full jitter).
+    #[arg(long, env = "FLINKQ_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub retry_base: Duration,
+
+    /// Largest retry delay ceiling.
+    #[arg(long, env = "FLINKQ_RETRY_CAP", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub retry_cap: Duration,
+
+    /// Consecutive transient failures of one step before the job fails.
+    #[arg(long, env = "FLINKQ_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+
+    /// How long SIGTERM waits for running steps before exiting anyway (their
+    /// leases then expire and the steps run again elsewhere).
+    #[arg(long, env = "FLINKQ_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log format.
+    #[arg(long, env = "FLINKQ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+impl WorkerConfig {
+    /// The state machine's timing policy.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            poll_interval: self.poll_interval,
+            poll_timeout: self.poll_timeout,
+            retry_base: self.retry_base,
+            retry_cap: self.retry_cap,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+fn parse_http_url(input: &str) -> Result<Url, String> {
+    let url = Url::parse(input).map_err(|e| format!("{input:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err(format!("{input:?} is not an http(s) URL with a host")),
+    }
+}
+
+fn parse_lease(input: &str) -> Result<Duration, String> {
+    let lease = humantime::parse_duration(input).map_err(|e| e.to_string())?;
+    if lease < Duration::from_millis(300) {
+        return Err(format!("lease {input} is too short: use at least 300ms"));
+    }
+    Ok(lease)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_defaults_match_the_readme() {
+        WorkerConfig::command().debug_assert();
+        let config = WorkerConfig::try_parse_from(["flinkq-worker"]).expect("defaults parse");
+        assert_eq!(config.poll_interval, Duration::from_secs(10));
+        assert_eq!(config.poll_timeout, Duration::from_secs(1800));
+        assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:9187");
+        assert_eq!(config.redis.redis_url, "redis://127.0.0.1:6379");
+        assert!(config.auth_key.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_reason() {
+        let err = WorkerConfig::try_parse_from(["w", "--authorize-url", "ftp://x"])
+            .expect_err("bad scheme");
+        assert!(err.to_string().contains("http(s)"), "{err}");
+        let err = WorkerConfig::try_parse_from(["w", "--poll-interval", "ten"])
+            .expect_err("bad duration");
+        assert!(err.to_string().contains("--poll-interval"), "{err}");
+        assert!(WorkerConfig::try_parse_from(["w", "--lease", "10ms"]).is_err());
+        assert!(WorkerConfig::try_parse_from(["w", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_auth_key_is_not_in_debug_output() {
+        let config = WorkerConfig::try_parse_from(["w", "--auth-key", "topsecret"]).expect("parse");
+        assert!(!format!("{config:?}").contains("topsecret"));
+    }
+}

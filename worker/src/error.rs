@@ -1,0 +1,23 @@
+//! Why the worker could not start or run.
+
+use flinkq_shared::store::StoreError;
+
+use crate::results::ResultWriteError;
+
+/// A worker-level failure. Step-level problems never surface here: they end
+/// in a committed transition or an expiring lease.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Redis could not be reached at start, or the URL is wrong.
+    #[error(transparent)]
+    Redis(#[from] StoreError),
+    /// The results directory cannot be created.
+    #[error(transparent)]
+    Results(#[from] ResultWriteError),
+    /// The HTTP client could not be built (TLS backend).
+    #[error("cannot build the Flinks HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The apalis monitor ended with an error.
+    #[error("worker runtime failed: {0}")]
+    Runtime(String),
+}

@@ -1,0 +1,194 @@
+//! The step executor: runs one claimed step and commits its transition.
+//!
+//! plan → check the claim still holds → call Flinks → store the payload →
+//! `transition` (pure) → `commit` (fenced). The one place job state changes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis_core::task::Task;
+use flinkq_shared::store::Store;
+use flinkq_shared::{
+    FailureKind, JobSnapshot, Outcome, Plan, Policy, Step, StepError, Tick, Transition,
+    TransitionKind, plan, transition,
+};
+use tracing::{Instrument, Span, debug, info, info_span, warn};
+
+use crate::claimed::ClaimedStep;
+use crate::flinks::{FlinksClient, InvestmentsAnswer};
+use crate::results::ResultsDir;
+
+/// Commit attempts before a step gives up and lets its lease expire (the
+/// step then runs again: at-least-once steps, exactly-once transitions).
+const COMMIT_ATTEMPTS: u32 = 4;
+
+/// Everything a step needs.
+#[derive(Debug)]
+pub struct Executor {
+    /// The store.
+    pub store: Store,
+    /// The Flinks client.
+    pub flinks: FlinksClient,
+    /// Where payloads go.
+    pub results: ResultsDir,
+    /// Timing rules.
+    pub policy: Policy,
+    /// Lease of a claim (the pre-call check renews it).
+    pub lease: Duration,
+}
+
+impl Executor {
+    /// Runs one claimed step to its commit. Never fails: every problem ends
+    /// in a committed transition, or in a lease left to expire.
+    pub async fn run(&self, claimed: ClaimedStep) {
+        let span = info_span!(
+            "step",
+            job.id = %claimed.job.id,
+            login.id = %claimed.job.login,
+            step = tracing::field::Empty,
+        );
+        self.run_step(claimed).instrument(span).await;
+    }
+
+    async fn run_step(&self, claimed: ClaimedStep) {
+        let job = &claimed.job;
+        let transition = match plan(job, claimed.clock.now_ms()) {
+            Plan::Finish(transition) => transition,
+            Plan::Run(step) => {
+                Span::current().record("step", step.name());
+                if !self.claim_still_held(job).await {
+                    return;
+                }
+                let outcome = self.call(job, &step).await;
+                let tick = Tick {
+                    now_ms: claimed.clock.now_ms(),
+                    jitter: rand::random::<f64>(),
+                };
+                transition(job, outcome, tick, &self.policy)
+            }
+        };
+        self.commit(job, &transition).await;
+    }
+
+    /// Renews the lease right before calling Flinks: a worker whose claim was
+    /// lost (lease expired, job reaped and claimed elsewhere) makes no call.
+    async fn claim_still_held(&self, job: &JobSnapshot) -> bool {
+        match self.store.extend(self.lease, &[(job.id, job.seq)]).await {
+            Ok(flags) if flags.first() == Some(&true) => true,
+            Ok(_) => {
+                info!("claim lost before the call; another worker owns this step now");
+                false
+            }
+            Err(error) => {
+                warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
+                false
+            }
+        }
+    }
+
+    async fn call(&self, job: &JobSnapshot, step: &Step) -> Outcome {
+        match step {
+            Step::Authorize => self.flinks.authorize(&job.login).await,
+            Step::Poll { request_id } => {
+                match self.flinks.investments(request_id, &job.login).await {
+                    InvestmentsAnswer::NotReady(outcome) => outcome,
+                    InvestmentsAnswer::Ready(payload) => {
+                        match self.results.write(&job.login, payload).await {
+                            Ok(path) => {
+                                debug!(path = %path.display(), "result written");
+                                Outcome::Ready
+                            }
+                            Err(error) => {
+                                warn!(%error, "result not written; the poll will be retried");
+                                Outcome::Failed {
+                                    kind: FailureKind::Transient,
+                                    error: StepError {
+                                        code: "RESULT_WRITE".into(),
+                                        http_status: None,
+                                        message: error.to_string(),
+                                    },
+                                    retry_after: None,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&self, job: &JobSnapshot, t: &Transition) {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            match self.store.commit(job.id, job.seq, t).await {
+                Ok(true) => {
+                    log_transition(t);
+                    return;
+                }
+                Ok(false) => {
+                    info!(state = %t.state, "fenced: this claim is stale, the transition was not applied");
+                    return;
+                }
+                Err(error) if attempt < COMMIT_ATTEMPTS => {
+                    warn!(%error, attempt, "commit failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => {
+                    warn!(%error, "commit failed; the step will run again after its lease expires");
+                }
+            }
+        }
+    }
+}
+
+fn log_transition(t: &Transition) {
+    let error = t.error.as_ref().map(StepError::to_string);
+    match t.kind {
+        TransitionKind::Finish => info!(state = %t.state, last = %t.last, error, "job finished"),
+        TransitionKind::Retry => {
+            info!(attempt = t.attempts, last = %t.last, error, "transient failure; retrying")
+        }
+        TransitionKind::Reauthorize => info!(last = %t.last, "session lost; authorizing again"),
+        TransitionKind::Advance | TransitionKind::Snooze => {
+            debug!(state = %t.state, last = %t.last, "step committed")
+        }
+    }
+}
+
+/// The executor as the tower `Service` apalis drives.
+#[derive(Debug, Clone)]
+pub struct StepService {
+    executor: Arc<Executor>,
+}
+
+impl StepService {
+    /// Wraps an executor.
+    pub fn new(executor: Executor) -> Self {
+        StepService {
+            executor: Arc::new(executor),
+        }
+    }
+}
+
+impl tower::Service<Task<ClaimedStep>> for StepService {
+    type Response = ();
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, task: Task<ClaimedStep>) -> Self::Future {
+        let executor = self.executor.clone();
+        Box::pin(async move {
+            executor.run(task.args).await;
+            Ok(())
+        })
+    }
+}

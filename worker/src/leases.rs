@@ -1,0 +1,148 @@
+//! The steps this process holds, renewed together by one heartbeat, and the
+//! reaper that gives back the steps of crashed workers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use flinkq_shared::JobId;
+use flinkq_shared::store::Store;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::health::Health;
+
+/// Leases held by this process: job id → fencing token.
+#[derive(Debug, Default, Clone)]
+pub struct HeldLeases {
+    held: Arc<Mutex<HashMap<JobId, u64>>>,
+}
+
+impl HeldLeases {
+    /// Records a claimed step; the guard forgets it when the step ends.
+    pub fn hold(&self, id: JobId, seq: u64) -> LeaseGuard {
+        self.lock().insert(id, seq);
+        LeaseGuard {
+            leases: self.clone(),
+            id,
+            seq,
+        }
+    }
+
+    /// Every lease held now.
+    pub fn snapshot(&self) -> Vec<(JobId, u64)> {
+        self.lock().iter().map(|(id, seq)| (*id, *seq)).collect()
+    }
+
+    /// How many steps are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no step is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, u64>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Forgets a held lease when dropped (the step committed, was fenced, or
+/// gave up and lets the lease expire).
+#[derive(Debug)]
+pub struct LeaseGuard {
+    leases: HeldLeases,
+    id: JobId,
+    seq: u64,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let mut held = self.leases.lock();
+        if held.get(&self.id) == Some(&self.seq) {
+            held.remove(&self.id);
+        }
+    }
+}
+
+/// Renews every held lease each third of the lease period, in one script
+/// call, until `stop`. A Redis error is logged and retried at the next beat:
+/// the lease is long enough to survive a missed beat or two.
+pub async fn heartbeat(
+    store: Store,
+    leases: HeldLeases,
+    lease: Duration,
+    health: Health,
+    stop: CancellationToken,
+) {
+    let mut beat = tokio::time::interval(lease / 3);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = beat.tick() => {}
+        }
+        let held = leases.snapshot();
+        if held.is_empty() {
+            continue;
+        }
+        match store.extend(lease, &held).await {
+            Ok(flags) => {
+                health.redis_ok();
+                let lost = flags.iter().filter(|still| !**still).count();
+                if lost > 0 {
+                    info!(
+                        lost,
+                        "leases lost (expired and reaped); those steps will not commit"
+                    );
+                }
+                debug!(renewed = held.len() - lost, "leases renewed");
+            }
+            Err(error) => {
+                health.redis_failed(&error);
+                warn!(%error, "cannot renew leases; retrying at the next beat");
+            }
+        }
+    }
+}
+
+/// Most leases (and deadlines) handled per reap call.
+const REAP_LIMIT: usize = 1_000;
+
+/// Puts expired leases back in `due` and times out jobs past their deadline,
+/// every `period`, until `stop`. Every worker reaps: the script is atomic, so
+/// running it from many processes is safe.
+pub async fn reaper(store: Store, period: Duration, health: Health, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        loop {
+            match store.reap(REAP_LIMIT).await {
+                Ok(reaped) => {
+                    health.redis_ok();
+                    if reaped.requeued > 0 || reaped.timed_out > 0 {
+                        info!(
+                            requeued = reaped.requeued,
+                            timed_out = reaped.timed_out,
+                            "reaped"
+                        );
+                    }
+                    if reaped.requeued < REAP_LIMIT as u64 && reaped.timed_out < REAP_LIMIT as u64 {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    health.redis_failed(&error);
+                    warn!(%error, "reap failed; retrying next period");
+                    break;
+                }
+            }
+        }
+    }
+}

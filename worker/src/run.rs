@@ -1,0 +1,119 @@
+//! `run`: the worker process, from connected store to graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis_core::monitor::Monitor;
+use apalis_core::worker::builder::WorkerBuilder;
+use flinkq_shared::store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::backend::StepBackend;
+use crate::claimer::Claimer;
+use crate::config::WorkerConfig;
+use crate::error::WorkerError;
+use crate::executor::{Executor, StepService};
+use crate::flinks::{FlinksClient, FlinksEndpoints};
+use crate::health::{self, Health};
+use crate::leases::{self, HeldLeases};
+use crate::results::ResultsDir;
+
+/// Runs the worker until `shutdown` completes, then stops claiming, lets the
+/// running steps finish (up to `shutdown_grace`), gives back unstarted ones
+/// and returns. The health endpoint is served on `listener`.
+pub async fn run(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    let store = Store::connect(&config.redis.store_config()).await?;
+    let results = ResultsDir::create(&config.results_dir)?;
+    let flinks = FlinksClient::new(FlinksEndpoints {
+        authorize: config.authorize_url.clone(),
+        investments: config.investments_url.clone(),
+        auth_key: config.auth_key.clone(),
+        timeout: config.http_timeout,
+    })?;
+    let stop = CancellationToken::new();
+    let health = Health::default();
+    let leases = HeldLeases::default();
+    let slots = Arc::new(Semaphore::new(config.concurrency as usize));
+
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(report_io(
+        "health endpoint",
+        health::serve(listener, health.clone(), stop.clone()),
+    ));
+    background.spawn(leases::heartbeat(
+        store.clone(),
+        leases.clone(),
+        config.lease,
+        health.clone(),
+        stop.clone(),
+    ));
+    background.spawn(leases::reaper(
+        store.clone(),
+        (config.lease / 2).max(Duration::from_millis(100)),
+        health.clone(),
+        stop.clone(),
+    ));
+
+    let service = StepService::new(Executor {
+        store: store.clone(),
+        flinks,
+        results,
+        policy: config.policy(),
+        lease: config.lease,
+    });
+    let claimer = Claimer {
+        store,
+        lease: config.lease,
+        batch: config.claim_batch as usize,
+        slots,
+        leases,
+        health,
+    };
+    info!(
+        namespace = %config.redis.namespace,
+        concurrency = config.concurrency,
+        poll_interval = %humantime::format_duration(config.poll_interval),
+        poll_timeout = %humantime::format_duration(config.poll_timeout),
+        "worker started"
+    );
+    let claim_stop = stop.clone();
+    let monitor = Monitor::new()
+        .shutdown_timeout(config.shutdown_grace)
+        .register(move |_| {
+            WorkerBuilder::new("flinkq-worker")
+                .backend(StepBackend::start(
+                    claimer.clone(),
+                    claim_stop.child_token(),
+                ))
+                .build(service.clone())
+        });
+    let signal = async move {
+        shutdown.await;
+        info!("shutdown requested: no new claims, finishing running steps");
+        Ok(())
+    };
+    let outcome = monitor.run_with_signal(signal).await;
+    stop.cancel();
+    while background.join_next().await.is_some() {}
+    match outcome {
+        Ok(()) => {
+            info!("worker stopped");
+            Ok(())
+        }
+        Err(error) => Err(WorkerError::Runtime(error.to_string())),
+    }
+}
+
+async fn report_io(what: &'static str, task: impl Future<Output = std::io::Result<()>>) {
+    if let Err(error) = task.await {
+        warn!(%error, "{what} stopped");
+    }
+}
