@@ -15,7 +15,7 @@
 //! - [`leases`]: held leases, the heartbeat and the reaper.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`secret`]: a string that never prints.
-//! - [`error`]: `WorkerError`.
+//! - [`error`]: the `WorkerError` enum.
 
 pub mod backend;
 pub mod claimed;
