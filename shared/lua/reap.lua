@@ -1,6 +1,7 @@
 -- reap(limit) -> {requeued, timed_out}
--- Leases past expiry go back to due now, with a new fencing token so the
--- crashed or stalled holder can no longer commit. Unleased jobs whose polling
+-- Leases past expiry go back to due (now, or the job's not_before if a call
+-- was in flight: see begin.lua), with a new fencing token so the crashed or
+-- stalled holder can no longer commit. Unleased jobs whose polling
 -- deadline has passed finish as timed_out even if no worker picks them up.
 local limit = tonumber(ARGV[1])
 local now = now_ms()
@@ -10,7 +11,8 @@ for _, id in ipairs(expired) do
   local job = P .. 'job:' .. id
   if redis.call('EXISTS', job) == 1 then
     redis.call('HINCRBY', job, 'seq', 1)
-    redis.call('ZADD', P .. 'due', now, id)
+    local not_before = tonumber(redis.call('HGET', job, 'not_before') or 0) or 0
+    redis.call('ZADD', P .. 'due', math.max(now, not_before), id)
   end
 end
 local timed_out = 0

@@ -10,7 +10,9 @@ use crate::leases::LeaseGuard;
 
 /// Redis' clock as of the claim, advanced by local monotonic time: every
 /// decision about a step uses Redis time without another round trip, and
-/// workers on hosts with skewed clocks still agree.
+/// workers on hosts with skewed clocks still agree. Anchored at the moment
+/// the claim was sent and rounded up, it runs at or slightly ahead of Redis,
+/// never behind: intervals computed from it are never short.
 #[derive(Debug, Clone, Copy)]
 pub struct StepClock {
     redis_ms: u64,

@@ -58,6 +58,10 @@ impl Claimer {
                 }
             }
             let wanted = slots.len();
+            // Anchor the steps' clock at the moment the claim was sent: Redis
+            // read its TIME after that, so the anchored clock never runs
+            // behind Redis' and a poll interval is never cut short.
+            let sent = Instant::now();
             let claimed = match self.store.claim(wanted, self.lease).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
@@ -73,7 +77,6 @@ impl Claimer {
             };
             self.health.redis_ok();
             backoff = ERROR_BACKOFF_MIN;
-            let at = Instant::now();
             let got = claimed.jobs.len();
             if got > 0 {
                 debug!(claimed = got, "claimed");
@@ -83,7 +86,7 @@ impl Claimer {
                 let step = ClaimedStep {
                     _lease: self.leases.hold(job.id, job.seq),
                     job,
-                    clock: StepClock::new(claimed.now_ms, at),
+                    clock: StepClock::new(claimed.now_ms + 1, sent),
                     _slot: slot,
                 };
                 if tx.send(step).await.is_err() {

@@ -60,7 +60,7 @@ impl Executor {
             Plan::Finish(transition) => transition,
             Plan::Run(step) => {
                 Span::current().record("step", step.name());
-                if !self.claim_still_held(job).await {
+                if !self.claim_still_held(job, &step).await {
                     return;
                 }
                 let outcome = self.call(job, &step).await;
@@ -76,10 +76,20 @@ impl Executor {
 
     /// Renews the lease right before calling Flinks: a worker whose claim was
     /// lost (lease expired, job reaped and claimed elsewhere) makes no call.
-    async fn claim_still_held(&self, job: &JobSnapshot) -> bool {
-        match self.store.extend(self.lease, &[(job.id, job.seq)]).await {
-            Ok(flags) if flags.first() == Some(&true) => true,
-            Ok(_) => {
+    /// A poll also records that the next one may come no sooner than the
+    /// interval, even if this process dies mid-call.
+    async fn claim_still_held(&self, job: &JobSnapshot, step: &Step) -> bool {
+        let spacing = match step {
+            Step::Poll { .. } => self.policy.poll_interval,
+            Step::Authorize => Duration::ZERO,
+        };
+        match self
+            .store
+            .begin_step(job.id, job.seq, self.lease, spacing)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => {
                 info!("claim lost before the call; another worker owns this step now");
                 false
             }

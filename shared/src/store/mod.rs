@@ -307,6 +307,31 @@ impl Store {
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 
+    /// Right before a call to Flinks: confirms the claim still holds, renews
+    /// the lease, and records that the job's next call may come no sooner
+    /// than `spacing` from now, even if this worker dies mid-call.
+    pub async fn begin_step(
+        &self,
+        id: JobId,
+        seq: u64,
+        lease: Duration,
+        spacing: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let held: i64 = self
+            .scripts
+            .begin
+            .key(self.keys.prefix())
+            .arg(millis(lease))
+            .arg(id.0)
+            .arg(seq)
+            .arg(millis(spacing))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("begin"))?;
+        Ok(held == 1)
+    }
+
     /// Puts expired leases back in `due` and times out jobs past their
     /// deadline; at most `limit` of each per call.
     pub async fn reap(&self, limit: usize) -> Result<Reaped, StoreError> {

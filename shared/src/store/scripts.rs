@@ -24,6 +24,8 @@ pub struct Scripts {
     pub commit: Script,
     /// `extend(lease_ms, id, seq, ...)`.
     pub extend: Script,
+    /// `begin(lease_ms, id, seq, spacing_ms)`.
+    pub begin: Script,
     /// `reap(limit)`.
     pub reap: Script,
     /// `release(id, seq, ...)`.
@@ -38,6 +40,7 @@ impl Scripts {
             claim: Script::new(script!("claim.lua")),
             commit: Script::new(script!("commit.lua")),
             extend: Script::new(script!("extend.lua")),
+            begin: Script::new(script!("begin.lua")),
             reap: Script::new(script!("reap.lua")),
             release: Script::new(script!("release.lua")),
         }
