@@ -85,8 +85,14 @@ pub async fn run(
         "worker started"
     );
     let claim_stop = stop.clone();
+    let grace = config.shutdown_grace;
+    // A lazy timer: it starts when shutdown is requested, not now (apalis'
+    // `shutdown_timeout` would start counting at construction).
     let monitor = Monitor::new()
-        .shutdown_timeout(config.shutdown_grace)
+        .with_terminator(async move {
+            tokio::time::sleep(grace).await;
+            warn!(grace = %humantime::format_duration(grace), "shutdown grace over; unfinished steps run again after their lease");
+        })
         .register(move |_| {
             WorkerBuilder::new("flinkq-worker")
                 .backend(StepBackend::start(
