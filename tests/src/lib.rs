@@ -1,1 +1,11 @@
-//! placeholder
+//! flinkq's test kit: the pieces end-to-end tests, the benchmark and the demo
+//! are built from. Everything here is real: a real `redis-server`, real
+//! worker processes, real HTTP.
+//!
+//! # Layout
+//!
+//! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
+//! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
+
+pub mod redis_harness;
+pub mod worker_process;

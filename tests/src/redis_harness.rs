@@ -1,0 +1,255 @@
+//! `RedisServer`: a private `redis-server` per test, on a free loopback port,
+//! in its own temporary directory, that a test can kill and start again.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options for [`RedisServer::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// AOF on, `appendfsync always`: nothing acknowledged is lost on a kill.
+    pub aof: bool,
+    /// More `redis-server` arguments, e.g. `["--requirepass", "s3cret"]`.
+    pub extra_args: Vec<String>,
+}
+
+/// A running private redis-server. Killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    options: RedisOptions,
+    dir: tempfile::TempDir,
+}
+
+/// How long to wait for a fresh redis-server to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RedisServer {
+    /// Starts a redis-server without persistence.
+    pub fn start() -> std::io::Result<RedisServer> {
+        RedisServer::start_with(RedisOptions::default())
+    }
+
+    /// Starts a redis-server with `options`.
+    pub fn start_with(options: RedisOptions) -> std::io::Result<RedisServer> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let mut server = RedisServer {
+            child: None,
+            port,
+            options,
+            dir,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its data directory (AOF files live here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Is the process running?
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGKILL: Redis dies as in a crash.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (with AOF on, the data
+    /// comes back).
+    pub fn start_again(&mut self) -> std::io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let dir = self.dir.path();
+        let mut command = Command::new("redis-server");
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"));
+        if self.options.aof {
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            command.args(["--appendonly", "no"]);
+        }
+        command
+            .args(&self.options.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                std::io::Error::new(
+                    e.kind(),
+                    "redis-server not found on PATH: install it with `apt-get install redis-server` (scripts/test does)",
+                )
+            } else {
+                e
+            }
+        })?;
+        self.child = Some(child);
+        self.wait_until_ready()
+    }
+
+    fn wait_until_ready(&mut self) -> std::io::Result<()> {
+        let started = Instant::now();
+        loop {
+            if ping(self.port, self.password()).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                return Err(std::io::Error::other(format!(
+                    "redis-server exited at start ({status}); its log:\n{log}"
+                )));
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("redis-server on port {} did not answer PING within {START_TIMEOUT:?}", self.port),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn password(&self) -> Option<&str> {
+        let args = &self.options.extra_args;
+        args.iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One RESP round trip: `AUTH` if needed, then `PING` must answer `+PONG`.
+fn ping(port: u16, password: Option<&str>) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    if let Some(password) = password {
+        write!(stream, "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len())?;
+        read_line(&mut stream)?;
+    }
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+    let line = read_line(&mut stream)?;
+    if line == "+PONG" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("PING answered {line:?}")))
+    }
+}
+
+fn read_line(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        line.push(byte[0]);
+    }
+    line.truncate(line.len() - 2);
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(port: u16, args: &[&str]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).expect("write");
+        let first = read_line(&mut stream).expect("reply");
+        match first.strip_prefix('$') {
+            Some("-1") => "(nil)".into(),
+            Some(_) => read_line(&mut stream).expect("bulk"),
+            None => first,
+        }
+    }
+
+    #[test]
+    fn starts_stops_and_restarts_on_the_same_port() {
+        let mut redis = RedisServer::start().expect("start");
+        assert!(redis.url().ends_with(&redis.port().to_string()));
+        assert!(redis.is_running());
+        redis.stop();
+        assert!(!redis.is_running());
+        assert!(ping(redis.port(), None).is_err(), "stopped means unreachable");
+        redis.start_again().expect("restart");
+        assert!(ping(redis.port(), None).is_ok());
+    }
+
+    #[test]
+    fn aof_keeps_acknowledged_writes_across_a_kill() {
+        let mut redis = RedisServer::start_with(RedisOptions {
+            aof: true,
+            ..RedisOptions::default()
+        })
+        .expect("start");
+        assert_eq!(command(redis.port(), &["SET", "k", "v"]), "+OK");
+        redis.start_again().expect("restart");
+        assert_eq!(command(redis.port(), &["GET", "k"]), "v");
+
+        let mut volatile = RedisServer::start().expect("start");
+        assert_eq!(command(volatile.port(), &["SET", "k", "v"]), "+OK");
+        volatile.start_again().expect("restart");
+        assert_eq!(command(volatile.port(), &["GET", "k"]), "(nil)");
+    }
+
+    #[test]
+    fn passwords_are_supported() {
+        let redis = RedisServer::start_with(RedisOptions {
+            extra_args: vec!["--requirepass".into(), "s3cret".into()],
+            ..RedisOptions::default()
+        })
+        .expect("start");
+        assert!(command(redis.port(), &["GET", "k"]).starts_with("-NOAUTH"));
+    }
+}

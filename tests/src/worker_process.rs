@@ -1,0 +1,206 @@
+//! Real `flinkq-worker` and `flinkq` processes for end-to-end tests: spawned
+//! from the workspace's build directory, SIGKILLed or SIGTERMed for real.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary next to the running test executable
+/// (`target/<profile>/<name>`). Build them first: `cargo build --workspace
+/// --bins` (the project's test script does).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test>  or  target/<profile>/<bin>
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// How to run one worker: every field becomes a `FLINKQ_…` variable.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    /// `FLINKQ_REDIS_URL`.
+    pub redis_url: String,
+    /// `FLINKQ_NAMESPACE`.
+    pub namespace: String,
+    /// `FLINKQ_AUTHORIZE_URL`.
+    pub authorize_url: String,
+    /// `FLINKQ_INVESTMENTS_URL`.
+    pub investments_url: String,
+    /// `FLINKQ_RESULTS_DIR`.
+    pub results_dir: PathBuf,
+    /// `FLINKQ_POLL_INTERVAL`.
+    pub poll_interval: Duration,
+    /// `FLINKQ_POLL_TIMEOUT`.
+    pub poll_timeout: Duration,
+    /// `FLINKQ_LEASE`.
+    pub lease: Duration,
+    /// `FLINKQ_CONCURRENCY`.
+    pub concurrency: u32,
+    /// Where the worker's stderr goes (appended).
+    pub log_file: PathBuf,
+    /// Any other variables.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl WorkerSetup {
+    /// Defaults for a test: namespace `test`, 1 s lease, concurrency 64.
+    pub fn new(redis_url: &str, authorize_url: &str, investments_url: &str, work_dir: &Path) -> Self {
+        WorkerSetup {
+            redis_url: redis_url.to_owned(),
+            namespace: "test".into(),
+            authorize_url: authorize_url.to_owned(),
+            investments_url: investments_url.to_owned(),
+            results_dir: work_dir.join("results"),
+            poll_interval: Duration::from_millis(500),
+            poll_timeout: Duration::from_secs(60),
+            lease: Duration::from_secs(1),
+            concurrency: 64,
+            log_file: work_dir.join("worker.log"),
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn env(&self, metrics_port: u16) -> Vec<(String, String)> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let mut env = vec![
+            ("FLINKQ_REDIS_URL".into(), self.redis_url.clone()),
+            ("FLINKQ_NAMESPACE".into(), self.namespace.clone()),
+            ("FLINKQ_AUTHORIZE_URL".into(), self.authorize_url.clone()),
+            ("FLINKQ_INVESTMENTS_URL".into(), self.investments_url.clone()),
+            ("FLINKQ_RESULTS_DIR".into(), self.results_dir.display().to_string()),
+            ("FLINKQ_POLL_INTERVAL".into(), ms(self.poll_interval)),
+            ("FLINKQ_POLL_TIMEOUT".into(), ms(self.poll_timeout)),
+            ("FLINKQ_LEASE".into(), ms(self.lease)),
+            ("FLINKQ_CONCURRENCY".into(), self.concurrency.to_string()),
+            ("FLINKQ_METRICS_ADDR".into(), format!("127.0.0.1:{metrics_port}")),
+            ("FLINKQ_RETRY_BASE".into(), "100ms".into()),
+            ("FLINKQ_RETRY_CAP".into(), "1s".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+}
+
+/// A running `flinkq-worker`. Killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    child: Option<Child>,
+    /// Where its /healthz listens.
+    pub metrics_port: u16,
+}
+
+impl WorkerProcess {
+    /// Starts a worker.
+    pub fn spawn(setup: &WorkerSetup) -> WorkerProcess {
+        let metrics_port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&setup.log_file)
+            .expect("open the worker log");
+        let child = Command::new(workspace_binary("flinkq-worker"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(setup.env(metrics_port))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn flinkq-worker");
+        WorkerProcess {
+            child: Some(child),
+            metrics_port,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    /// SIGKILL, no goodbye: what a crash or an OOM kill looks like.
+    pub fn sigkill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit status.
+    pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Has it exited on its own? Returns the status if so.
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+/// Runs the `flinkq` CLI with `FLINKQ_REDIS_URL`/`FLINKQ_NAMESPACE` set and
+/// `stdin` fed, returning its output.
+pub fn flinkq_cli(redis_url: &str, namespace: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(workspace_binary("flinkq"))
+        .env("FLINKQ_REDIS_URL", redis_url)
+        .env("FLINKQ_NAMESPACE", namespace)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flinkq");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        pipe.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("flinkq output")
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what`
+/// after `timeout`.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
