@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //!
+//! - [`sim`]: the Flinks simulator (axum), scripted per login, counting what it sees.
 //! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
 pub mod redis_harness;
+pub mod sim;
 pub mod worker_process;

@@ -130,7 +130,8 @@ impl RedisServer {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
                 return Err(std::io::Error::other(format!(
                     "redis-server exited at start ({status}); its log:\n{log}"
                 )));
@@ -138,7 +139,10 @@ impl RedisServer {
             if started.elapsed() > START_TIMEOUT {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("redis-server on port {} did not answer PING within {START_TIMEOUT:?}", self.port),
+                    format!(
+                        "redis-server on port {} did not answer PING within {START_TIMEOUT:?}",
+                        self.port
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -161,7 +165,9 @@ impl Drop for RedisServer {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// One RESP round trip: `AUTH` if needed, then `PING` must answer `+PONG`.
@@ -169,7 +175,11 @@ fn ping(port: u16, password: Option<&str>) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_millis(500)))?;
     if let Some(password) = password {
-        write!(stream, "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len())?;
+        write!(
+            stream,
+            "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n",
+            password.len()
+        )?;
         read_line(&mut stream)?;
     }
     stream.write_all(b"*1\r\n$4\r\nPING\r\n")?;
@@ -200,7 +210,9 @@ mod tests {
 
     fn command(port: u16, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -221,7 +233,10 @@ mod tests {
         assert!(redis.is_running());
         redis.stop();
         assert!(!redis.is_running());
-        assert!(ping(redis.port(), None).is_err(), "stopped means unreachable");
+        assert!(
+            ping(redis.port(), None).is_err(),
+            "stopped means unreachable"
+        );
         redis.start_again().expect("restart");
         assert!(ping(redis.port(), None).is_ok());
     }

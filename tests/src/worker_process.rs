@@ -61,7 +61,12 @@ pub struct WorkerSetup {
 
 impl WorkerSetup {
     /// Defaults for a test: namespace `test`, 1 s lease, concurrency 64.
-    pub fn new(redis_url: &str, authorize_url: &str, investments_url: &str, work_dir: &Path) -> Self {
+    pub fn new(
+        redis_url: &str,
+        authorize_url: &str,
+        investments_url: &str,
+        work_dir: &Path,
+    ) -> Self {
         WorkerSetup {
             redis_url: redis_url.to_owned(),
             namespace: "test".into(),
@@ -83,13 +88,22 @@ impl WorkerSetup {
             ("FLINKQ_REDIS_URL".into(), self.redis_url.clone()),
             ("FLINKQ_NAMESPACE".into(), self.namespace.clone()),
             ("FLINKQ_AUTHORIZE_URL".into(), self.authorize_url.clone()),
-            ("FLINKQ_INVESTMENTS_URL".into(), self.investments_url.clone()),
-            ("FLINKQ_RESULTS_DIR".into(), self.results_dir.display().to_string()),
+            (
+                "FLINKQ_INVESTMENTS_URL".into(),
+                self.investments_url.clone(),
+            ),
+            (
+                "FLINKQ_RESULTS_DIR".into(),
+                self.results_dir.display().to_string(),
+            ),
             ("FLINKQ_POLL_INTERVAL".into(), ms(self.poll_interval)),
             ("FLINKQ_POLL_TIMEOUT".into(), ms(self.poll_timeout)),
             ("FLINKQ_LEASE".into(), ms(self.lease)),
             ("FLINKQ_CONCURRENCY".into(), self.concurrency.to_string()),
-            ("FLINKQ_METRICS_ADDR".into(), format!("127.0.0.1:{metrics_port}")),
+            (
+                "FLINKQ_METRICS_ADDR".into(),
+                format!("127.0.0.1:{metrics_port}"),
+            ),
             ("FLINKQ_RETRY_BASE".into(), "100ms".into()),
             ("FLINKQ_RETRY_CAP".into(), "1s".into()),
             ("RUST_LOG".into(), "info".into()),
@@ -147,7 +161,10 @@ impl WorkerProcess {
     /// SIGTERM, then wait up to `timeout` for the exit status.
     pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let started = Instant::now();
         while started.elapsed() < timeout {
             if let Ok(Some(status)) = child.try_wait() {
@@ -162,7 +179,9 @@ impl WorkerProcess {
 
     /// Has it exited on its own? Returns the status if so.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 }
 
@@ -180,7 +199,11 @@ pub fn flinkq_cli(redis_url: &str, namespace: &str, args: &[&str], stdin: Option
         .env("FLINKQ_REDIS_URL", redis_url)
         .env("FLINKQ_NAMESPACE", namespace)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -194,13 +217,20 @@ pub fn flinkq_cli(redis_url: &str, namespace: &str, args: &[&str], stdin: Option
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what`
 /// after `timeout`.
-pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let started = Instant::now();
     loop {
         if let Some(value) = check().await {
             return value;
         }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -20,16 +20,26 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
     let login = LoginId::random();
 
     let first = store.enqueue("b1", &[login]).await.expect("enqueue");
-    let second = store.enqueue("b2", &[login, login]).await.expect("enqueue again");
+    let second = store
+        .enqueue("b2", &[login, login])
+        .await
+        .expect("enqueue again");
     assert_eq!((first.enqueued, first.already_active), (1, 0));
     assert_eq!((second.enqueued, second.already_active), (0, 2));
     let counts = store.counts(None).await.expect("counts");
     assert_eq!((counts.queued, counts.total), (1, 1));
-    let job = store.job_for_login(&login).await.expect("read").expect("job");
+    let job = store
+        .job_for_login(&login)
+        .await
+        .expect("read")
+        .expect("job");
     assert_eq!(job.batch, "b1");
 
     // once finished, the login can be enqueued again
-    let claimed = store.claim(10, Duration::from_secs(10)).await.expect("claim");
+    let claimed = store
+        .claim(10, Duration::from_secs(10))
+        .await
+        .expect("claim");
     let job = &claimed.jobs[0];
     let failed = transition(
         job,
@@ -48,18 +58,36 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
         },
         &Policy::default(),
     );
-    assert!(store.commit(job.id, job.seq, &failed).await.expect("commit"));
-    let third = store.enqueue("b3", &[login]).await.expect("enqueue after finish");
+    assert!(
+        store
+            .commit(job.id, job.seq, &failed)
+            .await
+            .expect("commit")
+    );
+    let third = store
+        .enqueue("b3", &[login])
+        .await
+        .expect("enqueue after finish");
     assert_eq!(third.enqueued, 1);
-    let newest = store.job_for_login(&login).await.expect("read").expect("job");
-    assert_eq!((newest.batch.as_str(), newest.state), ("b3", JobState::Queued));
+    let newest = store
+        .job_for_login(&login)
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(
+        (newest.batch.as_str(), newest.state),
+        ("b3", JobState::Queued)
+    );
 }
 
 #[tokio::test]
 async fn stale_worker_is_fenced_after_lease_expiry() {
     let redis = RedisServer::start().expect("redis-server");
     let store = store(&redis).await;
-    store.enqueue("b", &[LoginId::random()]).await.expect("enqueue");
+    store
+        .enqueue("b", &[LoginId::random()])
+        .await
+        .expect("enqueue");
 
     let lease = Duration::from_millis(200);
     let stale = store.claim(1, lease).await.expect("claim").jobs.remove(0);
@@ -67,9 +95,18 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     // the stale holder cannot renew an expired-and-reaped lease
     let reaped = store.reap(100).await.expect("reap");
     assert_eq!(reaped.requeued, 1);
-    assert_eq!(store.extend(lease, &[(stale.id, stale.seq)]).await.expect("extend"), vec![false]);
+    assert_eq!(
+        store
+            .extend(lease, &[(stale.id, stale.seq)])
+            .await
+            .expect("extend"),
+        vec![false]
+    );
 
-    let fresh_claim = store.claim(1, Duration::from_secs(10)).await.expect("reclaim");
+    let fresh_claim = store
+        .claim(1, Duration::from_secs(10))
+        .await
+        .expect("reclaim");
     let fresh = &fresh_claim.jobs[0];
     assert_eq!(fresh.id, stale.id);
     assert!(fresh.seq > stale.seq, "every claim bumps the fencing token");
@@ -81,28 +118,54 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     let authorized = |rid: &str| Outcome::Authorized {
         request_id: rid.into(),
     };
-    let stale_change = transition(&stale, authorized("stale-session"), tick, &Policy::default());
-    assert!(!store.commit(stale.id, stale.seq, &stale_change).await.expect("commit"));
+    let stale_change = transition(
+        &stale,
+        authorized("stale-session"),
+        tick,
+        &Policy::default(),
+    );
+    assert!(
+        !store
+            .commit(stale.id, stale.seq, &stale_change)
+            .await
+            .expect("commit")
+    );
     let unchanged = store.job(stale.id).await.expect("read").expect("job");
     assert_eq!(unchanged.state, JobState::Queued);
     assert_eq!(unchanged.request_id, None);
     assert_eq!(unchanged.seq, fresh.seq);
 
     let fresh_change = transition(fresh, authorized("fresh-session"), tick, &Policy::default());
-    assert!(store.commit(fresh.id, fresh.seq, &fresh_change).await.expect("commit"));
+    assert!(
+        store
+            .commit(fresh.id, fresh.seq, &fresh_change)
+            .await
+            .expect("commit")
+    );
     let changed = store.job(fresh.id).await.expect("read").expect("job");
     assert_eq!(changed.state, JobState::Polling);
     assert_eq!(changed.request_id.as_deref(), Some("fresh-session"));
     // and a commit is applied once: the same token cannot commit twice
-    assert!(!store.commit(fresh.id, fresh.seq, &fresh_change).await.expect("commit"));
+    assert!(
+        !store
+            .commit(fresh.id, fresh.seq, &fresh_change)
+            .await
+            .expect("commit")
+    );
 }
 
 #[tokio::test]
 async fn stale_worker_is_fenced_even_before_the_job_is_claimed_again() {
     let redis = RedisServer::start().expect("redis-server");
     let store = store(&redis).await;
-    store.enqueue("b", &[LoginId::random()]).await.expect("enqueue");
-    let claimed = store.claim(1, Duration::from_millis(100)).await.expect("claim");
+    store
+        .enqueue("b", &[LoginId::random()])
+        .await
+        .expect("enqueue");
+    let claimed = store
+        .claim(1, Duration::from_millis(100))
+        .await
+        .expect("claim");
     let stale = &claimed.jobs[0];
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.reap(100).await.expect("reap");
@@ -127,10 +190,16 @@ async fn claims_are_bounded_even_with_a_large_due_backlog() {
     let logins: Vec<_> = (0..20_000).map(|_| LoginId::random()).collect();
     let report = store.enqueue("big", &logins).await.expect("enqueue 20k");
     assert_eq!(report.enqueued, 20_000);
-    let claimed = store.claim(100, Duration::from_secs(10)).await.expect("claim");
+    let claimed = store
+        .claim(100, Duration::from_secs(10))
+        .await
+        .expect("claim");
     assert_eq!(claimed.jobs.len(), 100);
     assert!(claimed.next_due_ms.is_some_and(|due| due <= claimed.now_ms));
-    assert_eq!(store.counts(Some("big")).await.expect("counts").total, 20_000);
+    assert_eq!(
+        store.counts(Some("big")).await.expect("counts").total,
+        20_000
+    );
 }
 
 #[tokio::test]
@@ -139,7 +208,10 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
     let store = store(&redis).await;
     let login = LoginId::random();
     store.enqueue("b", &[login]).await.expect("enqueue");
-    let claimed = store.claim(1, Duration::from_secs(10)).await.expect("claim");
+    let claimed = store
+        .claim(1, Duration::from_secs(10))
+        .await
+        .expect("claim");
     let job = &claimed.jobs[0];
     let policy = Policy {
         poll_timeout: Duration::from_millis(150),
@@ -161,15 +233,31 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
         due_ms: Some(claimed.now_ms + 60_000),
         ..t
     };
-    assert!(store.commit(job.id, job.seq, &parked).await.expect("commit"));
+    assert!(
+        store
+            .commit(job.id, job.seq, &parked)
+            .await
+            .expect("commit")
+    );
     tokio::time::sleep(Duration::from_millis(250)).await;
     let reaped = store.reap(100).await.expect("reap");
     assert_eq!(reaped.timed_out, 1);
-    let done = store.job_for_login(&login).await.expect("read").expect("job");
+    let done = store
+        .job_for_login(&login)
+        .await
+        .expect("read")
+        .expect("job");
     assert_eq!(done.state, JobState::TimedOut);
     assert_eq!(done.error.map(|e| e.code), Some("POLL_TIMEOUT".to_owned()));
     let counts = store.counts(None).await.expect("counts");
     assert_eq!((counts.polling, counts.timed_out), (0, 1));
     // the login is free again
-    assert_eq!(store.enqueue("b", &[login]).await.expect("enqueue").enqueued, 1);
+    assert_eq!(
+        store
+            .enqueue("b", &[login])
+            .await
+            .expect("enqueue")
+            .enqueued,
+        1
+    );
 }

@@ -1,0 +1,82 @@
+//! What the simulator does: its configuration and per-login scripts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How one login behaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Script {
+    /// 202 `OPERATION_PENDING` answers before the 200 (counted per login,
+    /// across sessions: a re-authorized login continues where it was).
+    pub pending: u32,
+    /// Authorize answers 401 `INVALID_LOGIN`.
+    pub invalid: bool,
+    /// /Investments never answers 200.
+    pub always_pending: bool,
+    /// After this many /Investments calls on one session, that session
+    /// answers `SESSION_EXPIRED` (forces a re-authorize).
+    pub expire_session_after_polls: Option<u32>,
+}
+
+/// The script of logins that have none of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultScript {
+    /// The same script for every login.
+    Fixed(Script),
+    /// Derived from the loginId, deterministically: 0-3 pending answers and
+    /// about 3% invalid logins, so random demo logins give mixed behaviour.
+    FromLoginId,
+}
+
+/// Simulator configuration.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where to listen (default 127.0.0.1, a free port).
+    pub bind: SocketAddr,
+    /// When set, requests without this `flinks-auth-key` get 401 `UNAUTHORIZED`.
+    pub auth_key: Option<String>,
+    /// Absolute session lifetime (Flinks: about 30 minutes).
+    pub session_ttl: Duration,
+    /// Two /Investments calls of one session closer than this are a violation.
+    pub min_poll_interval: Duration,
+    /// A call later than this after a login's first /Investments call is a violation.
+    pub poll_timeout: Duration,
+    /// Script of logins without one.
+    pub default_script: DefaultScript,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth_key: None,
+            session_ttl: Duration::from_secs(30 * 60),
+            min_poll_interval: Duration::ZERO,
+            poll_timeout: Duration::from_secs(30 * 60),
+            default_script: DefaultScript::Fixed(Script::default()),
+        }
+    }
+}
+
+impl DefaultScript {
+    /// The script of `login`.
+    pub fn script_for(&self, login: &str) -> Script {
+        match self {
+            DefaultScript::Fixed(script) => script.clone(),
+            DefaultScript::FromLoginId => {
+                // FNV-1a: stable across runs and platforms.
+                let hash = login.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                Script {
+                    pending: (hash % 4) as u32,
+                    invalid: (hash >> 8) % 33 == 0,
+                    ..Script::default()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The Flinks simulator: a real HTTP server (axum) that follows the Flinks
+//! Investments contract — Authorize → /Investments (202 while pending, then
+//! 200 with a payload that names the loginId), sessions that expire — with
+//! per-login scripted behaviour, and counters that let tests assert on what
+//! it saw: calls per login, spacing between polls, calls after success and
+//! contract violations.
+
+mod config;
+mod handlers;
+mod payload;
+mod state;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+pub use config::{DefaultScript, Script, SimConfig};
+pub use payload::investments_payload;
+pub use state::SPACING_TOLERANCE;
+pub use stats::{LoginStats, Totals, Violation};
+use tokio::sync::watch;
+
+use state::SimState;
+
+/// The customer id in the simulator's endpoint paths (the public sandbox's).
+pub const CUSTOMER_ID: &str = "43387ca6-0391-4c82-857d-70d95f087ecb";
+
+pub(crate) struct Shared {
+    config: SimConfig,
+    state: Mutex<SimState>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `config.bind` and serves on the current tokio runtime until
+    /// [`SimHandle::shutdown`] is called or the runtime ends.
+    pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(SimState::default()),
+        });
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let app = handlers::router(shared.clone());
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await;
+        });
+        Ok(SimHandle {
+            addr,
+            shared,
+            stop: Arc::new(stop_tx),
+        })
+    }
+}
+
+/// A running simulator. Cheap to clone.
+#[derive(Clone)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Authorize endpoint URL.
+    pub fn authorize_url(&self) -> String {
+        format!(
+            "{}/v3/{CUSTOMER_ID}/BankingServices/Authorize",
+            self.base_url()
+        )
+    }
+
+    /// The Investments endpoint URL.
+    pub fn investments_url(&self) -> String {
+        format!("{}/v3/{CUSTOMER_ID}/Investments", self.base_url())
+    }
+
+    /// Scripts one login.
+    pub fn set_script(&self, login: &str, script: Script) {
+        self.shared.lock().set_script(login.to_owned(), script);
+    }
+
+    /// Scripts many logins.
+    pub fn set_scripts(&self, scripts: impl IntoIterator<Item = (String, Script)>) {
+        let mut state = self.shared.lock();
+        for (login, script) in scripts {
+            state.set_script(login, script);
+        }
+    }
+
+    /// What was seen for one login.
+    pub fn login_stats(&self, login: &str) -> LoginStats {
+        self.shared.lock().login_stats(login)
+    }
+
+    /// Totals over all logins.
+    pub fn totals(&self) -> Totals {
+        self.shared.lock().totals()
+    }
+
+    /// Every contract violation seen, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.lock().violations()
+    }
+
+    /// Stops serving.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! What the simulator saw: per-login counters, totals and contract violations.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Everything seen for one login.
+#[derive(Debug, Clone, Default)]
+pub struct LoginStats {
+    /// Authorize calls.
+    pub authorize_calls: u32,
+    /// /Investments calls.
+    pub investments_calls: u32,
+    /// When each Authorize call arrived.
+    pub authorize_times: Vec<Instant>,
+    /// When each /Investments call arrived.
+    pub investments_times: Vec<Instant>,
+    /// When the 200 with the payload was served.
+    pub succeeded_at: Option<Instant>,
+    /// /Investments calls after the 200.
+    pub calls_after_success: u32,
+    /// Smallest gap between two consecutive /Investments calls of one session.
+    pub min_poll_spacing: Option<Duration>,
+    /// First /Investments call (the deadline counts from it).
+    pub first_investments_at: Option<Instant>,
+    /// Did any request carry `flinks-auth-key`?
+    pub auth_header_seen: bool,
+    /// 202 answers served.
+    pub pending_served: u32,
+}
+
+/// Totals over all logins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Authorize calls.
+    pub authorize_calls: u64,
+    /// /Investments calls.
+    pub investments_calls: u64,
+    /// 200 payloads served.
+    pub successes: u64,
+    /// 202 answers served.
+    pub pending_answers: u64,
+    /// Sessions answered `SESSION_EXPIRED` / `SESSION_NONEXISTENT`.
+    pub session_errors: u64,
+    /// Requests refused as malformed or unauthorized.
+    pub rejected: u64,
+}
+
+/// A broken rule of the Flinks contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind")]
+pub enum Violation {
+    /// Two polls of one session closer than the minimum interval.
+    PollTooSoon {
+        /// The login.
+        login: String,
+        /// The gap, in ms.
+        gap_ms: u64,
+    },
+    /// A poll after the 200 was served.
+    PollAfterSuccess {
+        /// The login.
+        login: String,
+    },
+    /// A poll later than the polling limit after the first poll.
+    PollAfterDeadline {
+        /// The login.
+        login: String,
+        /// How late, in ms.
+        late_by_ms: u64,
+    },
+    /// /Investments with a RequestId never issued, or issued to another login.
+    InvestmentsWithoutSession {
+        /// The login.
+        login: String,
+    },
+}

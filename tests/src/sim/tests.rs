@@ -1,0 +1,191 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+async fn authorize(sim: &SimHandle, login: &str) -> (u16, Value) {
+    post(
+        &sim.authorize_url(),
+        json!({"LoginId": login, "MostRecentCached": true}),
+    )
+    .await
+}
+
+async fn poll(sim: &SimHandle, request_id: &str, login: &str) -> (u16, Value) {
+    post(
+        &sim.investments_url(),
+        json!({"RequestId": request_id, "LoginId": login, "MostRecentCached": true}),
+    )
+    .await
+}
+
+const LOGIN: &str = "5e115eac-1209-4f19-641c-08d6d484e2fe";
+
+#[tokio::test]
+async fn pending_then_ready_with_a_payload_naming_the_login() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(
+        LOGIN,
+        Script {
+            pending: 2,
+            ..Script::default()
+        },
+    );
+    let (status, body) = authorize(&sim, LOGIN).await;
+    assert_eq!(status, 200);
+    let request_id = body["RequestId"].as_str().expect("RequestId").to_owned();
+    for _ in 0..2 {
+        let (status, body) = poll(&sim, &request_id, LOGIN).await;
+        assert_eq!(
+            (status, body["FlinksCode"].as_str()),
+            (202, Some("OPERATION_PENDING"))
+        );
+    }
+    let (status, body) = poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(status, 200);
+    assert!(body["Investments"].is_array());
+    assert!(body.to_string().contains(LOGIN));
+    let stats = sim.login_stats(LOGIN);
+    assert_eq!((stats.authorize_calls, stats.investments_calls), (1, 3));
+    assert!(stats.succeeded_at.is_some());
+    assert_eq!(sim.violations(), vec![]);
+
+    // a poll after success is a violation
+    poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(sim.login_stats(LOGIN).calls_after_success, 1);
+    assert_eq!(
+        sim.violations(),
+        vec![Violation::PollAfterSuccess {
+            login: LOGIN.into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn invalid_logins_unknown_sessions_and_bad_bodies() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(
+        LOGIN,
+        Script {
+            invalid: true,
+            ..Script::default()
+        },
+    );
+    let (status, body) = authorize(&sim, LOGIN).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (401, Some("INVALID_LOGIN"))
+    );
+
+    let (status, body) = poll(&sim, "not-a-session", LOGIN).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (400, Some("SESSION_NONEXISTENT"))
+    );
+    assert!(matches!(
+        sim.violations()[0],
+        Violation::InvestmentsWithoutSession { .. }
+    ));
+
+    let (status, body) = post(&sim.authorize_url(), json!({"nope": 1})).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
+    assert_eq!(sim.totals().rejected, 1);
+}
+
+#[tokio::test]
+async fn sessions_expire_and_polls_too_close_are_violations() {
+    let sim = Simulator::start(SimConfig {
+        min_poll_interval: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    sim.set_script(
+        LOGIN,
+        Script {
+            always_pending: true,
+            expire_session_after_polls: Some(2),
+            ..Script::default()
+        },
+    );
+    let (_, body) = authorize(&sim, LOGIN).await;
+    let request_id = body["RequestId"].as_str().expect("RequestId").to_owned();
+    assert_eq!(poll(&sim, &request_id, LOGIN).await.0, 202);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(poll(&sim, &request_id, LOGIN).await.0, 202);
+    assert_eq!(sim.violations(), vec![]);
+    // third poll on this session, too soon and over its poll budget
+    let (status, body) = poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (401, Some("SESSION_EXPIRED"))
+    );
+    assert!(matches!(
+        sim.violations()[..],
+        [Violation::PollTooSoon { .. }]
+    ));
+    let spacing = sim.login_stats(LOGIN).min_poll_spacing.expect("spacing");
+    assert!(spacing < Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn the_auth_key_is_required_when_configured() {
+    let sim = Simulator::start(SimConfig {
+        auth_key: Some("k3y".into()),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    let (status, body) = authorize(&sim, LOGIN).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
+    let response = reqwest::Client::new()
+        .post(sim.authorize_url())
+        .header("flinks-auth-key", "k3y")
+        .json(&json!({"LoginId": LOGIN, "MostRecentCached": true}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert!(sim.login_stats(LOGIN).auth_header_seen);
+}
+
+#[test]
+fn login_derived_scripts_are_stable_and_mixed() {
+    let logins: Vec<String> = (0..2_000)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let scripts: Vec<Script> = logins
+        .iter()
+        .map(|l| DefaultScript::FromLoginId.script_for(l))
+        .collect();
+    assert_eq!(
+        DefaultScript::FromLoginId.script_for(&logins[0]),
+        scripts[0]
+    );
+    let invalid = scripts.iter().filter(|s| s.invalid).count();
+    assert!(
+        (20..=120).contains(&invalid),
+        "about 3% invalid, got {invalid}"
+    );
+    for pending in 0..4 {
+        assert!(scripts.iter().any(|s| s.pending == pending));
+    }
+}
