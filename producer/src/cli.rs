@@ -1,0 +1,101 @@
+//! The `flinkq` command line: one documented clap struct, flags also env vars.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use flinkq_shared::redis_args::RedisArgs;
+use flinkq_shared::telemetry::LogFormat;
+
+/// flinkq: enqueue Flinks Investments fetches and watch them.
+#[derive(Debug, Parser)]
+#[command(name = "flinkq", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Log format (logs go to stderr).
+    #[arg(long, global = true, env = "FLINKQ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enqueue one fetch job per loginId (skipping logins with an unfinished job).
+    Enqueue(EnqueueArgs),
+    /// Counts of jobs per state, for the namespace or one batch.
+    Status(StatusArgs),
+    /// One login's newest job: state, steps, last error.
+    Job(JobArgs),
+}
+
+/// `flinkq enqueue`.
+#[derive(Debug, clap::Args)]
+pub struct EnqueueArgs {
+    /// Batch name (default: generated, like batch-20261124T134501Z-3f2a, and printed).
+    #[arg(long, env = "FLINKQ_BATCH")]
+    pub batch: Option<String>,
+
+    /// Read loginIds from this file, one per line ('-' reads stdin). Blank
+    /// lines and '#' comments are skipped; CRLF and a UTF-8 BOM are fine.
+    #[arg(long, short)]
+    pub file: Option<PathBuf>,
+
+    /// Enqueue the valid loginIds even if some are invalid (those are listed).
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// LoginIds (UUIDs).
+    pub login_ids: Vec<String>,
+}
+
+/// `flinkq status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this batch.
+    #[arg(long)]
+    pub batch: Option<String>,
+
+    /// Print one JSON object: queued, authorizing, polling, succeeded, failed, timed_out, cancelled, total.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `flinkq job`.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The loginId.
+    pub login_id: String,
+
+    /// Print the job as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["flinkq", "enqueue", "--file", "-", "--skip-invalid"])
+            .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Enqueue(EnqueueArgs {
+                skip_invalid: true,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["flinkq", "--namespace", "a:b", "status"]).is_err());
+    }
+}

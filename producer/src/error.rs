@@ -1,0 +1,73 @@
+//! The CLI's errors, each with what failed, what to do, and an exit code.
+
+use flinkq_shared::store::StoreError;
+
+/// `sysexits.h` codes, so scripts can tell failures apart.
+pub mod exit {
+    /// Bad usage (no input, unknown flag).
+    pub const USAGE: i32 = 64;
+    /// Bad input data (invalid loginIds).
+    pub const DATA: i32 = 65;
+    /// An input file cannot be opened.
+    pub const NO_INPUT: i32 = 66;
+    /// Redis is unreachable.
+    pub const UNAVAILABLE: i32 = 69;
+    /// Something that was asked for does not exist.
+    pub const NOT_FOUND: i32 = 1;
+}
+
+/// A CLI failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Invalid loginIds in the input; nothing was enqueued.
+    #[error(
+        "{invalid} invalid loginId(s) (listed above); nothing was enqueued. Fix them, or pass --skip-invalid to enqueue the valid ones"
+    )]
+    InvalidInput {
+        /// How many.
+        invalid: usize,
+    },
+    /// Nothing to enqueue.
+    #[error("no loginIds given: pass them as arguments or with --file PATH (--file - reads stdin)")]
+    NoInput,
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A single loginId argument is malformed.
+    #[error("{0}")]
+    BadLoginId(flinkq_shared::LoginIdError),
+    /// The batch does not exist.
+    #[error("no batch named {0:?} in this namespace (check --namespace / FLINKQ_NAMESPACE)")]
+    UnknownBatch(String),
+    /// The login has no job.
+    #[error("no job for loginId {0} in this namespace (check --namespace / FLINKQ_NAMESPACE)")]
+    NoJob(String),
+    /// Redis failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::InvalidInput { .. } => exit::DATA,
+            CliError::NoInput | CliError::BadLoginId(_) => exit::USAGE,
+            CliError::Read { .. } => exit::NO_INPUT,
+            CliError::UnknownBatch(_) | CliError::NoJob(_) => exit::NOT_FOUND,
+            CliError::Store(StoreError::Unreachable { .. } | StoreError::BadUrl { .. }) => {
+                exit::UNAVAILABLE
+            }
+            CliError::Store(_) => exit::UNAVAILABLE,
+            CliError::Output(_) => 74,
+        }
+    }
+}
