@@ -1,0 +1,206 @@
+//! End to end: a real worker process, a real redis-server, the Flinks
+//! simulator over real HTTP, the real `flinkq` CLI.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use flinkq_shared::store::{Store, StoreConfig};
+use flinkq_shared::{JobState, LoginId};
+use flinkq_tests::redis_harness::RedisServer;
+use flinkq_tests::sim::{Script, SimConfig, Simulator};
+use flinkq_tests::worker_process::{WorkerProcess, WorkerSetup, flinkq_cli, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
+    let redis = RedisServer::start().expect("redis-server");
+    let interval = Duration::from_millis(300);
+    let sim = Simulator::start(SimConfig {
+        min_poll_interval: interval,
+        poll_timeout: Duration::from_secs(60),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+
+    // 0-3 pending answers, every 20th login invalid
+    let logins: Vec<LoginId> = (0..500).map(|_| LoginId::random()).collect();
+    let mut scripts = HashMap::new();
+    for (i, login) in logins.iter().enumerate() {
+        let script = Script {
+            pending: (i % 4) as u32,
+            invalid: i % 20 == 7,
+            ..Script::default()
+        };
+        sim.set_script(&login.to_string(), script.clone());
+        scripts.insert(*login, script);
+    }
+    let invalid = scripts.values().filter(|s| s.invalid).count() as u64;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let setup = WorkerSetup {
+        poll_interval: interval,
+        ..WorkerSetup::new(
+            &redis.url(),
+            &sim.authorize_url(),
+            &sim.investments_url(),
+            work.path(),
+        )
+    };
+    let input: String = logins.iter().map(|l| format!("{l}\n")).collect();
+    let enqueue = flinkq_cli(
+        &redis.url(),
+        &setup.namespace,
+        &["enqueue", "--batch", "mixed", "--file", "-", "--json"],
+        Some(input.as_bytes()),
+    );
+    assert!(
+        enqueue.status.success(),
+        "enqueue failed: {}",
+        String::from_utf8_lossy(&enqueue.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&enqueue.stdout).expect("enqueue --json");
+    assert_eq!(report["enqueued"], 500);
+
+    let mut worker = WorkerProcess::spawn(&setup);
+    let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
+        .await
+        .expect("store");
+    let counts = wait_for(
+        "all 500 jobs to finish",
+        Duration::from_secs(120),
+        async || {
+            let counts = store.counts(Some("mixed")).await.ok()?;
+            (counts.total == 500 && counts.unfinished() == 0).then_some(counts)
+        },
+    )
+    .await;
+    assert_eq!(counts.succeeded, 500 - invalid);
+    assert_eq!(counts.failed, invalid);
+    assert_eq!(counts.timed_out + counts.cancelled, 0);
+
+    for (login, script) in &scripts {
+        let job = store
+            .job_for_login(login)
+            .await
+            .expect("read")
+            .expect("job");
+        let stats = sim.login_stats(&login.to_string());
+        let file = setup.results_dir.join(format!("{login}.json"));
+        if script.invalid {
+            assert_eq!(job.state, JobState::Failed, "{login}");
+            let error = job.error.expect("error kept");
+            assert_eq!(
+                (error.code.as_str(), error.http_status),
+                ("INVALID_LOGIN", Some(401))
+            );
+            assert_eq!(stats.investments_calls, 0);
+            assert!(!file.exists(), "no result for an invalid login");
+        } else {
+            assert_eq!(job.state, JobState::Succeeded, "{login}");
+            assert_eq!(stats.authorize_calls, 1, "{login}: one session");
+            assert_eq!(
+                stats.investments_calls,
+                script.pending + 1,
+                "{login}: polls"
+            );
+            assert_eq!(job.polls, script.pending + 1);
+            let payload: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).expect("result file"))
+                    .expect("result parses");
+            assert!(
+                payload.to_string().contains(&login.to_string()),
+                "{login}: payload names its login"
+            );
+        }
+        assert_eq!(stats.calls_after_success, 0);
+    }
+    assert_eq!(sim.violations(), vec![], "contract violations");
+
+    // the CLI agrees with the store
+    let status = flinkq_cli(
+        &redis.url(),
+        &setup.namespace,
+        &["status", "--batch", "mixed", "--json"],
+        None,
+    );
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    assert_eq!(status["succeeded"], 500 - invalid);
+    assert_eq!(status["failed"], invalid);
+    assert_eq!(status["total"], 500);
+
+    // SIGTERM: graceful, exit 0
+    let exit = worker
+        .sigterm(Duration::from_secs(10))
+        .expect("worker exits on SIGTERM");
+    assert!(exit.success(), "worker exit status {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_batch_loses_nothing() {
+    let redis = RedisServer::start().expect("redis-server");
+    let interval = Duration::from_millis(400);
+    let sim = Simulator::start(SimConfig {
+        min_poll_interval: interval,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let logins: Vec<LoginId> = (0..100).map(|_| LoginId::random()).collect();
+    for login in &logins {
+        sim.set_script(
+            &login.to_string(),
+            Script {
+                pending: 4,
+                ..Script::default()
+            },
+        );
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let setup = WorkerSetup {
+        poll_interval: interval,
+        ..WorkerSetup::new(
+            &redis.url(),
+            &sim.authorize_url(),
+            &sim.investments_url(),
+            work.path(),
+        )
+    };
+    let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
+        .await
+        .expect("store");
+    store.enqueue("b", &logins).await.expect("enqueue");
+
+    let mut first = WorkerProcess::spawn(&setup);
+    wait_for("polling to start", Duration::from_secs(30), async || {
+        (sim.totals().investments_calls >= 100).then_some(())
+    })
+    .await;
+    let exit = first
+        .sigterm(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(exit.success(), "exit status {exit:?}");
+    let after_stop = store.counts(Some("b")).await.expect("counts");
+    assert!(after_stop.unfinished() > 0, "stopped mid-batch");
+    // nothing is left leased by the stopped worker
+    let mut conn = store.connection();
+    let leased: u64 = redis::cmd("ZCARD")
+        .arg(store.keys().leases())
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD");
+    assert_eq!(leased, 0, "a graceful stop leaves no lease behind");
+
+    let _second = WorkerProcess::spawn(&setup);
+    let counts = wait_for("the batch to finish", Duration::from_secs(60), async || {
+        let counts = store.counts(Some("b")).await.ok()?;
+        (counts.unfinished() == 0).then_some(counts)
+    })
+    .await;
+    assert_eq!(counts.succeeded, 100);
+    for login in &logins {
+        assert_eq!(sim.login_stats(&login.to_string()).authorize_calls, 1);
+    }
+    assert_eq!(sim.violations(), vec![]);
+}
