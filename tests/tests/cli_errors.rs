@@ -1,0 +1,190 @@
+//! Bad input gets a clear error, a distinct exit code, and loses nothing:
+//! the real `flinkq` and `flinkq-worker` binaries against a real Redis.
+
+use std::process::Command;
+
+use flinkq_shared::LoginId;
+use flinkq_tests::redis_harness::RedisServer;
+use flinkq_tests::worker_process::{flinkq_cli, free_port, workspace_binary};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn status_json(redis: &RedisServer) -> serde_json::Value {
+    let out = flinkq_cli(&redis.url(), "cli", &["status", "--json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("status --json")
+}
+
+#[test]
+fn a_file_with_a_bad_line_enqueues_nothing_and_names_the_line() {
+    let redis = RedisServer::start().expect("redis-server");
+    let (a, b) = (LoginId::random(), LoginId::random());
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    let body = format!("\u{feff}{a}\r\n\r\n# comment\r\n{b}\r\n{a}\r\nnot-a-uuid\r\n12345\r\n");
+    std::fs::write(file.path(), body).expect("write input");
+    let path = file.path().to_str().expect("utf-8 path");
+
+    let out = flinkq_cli(&redis.url(), "cli", &["enqueue", "--file", path], None);
+    assert_eq!(out.status.code(), Some(65), "EX_DATAERR");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{path}:6: \"not-a-uuid\" is not a loginId")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{path}:7:")), "{stderr}");
+    assert!(stderr.contains("--skip-invalid"), "{stderr}");
+    assert_eq!(status_json(&redis)["total"], 0, "nothing half-done");
+
+    let out = flinkq_cli(
+        &redis.url(),
+        "cli",
+        &[
+            "enqueue",
+            "--file",
+            path,
+            "--skip-invalid",
+            "--batch",
+            "b",
+            "--json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["enqueued"], 2);
+    assert_eq!(report["duplicates"], 1);
+    assert_eq!(report["invalid"], 2);
+    assert_eq!(report["batch"], "b");
+
+    // again: both are already active, none enqueued twice
+    let out = flinkq_cli(
+        &redis.url(),
+        "cli",
+        &[
+            "enqueue",
+            "--batch",
+            "b",
+            "--json",
+            &a.to_string(),
+            &b.to_string(),
+        ],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (
+            report["enqueued"].as_u64(),
+            report["already_active"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    let status = status_json(&redis);
+    assert_eq!(
+        (status["queued"].as_u64(), status["total"].as_u64()),
+        (Some(2), Some(2))
+    );
+    for key in [
+        "queued",
+        "authorizing",
+        "polling",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "cancelled",
+        "total",
+    ] {
+        assert!(status[key].is_u64(), "status --json has {key}");
+    }
+
+    let out = flinkq_cli(&redis.url(), "cli", &["job", &a.to_string()], None);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("state     queued"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn cli_errors_have_distinct_exit_codes() {
+    let redis = RedisServer::start().expect("redis-server");
+    let missing = flinkq_cli(
+        &redis.url(),
+        "cli",
+        &["enqueue", "--file", "/nonexistent/logins.txt"],
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(66));
+    assert!(text(&missing.stderr).contains("cannot read /nonexistent/logins.txt"));
+
+    let none = flinkq_cli(&redis.url(), "cli", &["enqueue"], None);
+    assert_eq!(none.status.code(), Some(64));
+
+    let unknown_login = flinkq_cli(
+        &redis.url(),
+        "cli",
+        &["job", &LoginId::random().to_string()],
+        None,
+    );
+    assert_eq!(unknown_login.status.code(), Some(1));
+    assert!(text(&unknown_login.stderr).contains("no job for loginId"));
+
+    let bad_login = flinkq_cli(&redis.url(), "cli", &["job", "nope"], None);
+    assert_eq!(bad_login.status.code(), Some(64));
+
+    let unknown_batch = flinkq_cli(&redis.url(), "cli", &["status", "--batch", "ghost"], None);
+    assert_eq!(unknown_batch.status.code(), Some(1));
+    assert!(text(&unknown_batch.stderr).contains("no batch named \"ghost\""));
+
+    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let down = flinkq_cli(&nowhere, "cli", &["status"], None);
+    assert_eq!(down.status.code(), Some(69), "EX_UNAVAILABLE");
+    assert!(
+        text(&down.stderr).contains("cannot reach Redis at"),
+        "{}",
+        text(&down.stderr)
+    );
+}
+
+fn worker_with(env: &[(&str, String)]) -> std::process::Output {
+    Command::new(workspace_binary("flinkq-worker"))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("FLINKQ_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .expect("run flinkq-worker")
+}
+
+#[test]
+fn the_worker_refuses_bad_configuration_and_an_unreachable_redis_at_start() {
+    let bad_duration = worker_with(&[("FLINKQ_POLL_INTERVAL", "ten seconds".into())]);
+    assert_eq!(bad_duration.status.code(), Some(2));
+    assert!(
+        text(&bad_duration.stderr).contains("--poll-interval"),
+        "{}",
+        text(&bad_duration.stderr)
+    );
+
+    let bad_url = worker_with(&[("FLINKQ_INVESTMENTS_URL", "not a url".into())]);
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(text(&bad_url.stderr).contains("--investments-url"));
+
+    let results = tempfile::tempdir().expect("tempdir");
+    let nowhere = format!("redis://user:hunter2@127.0.0.1:{}", free_port());
+    let down = worker_with(&[
+        ("FLINKQ_REDIS_URL", nowhere),
+        ("FLINKQ_RESULTS_DIR", results.path().display().to_string()),
+    ]);
+    assert!(!down.status.success());
+    let stderr = text(&down.stderr);
+    assert!(
+        stderr.contains("cannot reach Redis at redis://user:***@127.0.0.1"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password never reaches a message"
+    );
+}
