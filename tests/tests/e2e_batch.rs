@@ -114,6 +114,10 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
             );
         }
         assert_eq!(stats.calls_after_success, 0);
+        assert!(
+            !stats.auth_header_seen,
+            "no flinks-auth-key header when none is configured"
+        );
     }
     assert_eq!(sim.violations(), vec![], "contract violations");
 
