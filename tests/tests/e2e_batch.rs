@@ -4,23 +4,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use flinkq_shared::store::{Store, StoreConfig};
 use flinkq_shared::{JobState, LoginId};
-use flinkq_tests::redis_harness::RedisServer;
-use flinkq_tests::sim::{Script, SimConfig, Simulator};
-use flinkq_tests::worker_process::{WorkerProcess, WorkerSetup, flinkq_cli, wait_for};
+use flinkq_tests::scenario::Scenario;
+use flinkq_tests::sim::Script;
+use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
-    let redis = RedisServer::start().expect("redis-server");
     let interval = Duration::from_millis(300);
-    let sim = Simulator::start(SimConfig {
-        min_poll_interval: interval,
-        poll_timeout: Duration::from_secs(60),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
+    let world = Scenario::start(interval).await;
+    let (sim, setup, store) = (&world.sim, &world.setup, &world.store);
 
     // 0-3 pending answers, every 20th login invalid
     let logins: Vec<LoginId> = (0..500).map(|_| LoginId::random()).collect();
@@ -36,19 +29,9 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
     }
     let invalid = scripts.values().filter(|s| s.invalid).count() as u64;
 
-    let work = tempfile::tempdir().expect("tempdir");
-    let setup = WorkerSetup {
-        poll_interval: interval,
-        ..WorkerSetup::new(
-            &redis.url(),
-            &sim.authorize_url(),
-            &sim.investments_url(),
-            work.path(),
-        )
-    };
     let input: String = logins.iter().map(|l| format!("{l}\n")).collect();
     let enqueue = flinkq_cli(
-        &redis.url(),
+        &world.redis.url(),
         &setup.namespace,
         &["enqueue", "--batch", "mixed", "--file", "-", "--json"],
         Some(input.as_bytes()),
@@ -62,19 +45,9 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
         serde_json::from_slice(&enqueue.stdout).expect("enqueue --json");
     assert_eq!(report["enqueued"], 500);
 
-    let mut worker = WorkerProcess::spawn(&setup);
-    let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
-        .await
-        .expect("store");
-    let counts = wait_for(
-        "all 500 jobs to finish",
-        Duration::from_secs(120),
-        async || {
-            let counts = store.counts(Some("mixed")).await.ok()?;
-            (counts.total == 500 && counts.unfinished() == 0).then_some(counts)
-        },
-    )
-    .await;
+    let mut worker = WorkerProcess::spawn(setup);
+    let counts = world.wait_finished("mixed", Duration::from_secs(120)).await;
+    assert_eq!(counts.total, 500);
     assert_eq!(counts.succeeded, 500 - invalid);
     assert_eq!(counts.failed, invalid);
     assert_eq!(counts.timed_out + counts.cancelled, 0);
@@ -123,7 +96,7 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
 
     // the CLI agrees with the store
     let status = flinkq_cli(
-        &redis.url(),
+        &world.redis.url(),
         &setup.namespace,
         &["status", "--batch", "mixed", "--json"],
         None,
@@ -143,68 +116,38 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_batch_loses_nothing() {
-    let redis = RedisServer::start().expect("redis-server");
-    let interval = Duration::from_millis(400);
-    let sim = Simulator::start(SimConfig {
-        min_poll_interval: interval,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let logins: Vec<LoginId> = (0..100).map(|_| LoginId::random()).collect();
-    for login in &logins {
-        sim.set_script(
-            &login.to_string(),
-            Script {
-                pending: 4,
-                ..Script::default()
-            },
-        );
-    }
-    let work = tempfile::tempdir().expect("tempdir");
-    let setup = WorkerSetup {
-        poll_interval: interval,
-        ..WorkerSetup::new(
-            &redis.url(),
-            &sim.authorize_url(),
-            &sim.investments_url(),
-            work.path(),
-        )
-    };
-    let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
-        .await
-        .expect("store");
-    store.enqueue("b", &logins).await.expect("enqueue");
+    let world = Scenario::start(Duration::from_millis(400)).await;
+    let logins = world.logins(
+        100,
+        &Script {
+            pending: 4,
+            ..Script::default()
+        },
+    );
+    world.enqueue("b", &logins).await;
 
-    let mut first = WorkerProcess::spawn(&setup);
-    wait_for("polling to start", Duration::from_secs(30), async || {
-        (sim.totals().investments_calls >= 100).then_some(())
-    })
-    .await;
+    let mut first = WorkerProcess::spawn(&world.setup);
+    world.wait_polled(&logins, 1, Duration::from_secs(30)).await;
     let exit = first
         .sigterm(Duration::from_secs(10))
         .expect("exits on SIGTERM");
     assert!(exit.success(), "exit status {exit:?}");
-    let after_stop = store.counts(Some("b")).await.expect("counts");
+    let after_stop = world.store.counts(Some("b")).await.expect("counts");
     assert!(after_stop.unfinished() > 0, "stopped mid-batch");
     // nothing is left leased by the stopped worker
-    let mut conn = store.connection();
+    let mut conn = world.store.connection();
     let leased: u64 = redis::cmd("ZCARD")
-        .arg(store.keys().leases())
+        .arg(world.store.keys().leases())
         .query_async(&mut conn)
         .await
         .expect("ZCARD");
     assert_eq!(leased, 0, "a graceful stop leaves no lease behind");
 
-    let _second = WorkerProcess::spawn(&setup);
-    let counts = wait_for("the batch to finish", Duration::from_secs(60), async || {
-        let counts = store.counts(Some("b")).await.ok()?;
-        (counts.unfinished() == 0).then_some(counts)
-    })
-    .await;
+    let _second = WorkerProcess::spawn(&world.setup);
+    let counts = world.wait_finished("b", Duration::from_secs(60)).await;
     assert_eq!(counts.succeeded, 100);
     for login in &logins {
-        assert_eq!(sim.login_stats(&login.to_string()).authorize_calls, 1);
+        assert_eq!(world.sim.login_stats(&login.to_string()).authorize_calls, 1);
     }
-    assert_eq!(sim.violations(), vec![]);
+    assert_eq!(world.sim.violations(), vec![]);
 }

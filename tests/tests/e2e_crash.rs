@@ -2,94 +2,59 @@
 
 use std::time::Duration;
 
-use flinkq_shared::store::{Store, StoreConfig};
-use flinkq_shared::{JobState, LoginId};
-use flinkq_tests::redis_harness::RedisServer;
-use flinkq_tests::sim::{Script, SimConfig, Simulator};
-use flinkq_tests::worker_process::{WorkerProcess, WorkerSetup, wait_for};
+use flinkq_shared::JobState;
+use flinkq_tests::scenario::Scenario;
+use flinkq_tests::sim::{SPACING_TOLERANCE, Script, SimConfig};
+use flinkq_tests::worker_process::WorkerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_resumes_after_sigkill() {
-    let redis = RedisServer::start().expect("redis-server");
     let interval = Duration::from_millis(500);
-    let sim = Simulator::start(SimConfig {
-        min_poll_interval: interval,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let logins: Vec<LoginId> = (0..60).map(|_| LoginId::random()).collect();
-    for login in &logins {
-        sim.set_script(
-            &login.to_string(),
-            Script {
-                pending: 6,
-                ..Script::default()
-            },
-        );
-    }
-    let work = tempfile::tempdir().expect("tempdir");
-    let setup = WorkerSetup {
-        poll_interval: interval,
-        lease: Duration::from_secs(1),
-        ..WorkerSetup::new(
-            &redis.url(),
-            &sim.authorize_url(),
-            &sim.investments_url(),
-            work.path(),
-        )
-    };
-    let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
-        .await
-        .expect("store");
-    store.enqueue("crash", &logins).await.expect("enqueue");
-
-    let mut worker = WorkerProcess::spawn(&setup);
-    wait_for(
-        "every job to be mid-poll",
-        Duration::from_secs(30),
-        async || {
-            logins
-                .iter()
-                .all(|l| sim.login_stats(&l.to_string()).investments_calls >= 2)
-                .then_some(())
+    let mut world = Scenario::start(interval).await;
+    world.setup.lease = Duration::from_secs(1);
+    let logins = world.logins(
+        60,
+        &Script {
+            pending: 6,
+            ..Script::default()
         },
-    )
-    .await;
+    );
+    world.enqueue("crash", &logins).await;
+
+    let mut worker = WorkerProcess::spawn(&world.setup);
+    world.wait_polled(&logins, 2, Duration::from_secs(30)).await;
     worker.sigkill();
-    let at_kill = store.counts(Some("crash")).await.expect("counts");
+    let at_kill = world.store.counts(Some("crash")).await.expect("counts");
     assert!(
         at_kill.polling > 0,
         "killed while jobs were polling: {at_kill:?}"
     );
 
-    let _restarted = WorkerProcess::spawn(&setup);
-    let counts = wait_for(
-        "every job to finish after the restart",
-        Duration::from_secs(60),
-        async || {
-            let counts = store.counts(Some("crash")).await.ok()?;
-            (counts.unfinished() == 0).then_some(counts)
-        },
-    )
-    .await;
+    let _restarted = WorkerProcess::spawn(&world.setup);
+    let counts = world.wait_finished("crash", Duration::from_secs(60)).await;
     assert_eq!(counts.succeeded, 60);
     for login in &logins {
-        let stats = sim.login_stats(&login.to_string());
+        let stats = world.sim.login_stats(&login.to_string());
         // polling resumed from the persisted session: no second Authorize
         assert_eq!(stats.authorize_calls, 1, "{login}");
         assert_eq!(stats.investments_calls, 7, "{login}");
         assert!(
             stats
                 .min_poll_spacing
-                .is_some_and(|gap| gap + Duration::from_millis(5) >= interval),
+                .is_some_and(|gap| gap + SPACING_TOLERANCE >= interval),
             "{login}: polls {:?} apart",
             stats.min_poll_spacing
         );
-        assert!(setup.results_dir.join(format!("{login}.json")).exists());
+        assert!(
+            world
+                .setup
+                .results_dir
+                .join(format!("{login}.json"))
+                .exists()
+        );
     }
     assert_eq!(
-        sim.violations(),
+        world.sim.violations(),
         vec![],
         "no poll sooner than the interval, none after success"
     );
@@ -97,54 +62,33 @@ async fn poll_resumes_after_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_survives_restart() {
-    let redis = RedisServer::start().expect("redis-server");
     let interval = Duration::from_millis(300);
     let timeout = Duration::from_secs(4);
-    let sim = Simulator::start(SimConfig {
-        min_poll_interval: interval,
-        poll_timeout: timeout,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let logins: Vec<LoginId> = (0..5).map(|_| LoginId::random()).collect();
-    for login in &logins {
-        sim.set_script(
-            &login.to_string(),
-            Script {
-                always_pending: true,
-                ..Script::default()
-            },
-        );
-    }
-    let work = tempfile::tempdir().expect("tempdir");
-    let setup = WorkerSetup {
-        poll_interval: interval,
-        poll_timeout: timeout,
-        lease: Duration::from_secs(1),
-        ..WorkerSetup::new(
-            &redis.url(),
-            &sim.authorize_url(),
-            &sim.investments_url(),
-            work.path(),
-        )
-    };
-    let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
-        .await
-        .expect("store");
-    store.enqueue("slow", &logins).await.expect("enqueue");
-
-    let mut worker = WorkerProcess::spawn(&setup);
-    wait_for("polling to start", Duration::from_secs(30), async || {
-        logins
-            .iter()
-            .all(|l| sim.login_stats(&l.to_string()).investments_calls >= 2)
-            .then_some(())
-    })
+    let mut world = Scenario::start_with(
+        interval,
+        SimConfig {
+            poll_timeout: timeout,
+            ..SimConfig::default()
+        },
+    )
     .await;
+    world.setup.poll_timeout = timeout;
+    world.setup.lease = Duration::from_secs(1);
+    let logins = world.logins(
+        5,
+        &Script {
+            always_pending: true,
+            ..Script::default()
+        },
+    );
+    world.enqueue("slow", &logins).await;
+
+    let mut worker = WorkerProcess::spawn(&world.setup);
+    world.wait_polled(&logins, 2, Duration::from_secs(30)).await;
     let mut deadlines = Vec::new();
     for login in &logins {
-        let job = store
+        let job = world
+            .store
             .job_for_login(login)
             .await
             .expect("read")
@@ -153,16 +97,14 @@ async fn deadline_survives_restart() {
     }
     worker.sigkill();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let _restarted = WorkerProcess::spawn(&setup);
+    let _restarted = WorkerProcess::spawn(&world.setup);
 
-    wait_for("every job to time out", timeout * 3, async || {
-        let counts = store.counts(Some("slow")).await.ok()?;
-        (counts.timed_out == 5).then_some(())
-    })
-    .await;
+    let counts = world.wait_finished("slow", timeout * 3).await;
+    assert_eq!(counts.timed_out, 5);
     let slack = interval.as_millis() as u64;
     for (login, deadline) in logins.iter().zip(deadlines) {
-        let job = store
+        let job = world
+            .store
             .job_for_login(login)
             .await
             .expect("read")
@@ -179,9 +121,8 @@ async fn deadline_survives_restart() {
             "{login}: timed out at {finished}, deadline {deadline}"
         );
         assert_eq!(job.error.map(|e| e.code), Some("POLL_TIMEOUT".to_owned()));
-        let stats = sim.login_stats(&login.to_string());
-        assert_eq!(stats.authorize_calls, 1);
+        assert_eq!(world.sim.login_stats(&login.to_string()).authorize_calls, 1);
     }
     // no poll after the deadline, none closer than the interval
-    assert_eq!(sim.violations(), vec![]);
+    assert_eq!(world.sim.violations(), vec![]);
 }

@@ -1,0 +1,109 @@
+//! `Scenario`: the usual end-to-end test bed in one call — a private
+//! redis-server, the Flinks simulator, a work directory, a worker setup
+//! polling at the given interval, and a store to watch the jobs.
+
+use std::time::Duration;
+
+use flinkq_shared::LoginId;
+use flinkq_shared::store::{StateCounts, Store, StoreConfig};
+
+use crate::redis_harness::RedisServer;
+use crate::sim::{Script, SimConfig, SimHandle, Simulator};
+use crate::worker_process::{WorkerSetup, wait_for};
+
+/// One test's world. Everything is torn down when it is dropped.
+#[derive(Debug)]
+pub struct Scenario {
+    /// The private Redis.
+    pub redis: RedisServer,
+    /// The simulator; polls closer than the interval are violations.
+    pub sim: SimHandle,
+    /// Results and logs live here.
+    pub work: tempfile::TempDir,
+    /// How workers of this scenario run (edit before spawning).
+    pub setup: WorkerSetup,
+    /// The store, in the setup's namespace.
+    pub store: Store,
+}
+
+impl Scenario {
+    /// A scenario whose workers poll every `interval`.
+    pub async fn start(interval: Duration) -> Scenario {
+        Scenario::start_with(interval, SimConfig::default()).await
+    }
+
+    /// The same, with a simulator configuration (its `min_poll_interval` is
+    /// set to `interval`).
+    pub async fn start_with(interval: Duration, sim_config: SimConfig) -> Scenario {
+        let redis = RedisServer::start().expect("redis-server");
+        let sim = Simulator::start(SimConfig {
+            min_poll_interval: interval,
+            ..sim_config
+        })
+        .await
+        .expect("simulator");
+        let work = tempfile::tempdir().expect("tempdir");
+        let setup = WorkerSetup {
+            poll_interval: interval,
+            ..WorkerSetup::new(
+                &redis.url(),
+                &sim.authorize_url(),
+                &sim.investments_url(),
+                work.path(),
+            )
+        };
+        let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
+            .await
+            .expect("store");
+        Scenario {
+            redis,
+            sim,
+            work,
+            setup,
+            store,
+        }
+    }
+
+    /// `n` random logins, all scripted with `script` in the simulator.
+    pub fn logins(&self, n: usize, script: &Script) -> Vec<LoginId> {
+        let logins: Vec<LoginId> = (0..n).map(|_| LoginId::random()).collect();
+        self.sim.set_scripts(
+            logins
+                .iter()
+                .map(|login| (login.to_string(), script.clone())),
+        );
+        logins
+    }
+
+    /// Enqueues `logins` in `batch` straight through the store.
+    pub async fn enqueue(&self, batch: &str, logins: &[LoginId]) {
+        self.store.enqueue(batch, logins).await.expect("enqueue");
+    }
+
+    /// Waits until every job of `batch` is finished; returns its counts.
+    pub async fn wait_finished(&self, batch: &str, timeout: Duration) -> StateCounts {
+        wait_for(&format!("batch {batch} to finish"), timeout, async || {
+            let counts = self.store.counts(Some(batch)).await.ok()?;
+            (counts.total > 0 && counts.unfinished() == 0).then_some(counts)
+        })
+        .await
+    }
+
+    /// Waits until the simulator has seen at least `polls` /Investments
+    /// calls of every login in `logins`.
+    pub async fn wait_polled(&self, logins: &[LoginId], polls: u32, timeout: Duration) {
+        wait_for(
+            &format!("{polls} polls of every login"),
+            timeout,
+            async || {
+                logins
+                    .iter()
+                    .all(|login| {
+                        self.sim.login_stats(&login.to_string()).investments_calls >= polls
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
