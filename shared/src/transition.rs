@@ -250,7 +250,11 @@ pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Poli
                             ..finish(job, JobState::Failed, Some(error), &last)
                         };
                     }
-                    let delay = policy.retry_delay(attempts, tick.jitter, retry_after);
+                    let mut delay = policy.retry_delay(attempts, tick.jitter, retry_after);
+                    if job.state == JobState::Polling {
+                        // A retried poll is still a poll: never closer than the interval.
+                        delay = delay.max(policy.poll_interval);
+                    }
                     let due = now + millis(delay);
                     if let Some(deadline) = job.deadline_ms
                         && due >= deadline

@@ -209,17 +209,35 @@ fn transient_retries_the_same_step_with_backoff_from_the_stored_attempts() {
     assert_eq!(t.state, JobState::Polling);
     assert_eq!(t.attempts, 3);
     assert_eq!(t.retries, 1);
-    // attempt 3: ceiling 4 s, jitter 0.5 -> 2 s
-    assert_eq!(t.due_ms, Some(NOW + 2 * SEC));
+    // attempt 3: ceiling 4 s, jitter 0.5 -> 2 s; but a poll waits the interval
+    assert_eq!(t.due_ms, Some(NOW + 10 * SEC));
+    let later = JobSnapshot {
+        attempts: 5,
+        ..polling(NOW + 600 * SEC)
+    };
+    let policy = Policy {
+        max_attempts: 10,
+        ..policy()
+    };
+    let t = transition(
+        &later,
+        failure(FailureKind::Transient, "HTTP_503", 503),
+        tick(NOW),
+        &policy,
+    );
+    // attempt 6: ceiling 32 s, jitter 0.5 -> 16 s, longer than the interval
+    assert_eq!(t.due_ms, Some(NOW + 16 * SEC));
     assert_eq!(t.request_id.as_deref(), Some("req-1"));
 
     let t = transition(
         &job(JobState::Queued),
         failure(FailureKind::Transient, "HTTP_503", 503),
         tick(NOW),
-        &policy(),
+        &policy,
     );
     assert_eq!(t.state, JobState::Authorizing);
+    // an Authorize retry only waits its backoff: attempt 1, ceiling 1 s, jitter 0.5
+    assert_eq!(t.due_ms, Some(NOW + SEC / 2));
 }
 
 #[test]
@@ -235,6 +253,7 @@ fn transient_honours_retry_after() {
     };
     let t = transition(&polling(NOW + 600 * SEC), outcome, tick(NOW), &policy());
     assert_eq!(t.due_ms, Some(NOW + 20 * SEC));
+    assert_eq!(t.state, JobState::Polling);
 }
 
 #[test]

@@ -24,6 +24,7 @@ async fn poll_resumes_after_sigkill() {
     let mut worker = WorkerProcess::spawn(&world.setup);
     world.wait_polled(&logins, 2, Duration::from_secs(30)).await;
     worker.sigkill();
+    world.sim.note_crash();
     let at_kill = world.store.counts(Some("crash")).await.expect("counts");
     assert!(
         at_kill.polling > 0,
@@ -96,6 +97,7 @@ async fn deadline_survives_restart() {
         deadlines.push(job.deadline_ms.expect("deadline set before the first poll"));
     }
     worker.sigkill();
+    world.sim.note_crash();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let _restarted = WorkerProcess::spawn(&world.setup);
 

@@ -27,6 +27,9 @@ struct Args {
     /// Polls later than this after a login's first poll are violations.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     poll_timeout: Duration,
+    /// Share of calls answered 503 at random (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    random_5xx_rate: f64,
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         min_poll_interval: args.min_poll_interval,
         poll_timeout: args.poll_timeout,
         default_script: DefaultScript::FromLoginId,
+        random_5xx_rate: args.random_5xx_rate,
     })
     .await?;
     println!("FLINKQ_AUTHORIZE_URL={}", sim.authorize_url());

@@ -19,6 +19,89 @@ pub struct Script {
     /// After this many /Investments calls on one session, that session
     /// answers `SESSION_EXPIRED` (forces a re-authorize).
     pub expire_session_after_polls: Option<u32>,
+    /// Faults injected at given calls.
+    pub faults: Vec<ScriptedFault>,
+}
+
+/// Which endpoint a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// `POST /Authorize`.
+    Authorize,
+    /// `POST /Investments`.
+    Investments,
+}
+
+/// A fault on one call: the `call`-th (1-based) call of this login to `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedFault {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// Which call of this login to that endpoint (1-based).
+    pub call: u32,
+    /// What happens instead of the normal answer.
+    pub fault: Fault,
+}
+
+impl ScriptedFault {
+    /// A fault on the `call`-th /Investments call.
+    pub fn poll(call: u32, fault: Fault) -> Self {
+        ScriptedFault {
+            endpoint: Endpoint::Investments,
+            call,
+            fault,
+        }
+    }
+
+    /// A fault on the `call`-th Authorize call.
+    pub fn authorize(call: u32, fault: Fault) -> Self {
+        ScriptedFault {
+            endpoint: Endpoint::Authorize,
+            call,
+            fault,
+        }
+    }
+}
+
+/// What a faulty answer looks like. None of them changes the login's
+/// progress (pending count, success), except `ExpireSession`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Fault {
+    /// This HTTP status, with this FlinksCode if any (5xx, 401 `RETRY_LATER`,
+    /// 202 `OPERATION_DISPATCHED`, 203 security challenge, 400 `INVALID_REQUEST`…).
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// FlinksCode.
+        code: Option<String>,
+    },
+    /// 429 `TOO_MANY_REQUESTS` with a `Retry-After` header.
+    RateLimited {
+        /// Retry-After, in seconds.
+        retry_after_secs: u64,
+    },
+    /// The connection is cut in the middle of the answer.
+    Reset,
+    /// A 503, but only after this long (meant to pass the client's timeout).
+    Slow {
+        /// Delay before answering, ms.
+        millis: u64,
+    },
+    /// HTTP 200 with a body that is not JSON.
+    MalformedJson,
+    /// The session expires now: `SESSION_EXPIRED` (Investments only).
+    ExpireSession,
+}
+
+impl Fault {
+    /// A plain status with an optional code.
+    pub fn answer(status: u16, code: Option<&str>) -> Self {
+        Fault::Answer {
+            status,
+            code: code.map(str::to_owned),
+        }
+    }
 }
 
 /// The script of logins that have none of their own.
@@ -46,6 +129,8 @@ pub struct SimConfig {
     pub poll_timeout: Duration,
     /// Script of logins without one.
     pub default_script: DefaultScript,
+    /// Share of calls (0.0-1.0) answered 503 at random, on top of scripts.
+    pub random_5xx_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -57,6 +142,7 @@ impl Default for SimConfig {
             min_poll_interval: Duration::ZERO,
             poll_timeout: Duration::from_secs(30 * 60),
             default_script: DefaultScript::Fixed(Script::default()),
+            random_5xx_rate: 0.0,
         }
     }
 }

@@ -4,17 +4,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Shared;
-use super::config::Script;
-use super::state::{Answer, error};
+use super::config::{Script, SimConfig};
+use super::state::{Answer, SimState, error};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -39,9 +41,48 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn reply((status, body): Answer) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(body)).into_response()
+async fn reply(answer: Answer) -> Response {
+    match answer {
+        Answer::Json {
+            status,
+            body,
+            retry_after,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, Json(body)).into_response();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        }
+        Answer::Malformed => (
+            StatusCode::OK,
+            [(CONTENT_TYPE, "application/json")],
+            "{\"HttpStatusCode\": 200, \"Investments\": [ {\"Accounts\": [",
+        )
+            .into_response(),
+        Answer::Reset => {
+            // Headers go out, then the body stream fails: hyper aborts the
+            // connection and the client sees it cut mid-answer.
+            let broken = futures::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                ))
+            });
+            (StatusCode::OK, Body::from_stream(broken)).into_response()
+        }
+        Answer::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"HttpStatusCode": 503, "Message": "Injected slow answer"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// `None` when the key is right or not required; the 401 otherwise.
@@ -66,25 +107,16 @@ async fn authorize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = Instant::now();
-    let (has_key, refused) = check_key(&shared, &headers);
-    let mut state = shared.lock();
-    if let Some(answer) = refused {
-        state.reject();
-        return reply(answer);
-    }
-    match serde_json::from_slice::<AuthorizeBody>(&body) {
-        Ok(body) => reply(state.authorize(&shared.config, &body.login_id, has_key, now)),
-        Err(e) => {
-            state.reject();
-            reply(error(
-                400,
-                "INVALID_REQUEST",
-                &format!("Malformed Authorize body: {e}"),
-                None,
-            ))
-        }
-    }
+    handle(
+        &shared,
+        &headers,
+        &body,
+        "Authorize",
+        |state, config, body: AuthorizeBody, has_key, now| {
+            state.authorize(config, &body.login_id, has_key, now)
+        },
+    )
+    .await
 }
 
 async fn investments(
@@ -93,31 +125,50 @@ async fn investments(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    handle(
+        &shared,
+        &headers,
+        &body,
+        "Investments",
+        |state, config, body: InvestmentsBody, has_key, now| {
+            state.investments(config, &body.request_id, &body.login_id, has_key, now)
+        },
+    )
+    .await
+}
+
+/// Checks the key, parses the body, and lets `answer` decide — under the
+/// lock, which is released before the answer is sent (slow answers sleep
+/// without blocking other requests).
+async fn handle<B: DeserializeOwned>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+    what: &str,
+    answer: impl FnOnce(&mut SimState, &SimConfig, B, bool, Instant) -> Answer,
+) -> Response {
     let now = Instant::now();
-    let (has_key, refused) = check_key(&shared, &headers);
-    let mut state = shared.lock();
-    if let Some(answer) = refused {
-        state.reject();
-        return reply(answer);
-    }
-    match serde_json::from_slice::<InvestmentsBody>(&body) {
-        Ok(body) => reply(state.investments(
-            &shared.config,
-            &body.request_id,
-            &body.login_id,
-            has_key,
-            now,
-        )),
-        Err(e) => {
-            state.reject();
-            reply(error(
-                400,
-                "INVALID_REQUEST",
-                &format!("Malformed Investments body: {e}"),
-                None,
-            ))
+    let (has_key, refused) = check_key(shared, headers);
+    let decided = {
+        let mut state = shared.lock();
+        match (refused, serde_json::from_slice::<B>(body)) {
+            (Some(refusal), _) => {
+                state.reject();
+                refusal
+            }
+            (None, Ok(body)) => answer(&mut state, &shared.config, body, has_key, now),
+            (None, Err(e)) => {
+                state.reject();
+                error(
+                    400,
+                    "INVALID_REQUEST",
+                    &format!("Malformed {what} body: {e}"),
+                    None,
+                )
+            }
         }
-    }
+    };
+    reply(decided).await
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {

@@ -14,7 +14,7 @@ mod stats;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub use config::{DefaultScript, Script, SimConfig};
+pub use config::{DefaultScript, Endpoint, Fault, Script, ScriptedFault, SimConfig};
 pub use payload::investments_payload;
 pub use state::SPACING_TOLERANCE;
 pub use stats::{LoginStats, Totals, Violation};
@@ -134,6 +134,11 @@ impl SimHandle {
     /// Every contract violation seen, in order.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations()
+    }
+
+    /// Records that a worker was just killed (see [`Totals::repeats_after_crash`]).
+    pub fn note_crash(&self) {
+        self.shared.lock().note_crash(std::time::Instant::now());
     }
 
     /// Stops serving.

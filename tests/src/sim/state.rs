@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::config::{Script, SimConfig};
+use super::config::{Endpoint, Fault, Script, SimConfig};
 use super::payload::investments_payload;
 use super::stats::{LoginStats, Totals, Violation};
 
@@ -15,8 +15,35 @@ use super::stats::{LoginStats, Totals, Violation};
 /// disagreement is clock granularity, not a contract breach.
 pub const SPACING_TOLERANCE: Duration = Duration::from_millis(5);
 
-/// An HTTP answer: status and JSON body.
-pub type Answer = (u16, Value);
+/// What the simulator answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// A JSON body.
+    Json {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: Value,
+        /// `Retry-After` seconds, if any.
+        retry_after: Option<u64>,
+    },
+    /// HTTP 200 with a body that is not JSON.
+    Malformed,
+    /// Cut the connection mid-answer.
+    Reset,
+    /// Wait, then answer 503.
+    Slow(Duration),
+}
+
+impl Answer {
+    fn json(status: u16, body: Value) -> Answer {
+        Answer::Json {
+            status,
+            body,
+            retry_after: None,
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Session {
@@ -35,6 +62,8 @@ pub struct SimState {
     sessions: HashMap<String, Session>,
     totals: Totals,
     violations: Vec<Violation>,
+    crashes: Vec<Instant>,
+    rng_state: u64,
 }
 
 impl SimState {
@@ -63,6 +92,97 @@ impl SimState {
         self.totals.rejected += 1;
     }
 
+    /// Records that a worker was killed now. A poll after a success is not a
+    /// violation when a crash came between the 200 and the repeat: the
+    /// worker that received the 200 died before recording it, and steps are
+    /// at-least-once (counted in `Totals::repeats_after_crash` instead).
+    pub fn note_crash(&mut self, at: Instant) {
+        self.crashes.push(at);
+    }
+
+    /// The injected fault for this call, if any: a scripted one, else a
+    /// random 503 at `random_5xx_rate`.
+    fn fault(
+        &mut self,
+        config: &SimConfig,
+        script: &Script,
+        endpoint: Endpoint,
+        call: u32,
+    ) -> Option<Fault> {
+        let scripted = script
+            .faults
+            .iter()
+            .find(|f| f.endpoint == endpoint && f.call == call)
+            .map(|f| f.fault.clone());
+        if scripted.is_some() {
+            return scripted;
+        }
+        if config.random_5xx_rate > 0.0 && self.next_random() < config.random_5xx_rate {
+            return Some(Fault::answer(503, None));
+        }
+        None
+    }
+
+    /// xorshift64*: a deterministic stream, good enough for fault dice.
+    fn next_random(&mut self) -> f64 {
+        if self.rng_state == 0 {
+            self.rng_state = 0x9E37_79B9_7F4A_7C15;
+        }
+        let mut x = self.rng_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng_state = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn fault_answer(&mut self, fault: Fault, request_id: Option<&str>) -> Answer {
+        self.totals.faults += 1;
+        match fault {
+            Fault::Answer { status, code } => match code.as_deref() {
+                Some(code @ ("OPERATION_DISPATCHED" | "OPERATION_PENDING")) => Answer::json(
+                    status,
+                    json!({
+                        "HttpStatusCode": status,
+                        "FlinksCode": code,
+                        "Message": "The operation was dispatched and is processing",
+                        "RequestId": request_id,
+                    }),
+                ),
+                Some(code) => error(status, code, "Injected fault", request_id),
+                None => Answer::json(
+                    status,
+                    json!({"HttpStatusCode": status, "Message": "Injected fault", "RequestId": request_id}),
+                ),
+            },
+            Fault::RateLimited { retry_after_secs } => Answer::Json {
+                status: 429,
+                body: json!({
+                    "HttpStatusCode": 429,
+                    "FlinksCode": "TOO_MANY_REQUESTS",
+                    "Message": "Too many requests: slow down",
+                    "RequestId": request_id,
+                }),
+                retry_after: Some(retry_after_secs),
+            },
+            Fault::Reset => Answer::Reset,
+            Fault::Slow { millis } => Answer::Slow(Duration::from_millis(millis)),
+            Fault::MalformedJson => Answer::Malformed,
+            Fault::ExpireSession => {
+                if let Some(session) = request_id.and_then(|id| self.sessions.get_mut(id)) {
+                    session.expired = true;
+                }
+                self.totals.session_errors += 1;
+                error(
+                    401,
+                    "SESSION_EXPIRED",
+                    "The session has expired: authorize again",
+                    request_id,
+                )
+            }
+        }
+    }
+
     fn script(&self, config: &SimConfig, login: &str) -> Script {
         self.scripts
             .get(login)
@@ -83,7 +203,12 @@ impl SimState {
         stats.authorize_calls += 1;
         stats.authorize_times.push(now);
         stats.auth_header_seen |= has_key;
-        if self.script(config, login).invalid {
+        let call = stats.authorize_calls;
+        let script = self.script(config, login);
+        if let Some(fault) = self.fault(config, &script, Endpoint::Authorize, call) {
+            return self.fault_answer(fault, None);
+        }
+        if script.invalid {
             return error(
                 401,
                 "INVALID_LOGIN",
@@ -102,7 +227,7 @@ impl SimState {
                 expired: false,
             },
         );
-        (
+        Answer::json(
             200,
             json!({
                 "HttpStatusCode": 200,
@@ -129,6 +254,7 @@ impl SimState {
         stats.investments_calls += 1;
         stats.investments_times.push(now);
         stats.auth_header_seen |= has_key;
+        let call = stats.investments_calls;
         let first = *stats.first_investments_at.get_or_insert(now);
         let deadline = first + config.poll_timeout;
         if now > deadline {
@@ -137,11 +263,15 @@ impl SimState {
                 late_by_ms: millis(now - deadline),
             });
         }
-        if stats.succeeded_at.is_some() {
+        if let Some(succeeded_at) = stats.succeeded_at {
             stats.calls_after_success += 1;
-            self.violations.push(Violation::PollAfterSuccess {
-                login: login.to_owned(),
-            });
+            if self.crashes.iter().any(|crash| *crash > succeeded_at) {
+                self.totals.repeats_after_crash += 1;
+            } else {
+                self.violations.push(Violation::PollAfterSuccess {
+                    login: login.to_owned(),
+                });
+            }
         }
 
         let Some(session) = self
@@ -175,10 +305,10 @@ impl SimState {
         let over_polls = script
             .expire_session_after_polls
             .is_some_and(|limit| session.polls > limit);
-        if session.expired
+        let expired = session.expired
             || over_polls
-            || now.saturating_duration_since(session.created) > config.session_ttl
-        {
+            || now.saturating_duration_since(session.created) > config.session_ttl;
+        if expired {
             session.expired = true;
             self.totals.session_errors += 1;
             return error(
@@ -188,10 +318,22 @@ impl SimState {
                 Some(request_id),
             );
         }
-        if script.always_pending || stats.pending_served < script.pending {
+        let pending = script.always_pending || stats.pending_served < script.pending;
+        if let Some(fault) = self.fault(config, &script, Endpoint::Investments, call) {
+            return self.fault_answer(fault, Some(request_id));
+        }
+        let Some(stats) = self.logins.get_mut(login) else {
+            return error(
+                500,
+                "AGGREGATION_ERROR",
+                "simulator lost its stats",
+                Some(request_id),
+            );
+        };
+        if pending {
             stats.pending_served += 1;
             self.totals.pending_answers += 1;
-            return (
+            return Answer::json(
                 202,
                 json!({
                     "HttpStatusCode": 202,
@@ -202,15 +344,15 @@ impl SimState {
                 }),
             );
         }
-        stats.succeeded_at = Some(now);
+        stats.succeeded_at.get_or_insert(now);
         self.totals.successes += 1;
-        (200, investments_payload(login, request_id))
+        Answer::json(200, investments_payload(login, request_id))
     }
 }
 
 /// A Flinks error body.
 pub fn error(status: u16, code: &str, message: &str, request_id: Option<&str>) -> Answer {
-    (
+    Answer::json(
         status,
         json!({
             "HttpStatusCode": status,

@@ -44,6 +44,11 @@ pub struct Totals {
     pub session_errors: u64,
     /// Requests refused as malformed or unauthorized.
     pub rejected: u64,
+    /// Injected faults served.
+    pub faults: u64,
+    /// Polls after a success that followed a noted worker crash (allowed:
+    /// steps are at-least-once).
+    pub repeats_after_crash: u64,
 }
 
 /// A broken rule of the Flinks contract.
