@@ -7,7 +7,7 @@ use std::time::Duration;
 use flinkq_shared::LoginId;
 use flinkq_shared::store::{StateCounts, Store, StoreConfig};
 
-use crate::redis_harness::RedisServer;
+use crate::redis_harness::{RedisOptions, RedisServer};
 use crate::sim::{Script, SimConfig, SimHandle, Simulator};
 use crate::worker_process::{WorkerSetup, wait_for};
 
@@ -35,7 +35,16 @@ impl Scenario {
     /// The same, with a simulator configuration (its `min_poll_interval` is
     /// set to `interval`).
     pub async fn start_with(interval: Duration, sim_config: SimConfig) -> Scenario {
-        let redis = RedisServer::start().expect("redis-server");
+        Scenario::start_full(interval, sim_config, RedisOptions::default()).await
+    }
+
+    /// The same, with Redis options too (AOF, a password...).
+    pub async fn start_full(
+        interval: Duration,
+        sim_config: SimConfig,
+        redis: RedisOptions,
+    ) -> Scenario {
+        let redis = RedisServer::start_with(redis).expect("redis-server");
         let sim = Simulator::start(SimConfig {
             min_poll_interval: interval,
             ..sim_config

@@ -25,6 +25,11 @@ impl StepClock {
         StepClock { redis_ms, at }
     }
 
+    /// The local instant the claim was sent: its lease runs at most from here.
+    pub fn anchor(&self) -> Instant {
+        self.at
+    }
+
     /// Now, in ms since the epoch on Redis' clock.
     pub fn now_ms(&self) -> u64 {
         self.redis_ms + u64::try_from(self.at.elapsed().as_millis()).unwrap_or(u64::MAX)

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis_core::task::Task;
 use flinkq_shared::store::Store;
@@ -22,9 +22,9 @@ use crate::claimed::ClaimedStep;
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
 use crate::results::ResultsDir;
 
-/// Commit attempts before a step gives up and lets its lease expire (the
-/// step then runs again: at-least-once steps, exactly-once transitions).
-const COMMIT_ATTEMPTS: u32 = 4;
+/// Backoff bounds of commit retries.
+const COMMIT_RETRY_MIN: Duration = Duration::from_millis(100);
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Everything a step needs.
 #[derive(Debug)]
@@ -56,13 +56,18 @@ impl Executor {
 
     async fn run_step(&self, claimed: ClaimedStep) {
         let job = &claimed.job;
+        // Until when this worker may still commit: the claim's lease, counted
+        // (conservatively) from before the claim or the renewal was sent.
+        let mut lease_until = claimed.clock.anchor() + self.lease;
         let transition = match plan(job, claimed.clock.now_ms()) {
             Plan::Finish(transition) => transition,
             Plan::Run(step) => {
                 Span::current().record("step", step.name());
+                let renewing = Instant::now();
                 if !self.claim_still_held(job, &step).await {
                     return;
                 }
+                lease_until = renewing + self.lease;
                 let outcome = self.call(job, &step).await;
                 let tick = Tick {
                     now_ms: claimed.clock.now_ms(),
@@ -71,7 +76,7 @@ impl Executor {
                 transition(job, outcome, tick, &self.policy)
             }
         };
-        self.commit(job, &transition).await;
+        self.commit(job, &transition, lease_until).await;
     }
 
     /// Renews the lease right before calling Flinks: a worker whose claim was
@@ -131,9 +136,12 @@ impl Executor {
         }
     }
 
-    async fn commit(&self, job: &JobSnapshot, t: &Transition) {
-        let mut delay = Duration::from_millis(100);
-        for attempt in 1..=COMMIT_ATTEMPTS {
+    /// Commits, retrying Redis errors (an outage, a failover) for as long as
+    /// the lease still holds: a short outage costs no repeated call. Past
+    /// that, the step is left to run again after its lease expires.
+    async fn commit(&self, job: &JobSnapshot, t: &Transition, lease_until: Instant) {
+        let mut delay = COMMIT_RETRY_MIN;
+        loop {
             match self.store.commit(job.id, job.seq, t).await {
                 Ok(true) => {
                     log_transition(t);
@@ -143,13 +151,14 @@ impl Executor {
                     info!(state = %t.state, "fenced: this claim is stale, the transition was not applied");
                     return;
                 }
-                Err(error) if attempt < COMMIT_ATTEMPTS => {
-                    warn!(%error, attempt, "commit failed; retrying");
+                Err(error) if Instant::now() + delay < lease_until => {
+                    warn!(%error, retry_in = ?delay, "commit failed; retrying while the lease holds");
                     tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    delay = (delay * 2).min(COMMIT_RETRY_MAX);
                 }
                 Err(error) => {
-                    warn!(%error, "commit failed; the step will run again after its lease expires");
+                    warn!(%error, "commit failed and the lease is over; the step will run again");
+                    return;
                 }
             }
         }
