@@ -30,6 +30,52 @@ pub enum Command {
     Status(StatusArgs),
     /// One login's newest job: state, steps, last error.
     Job(JobArgs),
+    /// Failed and timed-out jobs: list, retry, purge.
+    Dead(DeadArgs),
+    /// Cancel a login's unfinished job (a worker holding it stops at its next step).
+    Cancel(CancelArgs),
+}
+
+/// `flinkq dead`.
+#[derive(Debug, clap::Args)]
+pub struct DeadArgs {
+    #[command(subcommand)]
+    pub action: DeadAction,
+}
+
+/// What to do with dead letters.
+#[derive(Debug, Subcommand)]
+pub enum DeadAction {
+    /// List dead jobs, oldest first, with their reason.
+    List {
+        /// Print a JSON array of jobs.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Requeue a login's dead job, or every dead job, as a fresh run.
+    Retry {
+        /// The loginId.
+        login_id: Option<String>,
+        /// Every dead job.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete dead jobs that finished more than this long ago.
+    Purge {
+        /// Age, e.g. 7d, 12h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// `flinkq cancel`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The loginId.
+    pub login_id: String,
 }
 
 /// `flinkq enqueue`.

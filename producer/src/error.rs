@@ -47,6 +47,20 @@ pub enum CliError {
     /// The login has no job.
     #[error("no job for loginId {0} in this namespace (check --namespace / FLINKQ_NAMESPACE)")]
     NoJob(String),
+    /// The login's newest job is not dead.
+    #[error("loginId {login} has no dead job: its newest job is {state}")]
+    NotDead {
+        /// The login.
+        login: String,
+        /// Its newest job's state.
+        state: flinkq_shared::JobState,
+    },
+    /// Nothing to cancel.
+    #[error("loginId {0} has no unfinished job to cancel")]
+    NothingToCancel(String),
+    /// Contradictory arguments.
+    #[error("{0}")]
+    Usage(&'static str),
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,9 +74,12 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::InvalidInput { .. } => exit::DATA,
-            CliError::NoInput | CliError::BadLoginId(_) => exit::USAGE,
+            CliError::NoInput | CliError::BadLoginId(_) | CliError::Usage(_) => exit::USAGE,
             CliError::Read { .. } => exit::NO_INPUT,
-            CliError::UnknownBatch(_) | CliError::NoJob(_) => exit::NOT_FOUND,
+            CliError::UnknownBatch(_)
+            | CliError::NoJob(_)
+            | CliError::NotDead { .. }
+            | CliError::NothingToCancel(_) => exit::NOT_FOUND,
             CliError::Store(StoreError::Unreachable { .. } | StoreError::BadUrl { .. }) => {
                 exit::UNAVAILABLE
             }

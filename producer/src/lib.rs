@@ -7,11 +7,15 @@
 //! - [`enqueue`]: `flinkq enqueue`.
 //! - [`status`]: `flinkq status`.
 //! - [`job`]: `flinkq job`.
+//! - [`dead`]: `flinkq dead list|retry|purge`.
+//! - [`cancel`]: `flinkq cancel`.
 //! - [`batch_name`]: generated batch names.
 //! - [`error`]: the `CliError` enum and exit codes.
 
 pub mod batch_name;
+pub mod cancel;
 pub mod cli;
+pub mod dead;
 pub mod enqueue;
 pub mod error;
 pub mod input;
@@ -35,5 +39,7 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
         }
         Command::Status(args) => status::run(&connect().await?, args, out).await,
         Command::Job(args) => job::run(&connect().await?, args, out).await,
+        Command::Dead(args) => dead::run(&connect().await?, args, out).await,
+        Command::Cancel(args) => cancel::run(&connect().await?, args, out).await,
     }
 }

@@ -39,4 +39,29 @@ local function finish(id, state, now)
   if state == 'failed' or state == 'timed_out' then
     redis.call('ZADD', P .. 'dead', now, id)
   end
+  redis.call('ZADD', P .. 'finished', now, id)
+end
+
+-- Delete a finished job for good (retention, dead-letter purge): its hash,
+-- its index entries, its counters, its batch once empty, its latest pointer.
+local function delete_job(id)
+  local job = P .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state')
+  local login, batch, state = f[1], f[2], f[3]
+  redis.call('ZREM', P .. 'finished', id)
+  redis.call('ZREM', P .. 'dead', id)
+  if not state then return 0 end
+  redis.call('DEL', job)
+  redis.call('HINCRBY', P .. 'counts', state, -1)
+  redis.call('HINCRBY', P .. 'counts', 'total', -1)
+  local batch_key = P .. 'batch:' .. batch
+  redis.call('HINCRBY', batch_key, state, -1)
+  if redis.call('HINCRBY', batch_key, 'total', -1) <= 0 then
+    redis.call('DEL', batch_key)
+    redis.call('ZREM', P .. 'batches', batch)
+  end
+  if redis.call('GET', P .. 'latest:' .. login) == id then
+    redis.call('DEL', P .. 'latest:' .. login)
+  end
+  return 1
 end

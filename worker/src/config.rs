@@ -88,6 +88,11 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// How long finished jobs (and their dead letters) are kept before they
+    /// are deleted, so Redis memory stays flat over nightly runs.
+    #[arg(long, env = "FLINKQ_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+
     /// Log format.
     #[arg(long, env = "FLINKQ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flinkq_shared::JobId;
-use flinkq_shared::store::Store;
+use flinkq_shared::store::{PurgeSet, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -111,10 +111,17 @@ pub async fn heartbeat(
 /// Most leases (and deadlines) handled per reap call.
 const REAP_LIMIT: usize = 1_000;
 
-/// Puts expired leases back in `due` and times out jobs past their deadline,
-/// every `period`, until `stop`. Every worker reaps: the script is atomic, so
-/// running it from many processes is safe.
-pub async fn reaper(store: Store, period: Duration, health: Health, stop: CancellationToken) {
+/// Puts expired leases back in `due`, times out jobs past their deadline,
+/// and deletes finished jobs older than `retention`, every `period`, until
+/// `stop`. Every worker reaps: the scripts are atomic, so running them from
+/// many processes is safe.
+pub async fn reaper(
+    store: Store,
+    period: Duration,
+    retention: Duration,
+    health: Health,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -142,6 +149,14 @@ pub async fn reaper(store: Store, period: Duration, health: Health, stop: Cancel
                     warn!(%error, "reap failed; retrying next period");
                     break;
                 }
+            }
+        }
+        match store.purge(PurgeSet::Finished, retention, REAP_LIMIT).await {
+            Ok(0) => {}
+            Ok(deleted) => debug!(deleted, "finished jobs past retention deleted"),
+            Err(error) => {
+                health.redis_failed(&error);
+                warn!(%error, "retention purge failed; retrying next period");
             }
         }
     }

@@ -58,6 +58,7 @@ pub async fn run(
     background.spawn(leases::reaper(
         store.clone(),
         (config.lease / 2).max(Duration::from_millis(100)),
+        config.retention,
         health.clone(),
         stop.clone(),
     ));

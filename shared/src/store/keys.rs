@@ -55,6 +55,11 @@ impl Keys {
         format!("{}due", self.prefix)
     }
 
+    /// `dead`: failed and timed-out job ids by finish time.
+    pub fn dead(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
     /// `leases`: job id -> when its current claim expires (ms).
     pub fn leases(&self) -> String {
         format!("{}leases", self.prefix)

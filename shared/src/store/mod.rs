@@ -11,6 +11,7 @@
 //! | `counts`, `batch:<b>` | hash | per-state counters |
 //! | `batches` | zset | batch name → first enqueue (ms) |
 //! | `dead` | zset | failed and timed-out job ids by finish time |
+//! | `finished` | zset | every finished job id by finish time (retention) |
 //! | `next_id` | string | job id counter |
 //!
 //! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
@@ -89,6 +90,15 @@ pub struct Claimed {
     pub next_due_ms: Option<u64>,
     /// The claimed jobs.
     pub jobs: Vec<JobSnapshot>,
+}
+
+/// Which finished jobs [`Store::purge`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeSet {
+    /// Every finished job (retention).
+    Finished,
+    /// Failed and timed-out jobs only.
+    Dead,
 }
 
 /// What a reap did.
@@ -363,6 +373,104 @@ impl Store {
         call.invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("release"))
+    }
+
+    /// Cancels the login's unfinished job; returns its id, or `None` when
+    /// the login has none. A worker holding the job is fenced out.
+    pub async fn cancel(&self, login: &LoginId) -> Result<Option<JobId>, StoreError> {
+        let mut conn = self.conn.clone();
+        let id: i64 = self
+            .scripts
+            .cancel
+            .key(self.keys.prefix())
+            .arg(login.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("cancel"))?;
+        Ok(u64::try_from(id).ok().map(JobId))
+    }
+
+    /// Ids of up to `limit` dead letters (failed or timed out) from
+    /// position `offset`, oldest first.
+    pub async fn dead_ids(&self, offset: usize, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let mut conn = self.conn.clone();
+        let start = isize::try_from(offset).unwrap_or(isize::MAX);
+        let stop = start.saturating_add(isize::try_from(limit).unwrap_or(isize::MAX)) - 1;
+        let ids: Vec<u64> = conn
+            .zrange(self.keys.dead(), start, stop)
+            .await
+            .map_err(StoreError::command("ZRANGE dead"))?;
+        Ok(ids.into_iter().map(JobId).collect())
+    }
+
+    /// How many dead letters there are.
+    pub async fn dead_count(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.zcard(self.keys.dead())
+            .await
+            .map_err(StoreError::command("ZCARD dead"))
+    }
+
+    /// Jobs by id (missing ones are skipped), in one pipelined round trip.
+    pub async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobSnapshot>, StoreError> {
+        const OP: &str = "HGETALL jobs";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.job(*id));
+        }
+        let mut conn = self.conn.clone();
+        let hashes: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command(OP))?;
+        ids.iter()
+            .zip(hashes)
+            .filter(|(_, fields)| !fields.is_empty())
+            .map(|(id, fields)| reply::snapshot(OP, *id, &fields))
+            .collect()
+    }
+
+    /// Requeues dead letters as fresh runs; returns (requeued, skipped).
+    /// Skipped: not dead, or the login already has an unfinished job.
+    pub async fn retry_dead(&self, ids: &[JobId]) -> Result<(u64, u64), StoreError> {
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.retry_dead.key(self.keys.prefix());
+        for id in ids {
+            call.arg(id.0);
+        }
+        call.invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("retry_dead"))
+    }
+
+    /// Deletes up to `limit` jobs that finished more than `older_than` ago:
+    /// from every finished job (`retention`) or only the dead letters.
+    /// Returns how many ids were removed.
+    pub async fn purge(
+        &self,
+        set: PurgeSet,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        self.scripts
+            .purge
+            .key(self.keys.prefix())
+            .arg(match set {
+                PurgeSet::Finished => "finished",
+                PurgeSet::Dead => "dead",
+            })
+            .arg(millis(older_than))
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("purge"))
     }
 
     /// Per-state counts of the namespace, or of one batch.

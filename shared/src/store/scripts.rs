@@ -30,6 +30,12 @@ pub struct Scripts {
     pub reap: Script,
     /// `release(id, seq, ...)`.
     pub release: Script,
+    /// `cancel(loginId)`.
+    pub cancel: Script,
+    /// `retry_dead(id...)`.
+    pub retry_dead: Script,
+    /// `purge(set, older_than_ms, limit)`.
+    pub purge: Script,
 }
 
 impl Scripts {
@@ -43,6 +49,9 @@ impl Scripts {
             begin: Script::new(script!("begin.lua")),
             reap: Script::new(script!("reap.lua")),
             release: Script::new(script!("release.lua")),
+            cancel: Script::new(script!("cancel.lua")),
+            retry_dead: Script::new(script!("retry_dead.lua")),
+            purge: Script::new(script!("purge.lua")),
         }
     }
 }

@@ -1,0 +1,13 @@
+-- purge(set, older_than_ms, limit) -> jobs removed
+-- Deletes jobs of `set` ('finished': retention; 'dead': dead-letter purge)
+-- that finished more than older_than_ms ago, at most `limit` per call.
+local set, age, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if set ~= 'finished' and set ~= 'dead' then
+  return redis.error_reply('purge: unknown set ' .. tostring(set))
+end
+local cutoff = now_ms() - age
+local ids = redis.call('ZRANGE', P .. set, '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  delete_job(id)
+end
+return #ids
