@@ -1,15 +1,33 @@
--- begin(lease_ms, id, seq, spacing_ms) -> 1 held | 0 lost
--- Called right before a step calls Flinks. Confirms the claim still holds
--- (token matches, lease present), renews the lease, and records the earliest
--- time the next call of this job may be made (now + spacing): if this worker
--- dies mid-call, reap requeues the step no sooner than that, so a crash never
--- makes two polls closer than the poll interval.
-local lease, id, seq, spacing = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+-- begin(lease_ms, id, seq, spacing_ms, rate_per_sec, burst) -> 1 held | 0 lost | -ms throttled
+-- Called right before a step calls Flinks, as its one script call:
+-- 1. Confirms the claim still holds (token matches, lease present) and
+--    renews the lease.
+-- 2. Applies the global rate limit toward Flinks (GCRA over a single
+--    `ratelimit` key shared by every worker): at most `burst` calls at once
+--    and `rate_per_sec` after that. A throttled caller gets -wait_ms and
+--    calls again after waiting; rate 0 means no limit.
+-- 3. Records the earliest time the next call of this job may be made
+--    (now + spacing): if this worker dies mid-call, reap requeues the step
+--    no sooner than that, so a crash never makes two polls closer than the
+--    poll interval.
+local lease, id, seq = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local spacing, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local job = P .. 'job:' .. id
 if redis.call('HGET', job, 'seq') ~= seq or not redis.call('ZSCORE', P .. 'leases', id) then
   return 0
 end
 local now = now_ms()
+if rate > 0 then
+  local key = P .. 'ratelimit'
+  local emission = 1000 / rate
+  local tolerance = emission * (math.max(burst, 1) - 1)
+  local tat = math.max(tonumber(redis.call('GET', key) or now) or now, now)
+  if tat - now > tolerance then
+    return -math.max(1, math.ceil(tat - now - tolerance))
+  end
+  local new_tat = tat + emission
+  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+end
 redis.call('ZADD', P .. 'leases', now + lease, id)
 redis.call('HSET', job, 'not_before', now + spacing)
 return 1

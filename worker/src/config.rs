@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use flinkq_shared::Policy;
 use flinkq_shared::redis_args::RedisArgs;
+use flinkq_shared::store::RateLimit;
 use flinkq_shared::telemetry::LogFormat;
 use reqwest::Url;
 
@@ -88,6 +89,16 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// Global limit of calls to Flinks per second, across every worker of
+    /// the namespace (a token bucket in Redis). 0 = no limit: Flinks
+    /// publishes none, so this is the operator's setting.
+    #[arg(long, env = "FLINKQ_MAX_RPS", default_value_t = 0.0, value_parser = parse_rate)]
+    pub max_rps: f64,
+
+    /// Calls allowed at once on top of FLINKQ_MAX_RPS (bucket size).
+    #[arg(long, env = "FLINKQ_RATE_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+
     /// How long finished jobs (and their dead letters) are kept before they
     /// are deleted, so Redis memory stays flat over nightly runs.
     #[arg(long, env = "FLINKQ_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
@@ -99,6 +110,14 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The global rate limit.
+    pub fn rate_limit(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.max_rps,
+            burst: self.rate_burst,
+        }
+    }
+
     /// The state machine's timing policy.
     pub fn policy(&self) -> Policy {
         Policy {
@@ -116,6 +135,15 @@ fn parse_http_url(input: &str) -> Result<Url, String> {
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),
         _ => Err(format!("{input:?} is not an http(s) URL with a host")),
+    }
+}
+
+fn parse_rate(input: &str) -> Result<f64, String> {
+    match input.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{input:?} is not a rate: use calls per second, e.g. 50 or 0.5 (0 = no limit)"
+        )),
     }
 }
 

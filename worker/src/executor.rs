@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use apalis_core::task::Task;
-use flinkq_shared::store::Store;
+use flinkq_shared::store::{Begin, RateLimit, Store};
 use flinkq_shared::{
     FailureKind, JobSnapshot, Outcome, Plan, Policy, Step, StepError, Tick, Transition,
     TransitionKind, plan, transition,
@@ -39,6 +39,8 @@ pub struct Executor {
     pub policy: Policy,
     /// Lease of a claim (the pre-call check renews it).
     pub lease: Duration,
+    /// Global rate limit toward Flinks.
+    pub rate_limit: RateLimit,
 }
 
 impl Executor {
@@ -88,19 +90,25 @@ impl Executor {
             Step::Poll { .. } => self.policy.poll_interval,
             Step::Authorize => Duration::ZERO,
         };
-        match self
-            .store
-            .begin_step(job.id, job.seq, self.lease, spacing)
-            .await
-        {
-            Ok(true) => true,
-            Ok(false) => {
-                info!("claim lost before the call; another worker owns this step now");
-                false
-            }
-            Err(error) => {
-                warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
-                false
+        loop {
+            match self
+                .store
+                .begin_step(job.id, job.seq, self.lease, spacing, self.rate_limit)
+                .await
+            {
+                Ok(Begin::Held) => return true,
+                Ok(Begin::Throttled(wait)) => {
+                    debug!(wait = ?wait, "rate limited; waiting for a token");
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(Begin::Lost) => {
+                    info!("claim lost before the call; another worker owns this step now");
+                    return false;
+                }
+                Err(error) => {
+                    warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
+                    return false;
+                }
             }
         }
     }

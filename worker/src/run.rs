@@ -69,6 +69,7 @@ pub async fn run(
         results,
         policy: config.policy(),
         lease: config.lease,
+        rate_limit: config.rate_limit(),
     });
     let claimer = Claimer {
         store,

@@ -92,6 +92,34 @@ pub struct Claimed {
     pub jobs: Vec<JobSnapshot>,
 }
 
+/// The global rate limit toward Flinks, shared by every worker of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Calls per second after the burst; 0 means no limit.
+    pub per_second: f64,
+    /// Calls allowed at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// No limit.
+    pub const NONE: RateLimit = RateLimit {
+        per_second: 0.0,
+        burst: 1,
+    };
+}
+
+/// What [`Store::begin_step`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// Go: the claim holds and the lease is renewed.
+    Held,
+    /// The claim was lost: make no call.
+    Lost,
+    /// Over the rate limit: call `begin_step` again after this long.
+    Throttled(Duration),
+}
+
 /// Which finished jobs [`Store::purge`] deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PurgeSet {
@@ -317,18 +345,20 @@ impl Store {
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 
-    /// Right before a call to Flinks: confirms the claim still holds, renews
-    /// the lease, and records that the job's next call may come no sooner
-    /// than `spacing` from now, even if this worker dies mid-call.
+    /// Right before a call to Flinks, in one script call: confirms the claim
+    /// still holds and renews the lease, applies the global rate limit, and
+    /// records that the job's next call may come no sooner than `spacing`
+    /// from now, even if this worker dies mid-call.
     pub async fn begin_step(
         &self,
         id: JobId,
         seq: u64,
         lease: Duration,
         spacing: Duration,
-    ) -> Result<bool, StoreError> {
+        limit: RateLimit,
+    ) -> Result<Begin, StoreError> {
         let mut conn = self.conn.clone();
-        let held: i64 = self
+        let answer: i64 = self
             .scripts
             .begin
             .key(self.keys.prefix())
@@ -336,10 +366,16 @@ impl Store {
             .arg(id.0)
             .arg(seq)
             .arg(millis(spacing))
+            .arg(limit.per_second)
+            .arg(limit.burst)
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("begin"))?;
-        Ok(held == 1)
+        Ok(match answer {
+            1 => Begin::Held,
+            0 => Begin::Lost,
+            wait => Begin::Throttled(Duration::from_millis(wait.unsigned_abs())),
+        })
     }
 
     /// Puts expired leases back in `due` and times out jobs past their

@@ -151,6 +151,7 @@ async fn handle<B: DeserializeOwned>(
     let (has_key, refused) = check_key(shared, headers);
     let decided = {
         let mut state = shared.lock();
+        state.arrived(now);
         match (refused, serde_json::from_slice::<B>(body)) {
             (Some(refusal), _) => {
                 state.reject();

@@ -136,6 +136,11 @@ impl SimHandle {
         self.shared.lock().violations()
     }
 
+    /// The most calls (both endpoints) that arrived within any `window`.
+    pub fn max_calls_in_window(&self, window: std::time::Duration) -> usize {
+        self.shared.lock().max_calls_in_window(window)
+    }
+
     /// Records that a worker was just killed (see [`Totals::repeats_after_crash`]).
     pub fn note_crash(&self) {
         self.shared.lock().note_crash(std::time::Instant::now());

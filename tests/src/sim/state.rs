@@ -64,6 +64,7 @@ pub struct SimState {
     violations: Vec<Violation>,
     crashes: Vec<Instant>,
     rng_state: u64,
+    call_times: Vec<Instant>,
 }
 
 impl SimState {
@@ -85,6 +86,26 @@ impl SimState {
     /// Contract violations, in order.
     pub fn violations(&self) -> Vec<Violation> {
         self.violations.clone()
+    }
+
+    /// Records the arrival of any call to either endpoint.
+    pub fn arrived(&mut self, at: Instant) {
+        self.call_times.push(at);
+    }
+
+    /// The most calls (both endpoints) that arrived within any `window`.
+    pub fn max_calls_in_window(&self, window: Duration) -> usize {
+        let mut times = self.call_times.clone();
+        times.sort_unstable();
+        let mut start = 0;
+        let mut best = 0;
+        for end in 0..times.len() {
+            while times[end].saturating_duration_since(times[start]) >= window {
+                start += 1;
+            }
+            best = best.max(end - start + 1);
+        }
+        best
     }
 
     /// Counts a request refused before it reached a login.
