@@ -22,6 +22,11 @@ pub struct RedisArgs {
     #[arg(long, env = "FLINKQ_NAMESPACE", default_value = "default", value_parser = parse_namespace)]
     pub namespace: String,
 
+    /// PEM file of the CA that signed Redis' TLS certificate, for rediss://
+    /// URLs when the system trust store does not know it.
+    #[arg(long, env = "FLINKQ_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+
     /// Give up on one Redis answer after this long (humantime, e.g. 5s).
     #[arg(long, env = "FLINKQ_REDIS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,
@@ -32,6 +37,7 @@ impl RedisArgs {
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             response_timeout: self.redis_timeout,
+            ca_file: self.redis_ca_file.clone(),
             ..StoreConfig::new(&self.redis_url, &self.namespace)
         }
     }

@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 pub struct RedisOptions {
     /// AOF on, `appendfsync always`: nothing acknowledged is lost on a kill.
     pub aof: bool,
-    /// More `redis-server` arguments, e.g. `["--requirepass", "s3cret"]`.
+    /// More `redis-server` arguments, e.g. `["--requirepass", "s3cret"]`
+    /// (a password given so ends up in [`RedisServer::url`]).
     pub extra_args: Vec<String>,
+    /// Serve TLS only (`rediss://`), with a certificate signed by a CA made
+    /// for this server with `openssl` (see [`RedisServer::ca_cert`]).
+    pub tls: bool,
 }
 
 /// A running private redis-server. Killed when dropped.
@@ -48,9 +52,19 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS; with the password
+    /// when one is required).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.options.tls { "rediss" } else { "redis" };
+        match self.password() {
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The CA certificate (PEM) that signed the server's TLS certificate.
+    pub fn ca_cert(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// The port.
@@ -89,9 +103,24 @@ impl RedisServer {
     fn spawn(&mut self) -> std::io::Result<()> {
         let dir = self.dir.path();
         let mut command = Command::new("redis-server");
+        if self.options.tls {
+            if !self.ca_cert().exists() {
+                make_certificates(dir)?;
+            }
+            command
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(dir.join("redis.crt"))
+                .arg("--tls-key-file")
+                .arg(dir.join("redis.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.ca_cert())
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            command.arg("--port").arg(self.port.to_string());
+        }
         command
-            .arg("--port")
-            .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", ""])
             .arg("--dir")
             .arg(dir)
@@ -124,7 +153,12 @@ impl RedisServer {
     fn wait_until_ready(&mut self) -> std::io::Result<()> {
         let started = Instant::now();
         loop {
-            if ping(self.port, self.password()).is_ok() {
+            let answered = if self.options.tls {
+                self.tls_ping()
+            } else {
+                ping(self.port, self.password()).is_ok()
+            };
+            if answered {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut()
@@ -149,6 +183,21 @@ impl RedisServer {
         }
     }
 
+    /// PING over TLS with `redis-cli`, trusting only this server's CA.
+    fn tls_ping(&self) -> bool {
+        let mut cli = Command::new("redis-cli");
+        cli.args(["--tls", "--cacert"])
+            .arg(self.ca_cert())
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string());
+        if let Some(password) = self.password() {
+            cli.args(["--no-auth-warning", "-a", password]);
+        }
+        cli.arg("PING")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "PONG")
+    }
+
     fn password(&self) -> Option<&str> {
         let args = &self.options.extra_args;
         args.iter()
@@ -162,6 +211,72 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certificates(dir: &Path) -> std::io::Result<()> {
+    let openssl = |args: &[&str]| -> std::io::Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )?;
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=flinkq test CA",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "redis.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ])
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -61,9 +61,12 @@ impl Scenario {
                 work.path(),
             )
         };
-        let store = Store::connect(&StoreConfig::new(redis.url(), &setup.namespace))
-            .await
-            .expect("store");
+        let ca = redis.ca_cert();
+        let store_config = StoreConfig {
+            ca_file: ca.exists().then_some(ca),
+            ..StoreConfig::new(redis.url(), &setup.namespace)
+        };
+        let store = Store::connect(&store_config).await.expect("store");
         Scenario {
             redis,
             sim,

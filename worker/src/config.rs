@@ -11,6 +11,7 @@ use flinkq_shared::store::RateLimit;
 use flinkq_shared::telemetry::LogFormat;
 use reqwest::Url;
 
+use crate::error::WorkerError;
 use crate::secret::Secret;
 
 /// The Flinks toolbox sandbox's Authorize endpoint.
@@ -38,6 +39,11 @@ pub struct WorkerConfig {
     /// Flinks API key, sent as the `flinks-auth-key` header; omitted when unset.
     #[arg(long, env = "FLINKQ_AUTH_KEY", hide_env_values = true)]
     pub auth_key: Option<Secret>,
+
+    /// Read the Flinks API key from this file instead (a mounted secret);
+    /// surrounding whitespace is ignored.
+    #[arg(long, env = "FLINKQ_AUTH_KEY_FILE", conflicts_with = "auth_key")]
+    pub auth_key_file: Option<PathBuf>,
 
     /// Wait between two /Investments calls of one job.
     #[arg(long, env = "FLINKQ_POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -110,6 +116,25 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The Flinks API key, from FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE.
+    pub fn resolved_auth_key(&self) -> Result<Option<Secret>, WorkerError> {
+        let Some(path) = &self.auth_key_file else {
+            return Ok(self.auth_key.clone());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| WorkerError::AuthKeyFile {
+            path: path.clone(),
+            reason: source.to_string(),
+        })?;
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(WorkerError::AuthKeyFile {
+                path: path.clone(),
+                reason: "the file is empty".into(),
+            });
+        }
+        Ok(Some(Secret::new(key)))
+    }
+
     /// The global rate limit.
     pub fn rate_limit(&self) -> RateLimit {
         RateLimit {
@@ -181,6 +206,34 @@ mod tests {
         assert!(err.to_string().contains("--poll-interval"), "{err}");
         assert!(WorkerConfig::try_parse_from(["w", "--lease", "10ms"]).is_err());
         assert!(WorkerConfig::try_parse_from(["w", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_auth_key_comes_from_a_file_trimmed() {
+        let path = std::env::temp_dir().join(format!("flinkq-key-{}", std::process::id()));
+        std::fs::write(&path, "  filekey\n").expect("write");
+        let arg = path.to_str().expect("utf-8");
+        let config = WorkerConfig::try_parse_from(["w", "--auth-key-file", arg]).expect("parse");
+        assert_eq!(
+            config
+                .resolved_auth_key()
+                .expect("read")
+                .map(|k| k.expose().to_owned()),
+            Some("filekey".into())
+        );
+        std::fs::write(&path, "\n").expect("write");
+        assert!(
+            config.resolved_auth_key().is_err(),
+            "an empty key file is an error"
+        );
+        std::fs::remove_file(&path).expect("cleanup");
+        let missing = WorkerConfig::try_parse_from(["w", "--auth-key-file", "/nonexistent/key"])
+            .expect("parse");
+        let err = missing.resolved_auth_key().expect_err("missing file");
+        assert!(err.to_string().contains("/nonexistent/key"), "{err}");
+        assert!(
+            WorkerConfig::try_parse_from(["w", "--auth-key", "a", "--auth-key-file", arg]).is_err()
+        );
     }
 
     #[test]

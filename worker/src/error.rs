@@ -17,6 +17,14 @@ pub enum WorkerError {
     /// The HTTP client could not be built (TLS backend).
     #[error("cannot build the Flinks HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The auth key file cannot be used.
+    #[error("cannot read the Flinks auth key from {path}: {reason} (FLINKQ_AUTH_KEY_FILE)")]
+    AuthKeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The apalis monitor ended with an error.
     #[error("worker runtime failed: {0}")]
     Runtime(String),

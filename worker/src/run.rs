@@ -30,12 +30,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
+    let auth_key = config.resolved_auth_key()?;
     let store = Store::connect(&config.redis.store_config()).await?;
     let results = ResultsDir::create(&config.results_dir)?;
     let flinks = FlinksClient::new(FlinksEndpoints {
         authorize: config.authorize_url.clone(),
         investments: config.investments_url.clone(),
-        auth_key: config.auth_key.clone(),
+        auth_key,
         timeout: config.http_timeout,
     })?;
     let stop = CancellationToken::new();

@@ -13,6 +13,14 @@ pub enum StoreError {
         /// Why.
         source: redis::RedisError,
     },
+    /// The Redis CA certificate file cannot be read.
+    #[error("cannot read the Redis CA certificate {path}: {source} (check FLINKQ_REDIS_CA_FILE)")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// No connection to Redis could be made.
     #[error(
         "cannot reach Redis at {url}: {source}; is redis-server running there? (set FLINKQ_REDIS_URL to point elsewhere)"

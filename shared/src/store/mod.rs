@@ -47,6 +47,8 @@ pub struct StoreConfig {
     pub connect_timeout: Duration,
     /// Give up waiting for one answer after this long.
     pub response_timeout: Duration,
+    /// CA certificate (PEM) for `rediss://`, instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl StoreConfig {
@@ -57,6 +59,7 @@ impl StoreConfig {
             namespace: namespace.into(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -161,11 +164,24 @@ impl Store {
     /// that is down is reported at start, not at the first job.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         let url = redact_url(&config.url);
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|source| StoreError::BadUrl {
-                url: url.clone(),
-                source,
-            })?;
+        let bad_url = |source| StoreError::BadUrl {
+            url: url.clone(),
+            source,
+        };
+        let client = match &config.ca_file {
+            None => redis::Client::open(config.url.as_str()).map_err(bad_url)?,
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(|source| StoreError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(config.url.as_str(), certs).map_err(bad_url)?
+            }
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
