@@ -15,6 +15,11 @@ use super::stats::{LoginStats, Totals, Violation};
 /// disagreement is clock granularity, not a contract breach.
 pub const SPACING_TOLERANCE: Duration = Duration::from_millis(5);
 
+/// A poll after a success is excused (an at-least-once repeat, not a
+/// violation) only when a worker crash was noted at most this long after the
+/// 200 was served: the worker that received it died before recording it.
+pub const CRASH_WINDOW: Duration = Duration::from_secs(2);
+
 /// What the simulator answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
@@ -114,8 +119,8 @@ impl SimState {
     }
 
     /// Records that a worker was killed now. A poll after a success is not a
-    /// violation when a crash came between the 200 and the repeat: the
-    /// worker that received the 200 died before recording it, and steps are
+    /// violation when a crash came within [`CRASH_WINDOW`] after the 200: the
+    /// worker that received it died before recording it, and steps are
     /// at-least-once (counted in `Totals::repeats_after_crash` instead).
     pub fn note_crash(&mut self, at: Instant) {
         self.crashes.push(at);
@@ -286,7 +291,11 @@ impl SimState {
         }
         if let Some(succeeded_at) = stats.succeeded_at {
             stats.calls_after_success += 1;
-            if self.crashes.iter().any(|crash| *crash > succeeded_at) {
+            let excused = self
+                .crashes
+                .iter()
+                .any(|crash| *crash >= succeeded_at && *crash - succeeded_at <= CRASH_WINDOW);
+            if excused {
                 self.totals.repeats_after_crash += 1;
             } else {
                 self.violations.push(Violation::PollAfterSuccess {
