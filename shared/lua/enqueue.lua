@@ -24,6 +24,7 @@ end
 if created > 0 then
   redis.call('HINCRBY', P .. 'counts', 'queued', created)
   redis.call('HINCRBY', P .. 'counts', 'total', created)
+  redis.call('HINCRBY', P .. 'counts', 'enqueued', created)
   redis.call('HINCRBY', P .. 'batch:' .. batch, 'queued', created)
   redis.call('HINCRBY', P .. 'batch:' .. batch, 'total', created)
   redis.call('ZADD', P .. 'batches', 'NX', now, batch)

@@ -59,6 +59,17 @@ pub fn classify(http_status: u16, flinks_code: Option<&str>) -> AnswerKind {
     }
 }
 
+/// The canonical spelling of a FlinksCode flinkq knows, for bounded metric
+/// labels; `None` for a code it does not know.
+pub fn known_code(code: &str) -> Option<&'static str> {
+    let code = code.trim();
+    [PENDING, TRANSIENT, SESSION_LOST, NEEDS_USER, BAD_REQUEST]
+        .into_iter()
+        .flatten()
+        .find(|known| known.eq_ignore_ascii_case(code))
+        .copied()
+}
+
 fn classify_code(code: &str) -> Option<AnswerKind> {
     let code = code.trim();
     let table: [(&[&str], AnswerKind); 5] = [
@@ -132,6 +143,12 @@ mod tests {
         for &(status, code, expected) in rows {
             assert_eq!(classify(status, code), expected, "HTTP {status} {code:?}");
         }
+    }
+
+    #[test]
+    fn known_codes_are_canonical() {
+        assert_eq!(known_code(" session_expired "), Some("SESSION_EXPIRED"));
+        assert_eq!(known_code("MADE_UP"), None);
     }
 
     #[test]

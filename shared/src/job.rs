@@ -158,4 +158,6 @@ pub struct JobSnapshot {
     pub error: Option<StepError>,
     /// A short label of the last step's outcome, e.g. `poll:202`.
     pub last: Option<String>,
+    /// When the claimed step was due (ms); only set on claimed snapshots.
+    pub due_ms: Option<u64>,
 }

@@ -21,7 +21,7 @@ pub mod store;
 pub mod telemetry;
 pub mod transition;
 
-pub use classify::{AnswerKind, classify};
+pub use classify::{AnswerKind, classify, known_code};
 pub use job::{JobId, JobSnapshot, JobState, StepError, UnknownState};
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;

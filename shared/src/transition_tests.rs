@@ -40,6 +40,7 @@ fn job(state: JobState) -> JobSnapshot {
         finished_ms: None,
         error: None,
         last: None,
+        due_ms: None,
     }
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::claimed::{ClaimedStep, StepClock};
+use crate::events::{Event, EventSink};
 use crate::health::Health;
 use crate::leases::HeldLeases;
 
@@ -34,6 +35,8 @@ pub struct Claimer {
     pub leases: HeldLeases,
     /// Health flags.
     pub health: Health,
+    /// Where events go.
+    pub events: Arc<dyn EventSink>,
 }
 
 impl Claimer {
@@ -66,6 +69,7 @@ impl Claimer {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     self.health.redis_failed(&error);
+                    self.events.emit(Event::RedisError { op: "claim" });
                     warn!(%error, retry_in = ?backoff, "claim failed; backing off");
                     drop(slots);
                     if sleep_or_stop(backoff, &stop).await {

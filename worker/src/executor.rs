@@ -19,6 +19,7 @@ use flinkq_shared::{
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::claimed::ClaimedStep;
+use crate::events::{Event, EventSink};
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
 use crate::results::ResultsDir;
 
@@ -41,6 +42,8 @@ pub struct Executor {
     pub lease: Duration,
     /// Global rate limit toward Flinks.
     pub rate_limit: RateLimit,
+    /// Where events go.
+    pub events: Arc<dyn EventSink>,
 }
 
 impl Executor {
@@ -61,10 +64,16 @@ impl Executor {
         // Until when this worker may still commit: the claim's lease, counted
         // (conservatively) from before the claim or the renewal was sent.
         let mut lease_until = claimed.clock.anchor() + self.lease;
-        let transition = match plan(job, claimed.clock.now_ms()) {
-            Plan::Finish(transition) => transition,
+        let (step_name, transition) = match plan(job, claimed.clock.now_ms()) {
+            Plan::Finish(transition) => ("claim", transition),
             Plan::Run(step) => {
                 Span::current().record("step", step.name());
+                if let (Step::Poll { .. }, Some(due)) = (&step, job.due_ms) {
+                    let late = claimed.clock.now_ms().saturating_sub(due);
+                    self.events.emit(Event::PollStarted {
+                        lateness: Duration::from_millis(late),
+                    });
+                }
                 let renewing = Instant::now();
                 if !self.claim_still_held(job, &step).await {
                     return;
@@ -75,10 +84,20 @@ impl Executor {
                     now_ms: claimed.clock.now_ms(),
                     jitter: rand::random::<f64>(),
                 };
-                transition(job, outcome, tick, &self.policy)
+                (step.name(), transition(job, outcome, tick, &self.policy))
             }
         };
-        self.commit(job, &transition, lease_until).await;
+        let committed_at = claimed.clock.now_ms();
+        if self.commit(job, &transition, lease_until).await {
+            let job_age = (transition.kind == TransitionKind::Finish)
+                .then(|| Duration::from_millis(committed_at.saturating_sub(job.created_ms)));
+            self.events.emit(Event::StepCommitted {
+                step: step_name,
+                kind: transition.kind,
+                state: transition.state,
+                job_age,
+            });
+        }
     }
 
     /// Renews the lease right before calling Flinks: a worker whose claim was
@@ -103,10 +122,13 @@ impl Executor {
                 }
                 Ok(Begin::Lost) => {
                     info!("claim lost before the call; another worker owns this step now");
+                    self.events.emit(Event::StepAbandoned { reason: "lost" });
                     return false;
                 }
                 Err(error) => {
                     warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
+                    self.events.emit(Event::RedisError { op: "begin" });
+                    self.events.emit(Event::StepAbandoned { reason: "lost" });
                     return false;
                 }
             }
@@ -147,26 +169,33 @@ impl Executor {
     /// Commits, retrying Redis errors (an outage, a failover) for as long as
     /// the lease still holds: a short outage costs no repeated call. Past
     /// that, the step is left to run again after its lease expires.
-    async fn commit(&self, job: &JobSnapshot, t: &Transition, lease_until: Instant) {
+    /// Returns whether the transition was applied.
+    async fn commit(&self, job: &JobSnapshot, t: &Transition, lease_until: Instant) -> bool {
         let mut delay = COMMIT_RETRY_MIN;
         loop {
             match self.store.commit(job.id, job.seq, t).await {
                 Ok(true) => {
                     log_transition(t);
-                    return;
+                    return true;
                 }
                 Ok(false) => {
                     info!(state = %t.state, "fenced: this claim is stale, the transition was not applied");
-                    return;
+                    self.events.emit(Event::StepAbandoned { reason: "fenced" });
+                    return false;
                 }
                 Err(error) if Instant::now() + delay < lease_until => {
                     warn!(%error, retry_in = ?delay, "commit failed; retrying while the lease holds");
+                    self.events.emit(Event::RedisError { op: "commit" });
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(COMMIT_RETRY_MAX);
                 }
                 Err(error) => {
                     warn!(%error, "commit failed and the lease is over; the step will run again");
-                    return;
+                    self.events.emit(Event::RedisError { op: "commit" });
+                    self.events.emit(Event::StepAbandoned {
+                        reason: "commit_failed",
+                    });
+                    return false;
                 }
             }
         }

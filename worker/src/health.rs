@@ -12,6 +12,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
+
 /// Shared health flags, updated by the loops that talk to Redis.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
@@ -79,20 +81,34 @@ impl Health {
     }
 }
 
-/// Serves `/healthz` (alive: always 200, body says whether Redis is up) and
-/// `/readyz` (200 only while Redis answers and the worker claims) until `stop`.
+/// Serves `/healthz` (alive: always 200, body says whether Redis is up),
+/// `/readyz` (200 only while Redis answers and the worker claims) and
+/// `/metrics` (Prometheus text format) until `stop`.
 pub async fn serve(
     listener: TcpListener,
     health: Health,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(health);
+        .with_state(health)
+        .merge(
+            Router::new()
+                .route("/metrics", get(render))
+                .with_state(metrics),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
+}
+
+async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        metrics.render(),
+    )
 }
 
 async fn healthz(State(health): State<Health>) -> impl IntoResponse {

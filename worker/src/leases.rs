@@ -10,7 +10,9 @@ use flinkq_shared::store::{PurgeSet, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::events::{Event, EventSink};
 use crate::health::Health;
+use crate::metrics::Metrics;
 
 /// Leases held by this process: job id → fencing token.
 #[derive(Debug, Default, Clone)]
@@ -75,6 +77,7 @@ pub async fn heartbeat(
     leases: HeldLeases,
     lease: Duration,
     health: Health,
+    events: Arc<dyn EventSink>,
     stop: CancellationToken,
 ) {
     let mut beat = tokio::time::interval(lease / 3);
@@ -102,6 +105,7 @@ pub async fn heartbeat(
             }
             Err(error) => {
                 health.redis_failed(&error);
+                events.emit(Event::RedisError { op: "extend" });
                 warn!(%error, "cannot renew leases; retrying at the next beat");
             }
         }
@@ -120,6 +124,7 @@ pub async fn reaper(
     period: Duration,
     retention: Duration,
     health: Health,
+    events: Arc<dyn EventSink>,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(period);
@@ -133,6 +138,11 @@ pub async fn reaper(
             match store.reap(REAP_LIMIT).await {
                 Ok(reaped) => {
                     health.redis_ok();
+                    if reaped.timed_out > 0 {
+                        events.emit(Event::JobsTimedOutByReaper {
+                            count: reaped.timed_out,
+                        });
+                    }
                     if reaped.requeued > 0 || reaped.timed_out > 0 {
                         info!(
                             requeued = reaped.requeued,
@@ -146,6 +156,7 @@ pub async fn reaper(
                 }
                 Err(error) => {
                     health.redis_failed(&error);
+                    events.emit(Event::RedisError { op: "reap" });
                     warn!(%error, "reap failed; retrying next period");
                     break;
                 }
@@ -156,7 +167,38 @@ pub async fn reaper(
             Ok(deleted) => debug!(deleted, "finished jobs past retention deleted"),
             Err(error) => {
                 health.redis_failed(&error);
+                events.emit(Event::RedisError { op: "purge" });
                 warn!(%error, "retention purge failed; retrying next period");
+            }
+        }
+    }
+}
+
+/// How often the queue gauges are read from Redis: one cheap script call per
+/// period and worker, whatever the scrape rate or the number of jobs.
+pub const QUEUE_GAUGES_PERIOD: Duration = Duration::from_secs(3);
+
+/// Refreshes the queue and state gauges, and this worker's in-flight gauge,
+/// every [`QUEUE_GAUGES_PERIOD`] until `stop`.
+pub async fn queue_gauges(
+    store: Store,
+    leases: HeldLeases,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(QUEUE_GAUGES_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        metrics.set_in_flight(leases.len());
+        match tokio::try_join!(store.queue_stats(), store.counts(None)) {
+            Ok((stats, counts)) => metrics.set_queue(stats, counts),
+            Err(error) => {
+                metrics.emit(Event::RedisError { op: "stats" });
+                debug!(%error, "cannot read the queue gauges");
             }
         }
     }

@@ -13,7 +13,9 @@
 //! - [`flinks`]: the Flinks HTTP client and its typed bodies.
 //! - [`results`]: atomic `<loginId>.json` result files.
 //! - [`leases`]: held leases, the heartbeat and the reaper.
-//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`events`]: what happens, as events (no Prometheus in the domain).
+//! - [`metrics`]: the Prometheus mapping of events, and the queue gauges.
+//! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`secret`]: a string that never prints.
 //! - [`error`]: the `WorkerError` enum.
 
@@ -22,10 +24,12 @@ pub mod claimed;
 pub mod claimer;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod flinks;
 pub mod health;
 pub mod leases;
+pub mod metrics;
 pub mod results;
 pub mod run;
 pub mod secret;

@@ -16,10 +16,12 @@ use crate::backend::StepBackend;
 use crate::claimer::Claimer;
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
+use crate::events::EventSink;
 use crate::executor::{Executor, StepService};
 use crate::flinks::{FlinksClient, FlinksEndpoints};
 use crate::health::{self, Health};
 use crate::leases::{self, HeldLeases};
+use crate::metrics::Metrics;
 use crate::results::ResultsDir;
 
 /// Runs the worker until `shutdown` completes, then stops claiming, lets the
@@ -33,12 +35,17 @@ pub async fn run(
     let auth_key = config.resolved_auth_key()?;
     let store = Store::connect(&config.redis.store_config()).await?;
     let results = ResultsDir::create(&config.results_dir)?;
-    let flinks = FlinksClient::new(FlinksEndpoints {
-        authorize: config.authorize_url.clone(),
-        investments: config.investments_url.clone(),
-        auth_key,
-        timeout: config.http_timeout,
-    })?;
+    let metrics = Arc::new(Metrics::new());
+    let events: Arc<dyn EventSink> = metrics.clone();
+    let flinks = FlinksClient::new(
+        FlinksEndpoints {
+            authorize: config.authorize_url.clone(),
+            investments: config.investments_url.clone(),
+            auth_key,
+            timeout: config.http_timeout,
+        },
+        events.clone(),
+    )?;
     let stop = CancellationToken::new();
     let health = Health::default();
     let leases = HeldLeases::default();
@@ -47,13 +54,20 @@ pub async fn run(
     let mut background = tokio::task::JoinSet::new();
     background.spawn(report_io(
         "health endpoint",
-        health::serve(listener, health.clone(), stop.clone()),
+        health::serve(listener, health.clone(), metrics.clone(), stop.clone()),
+    ));
+    background.spawn(leases::queue_gauges(
+        store.clone(),
+        leases.clone(),
+        metrics,
+        stop.clone(),
     ));
     background.spawn(leases::heartbeat(
         store.clone(),
         leases.clone(),
         config.lease,
         health.clone(),
+        events.clone(),
         stop.clone(),
     ));
     background.spawn(leases::reaper(
@@ -61,6 +75,7 @@ pub async fn run(
         (config.lease / 2).max(Duration::from_millis(100)),
         config.retention,
         health.clone(),
+        events.clone(),
         stop.clone(),
     ));
 
@@ -71,6 +86,7 @@ pub async fn run(
         policy: config.policy(),
         lease: config.lease,
         rate_limit: config.rate_limit(),
+        events: events.clone(),
     });
     let claimer = Claimer {
         store,
@@ -79,6 +95,7 @@ pub async fn run(
         slots,
         leases,
         health,
+        events,
     };
     info!(
         namespace = %config.redis.namespace,

@@ -123,6 +123,21 @@ pub enum Begin {
     Throttled(Duration),
 }
 
+/// The queue gauges: one cheap script call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Jobs due now (waiting for a worker).
+    pub due_now: u64,
+    /// Jobs scheduled later (pending polls, retries).
+    pub scheduled: u64,
+    /// Steps leased to workers (in flight).
+    pub leased: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Jobs ever enqueued in the namespace.
+    pub enqueued_total: u64,
+}
+
 /// Which finished jobs [`Store::purge`] deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PurgeSet {
@@ -523,6 +538,25 @@ impl Store {
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("purge"))
+    }
+
+    /// The queue gauges.
+    pub async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let mut conn = self.conn.clone();
+        let (due_now, scheduled, leased, dead, enqueued_total): (u64, u64, u64, u64, u64) = self
+            .scripts
+            .stats
+            .key(self.keys.prefix())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("stats"))?;
+        Ok(QueueStats {
+            due_now,
+            scheduled,
+            leased,
+            dead,
+            enqueued_total,
+        })
     }
 
     /// Per-state counts of the namespace, or of one batch.

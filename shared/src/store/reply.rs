@@ -97,5 +97,8 @@ pub(crate) fn snapshot(
         finished_ms: num("finished")?,
         error,
         last: get("last").map(str::to_owned),
+        due_ms: get("due")
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|f| f as u64),
     })
 }

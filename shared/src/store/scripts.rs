@@ -36,6 +36,8 @@ pub struct Scripts {
     pub retry_dead: Script,
     /// `purge(set, older_than_ms, limit)`.
     pub purge: Script,
+    /// `stats()`.
+    pub stats: Script,
 }
 
 impl Scripts {
@@ -52,6 +54,7 @@ impl Scripts {
             cancel: Script::new(script!("cancel.lua")),
             retry_dead: Script::new(script!("retry_dead.lua")),
             purge: Script::new(script!("purge.lua")),
+            stats: Script::new(script!("stats.lua")),
         }
     }
 }

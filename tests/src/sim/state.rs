@@ -18,7 +18,7 @@ pub const SPACING_TOLERANCE: Duration = Duration::from_millis(5);
 /// A poll after a success is excused (an at-least-once repeat, not a
 /// violation) only when a worker crash was noted at most this long after the
 /// 200 was served: the worker that received it died before recording it.
-pub const CRASH_WINDOW: Duration = Duration::from_secs(2);
+pub const CRASH_WINDOW: Duration = Duration::from_secs(5);
 
 /// What the simulator answers.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,8 @@
 //! `FlinksClient`: Authorize and Investments calls, each answer classified
 //! (FlinksCode first, then HTTP status) into a state-machine [`Outcome`].
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use flinkq_shared::{AnswerKind, FailureKind, LoginId, Outcome, StepError, classify};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -9,6 +10,7 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
 use super::bodies::{AuthorizeRequest, Envelope, InvestmentsPayload, InvestmentsRequest};
+use crate::events::{Event, EventSink};
 use crate::secret::Secret;
 
 /// Where Flinks is.
@@ -38,6 +40,7 @@ pub enum InvestmentsAnswer {
 pub struct FlinksClient {
     http: reqwest::Client,
     endpoints: FlinksEndpoints,
+    events: Arc<dyn EventSink>,
 }
 
 /// The longest message kept from an answer body, so a huge HTML error page
@@ -46,7 +49,10 @@ const MAX_MESSAGE: usize = 300;
 
 impl FlinksClient {
     /// Builds the client (rustls, JSON headers, the auth key if any).
-    pub fn new(endpoints: FlinksEndpoints) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        endpoints: FlinksEndpoints,
+        events: Arc<dyn EventSink>,
+    ) -> Result<Self, reqwest::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -62,7 +68,11 @@ impl FlinksClient {
             .connect_timeout(endpoints.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(1024)
             .build()?;
-        Ok(FlinksClient { http, endpoints })
+        Ok(FlinksClient {
+            http,
+            endpoints,
+            events,
+        })
     }
 
     /// `POST /Authorize`: a session, or why not.
@@ -72,11 +82,18 @@ impl FlinksClient {
             login_id: &login,
             most_recent_cached: true,
         };
-        let (status, retry_after, bytes) = match self.post(&self.endpoints.authorize, &body).await {
+        let RawAnswer {
+            status,
+            retry_after,
+            bytes,
+            envelope,
+        } = match self
+            .post("authorize", &self.endpoints.authorize, &body)
+            .await
+        {
             Ok(answer) => answer,
             Err(outcome) => return outcome,
         };
-        let envelope: Envelope = serde_json::from_slice(&bytes).unwrap_or_default();
         match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
             AnswerKind::Success => match envelope.request_id.filter(|id| !id.trim().is_empty()) {
                 Some(request_id) => Outcome::Authorized { request_id },
@@ -100,12 +117,18 @@ impl FlinksClient {
             login_id: &login,
             most_recent_cached: true,
         };
-        let (status, retry_after, bytes) = match self.post(&self.endpoints.investments, &body).await
+        let RawAnswer {
+            status,
+            retry_after,
+            bytes,
+            envelope,
+        } = match self
+            .post("investments", &self.endpoints.investments, &body)
+            .await
         {
             Ok(answer) => answer,
             Err(outcome) => return InvestmentsAnswer::NotReady(outcome),
         };
-        let envelope: Envelope = serde_json::from_slice(&bytes).unwrap_or_default();
         match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
             AnswerKind::Success => match serde_json::from_slice::<InvestmentsPayload>(&bytes) {
                 Ok(payload) => {
@@ -130,11 +153,34 @@ impl FlinksClient {
     }
 
     /// Sends one POST; network failures come back as transient outcomes.
+    /// Sends one POST, reads the answer and its envelope, and reports the
+    /// call; network failures come back as transient outcomes.
     async fn post<B: Serialize>(
         &self,
+        endpoint: &'static str,
         url: &Url,
         body: &B,
-    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), Outcome> {
+    ) -> Result<RawAnswer, Outcome> {
+        let started = Instant::now();
+        let answer = self.send(url, body).await;
+        let (status, code) = match &answer {
+            Ok(raw) => (
+                Some(raw.status.as_u16()),
+                raw.envelope.flinks_code.as_deref(),
+            ),
+            Err(Outcome::Failed { error, .. }) => (None, Some(error.code.as_str())),
+            Err(_) => (None, None),
+        };
+        self.events.emit(Event::FlinksCall {
+            endpoint,
+            status,
+            code,
+            latency: started.elapsed(),
+        });
+        answer
+    }
+
+    async fn send<B: Serialize>(&self, url: &Url, body: &B) -> Result<RawAnswer, Outcome> {
         let response = self
             .http
             .post(url.clone())
@@ -149,9 +195,23 @@ impl FlinksClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.map_err(network_failure)?;
-        Ok((status, retry_after, bytes.to_vec()))
+        let bytes = response.bytes().await.map_err(network_failure)?.to_vec();
+        let envelope = serde_json::from_slice(&bytes).unwrap_or_default();
+        Ok(RawAnswer {
+            status,
+            retry_after,
+            bytes,
+            envelope,
+        })
     }
+}
+
+/// An answer as it came, with its envelope read once.
+struct RawAnswer {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    bytes: Vec<u8>,
+    envelope: Envelope,
 }
 
 fn other(
