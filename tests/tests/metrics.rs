@@ -120,8 +120,9 @@ async fn scraped_metrics_equal_what_happened() {
     }
     assert_eq!(
         v("flinkq_redis_errors_total", &[]),
-        -1.0,
+        0.0,
         "no Redis error happened"
     );
+    assert_eq!(v("flinkq_steps_total", &[("outcome", "fenced")]), 0.0);
     assert_eq!(v("flinkq_build_info", &[]), 1.0);
 }

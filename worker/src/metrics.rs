@@ -14,6 +14,11 @@ use prometheus::{
 
 use crate::events::{Event, EventSink};
 
+/// Every Redis operation that reports errors (the `op` label).
+const REDIS_OPS: [&str; 7] = [
+    "claim", "begin", "commit", "extend", "reap", "purge", "stats",
+];
+
 /// Codes the worker itself gives to failures without a FlinksCode.
 const LOCAL_CODES: [&str; 6] = [
     "TIMEOUT",
@@ -160,6 +165,7 @@ impl Metrics {
             metrics.jobs.with_label_values(&[state.as_str()]);
             if state.is_terminal() {
                 metrics.finished.with_label_values(&[state.as_str()]);
+                metrics.job_seconds.with_label_values(&[state.as_str()]);
             }
         }
         for queue in ["due_now", "scheduled", "leased", "dead"] {
@@ -167,6 +173,29 @@ impl Metrics {
         }
         for endpoint in ["authorize", "investments"] {
             metrics.request_seconds.with_label_values(&[endpoint]);
+            metrics
+                .requests
+                .with_label_values(&[endpoint, "200", "none"]);
+        }
+        metrics
+            .requests
+            .with_label_values(&["investments", "202", "OPERATION_PENDING"]);
+        for step in ["authorize", "poll", "claim"] {
+            for kind in [
+                TransitionKind::Advance,
+                TransitionKind::Snooze,
+                TransitionKind::Retry,
+                TransitionKind::Reauthorize,
+                TransitionKind::Finish,
+            ] {
+                metrics.steps.with_label_values(&[step, outcome(kind)]);
+            }
+        }
+        for reason in ["fenced", "lost", "commit_failed"] {
+            metrics.steps.with_label_values(&["any", reason]);
+        }
+        for op in REDIS_OPS {
+            metrics.redis_errors.with_label_values(&[op]);
         }
         metrics
     }
