@@ -5,11 +5,13 @@
 //! # Layout
 //!
 //! - [`sim`]: the Flinks simulator (axum), scripted per login, counting what it sees.
+//! - [`bench`]: the `flinkq-bench` scenarios, yardsticks and report.
 //! - [`prom_text`]: reads scraped `/metrics` text for assertions.
 //! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
 //! - [`scenario`]: the usual end-to-end test bed (Redis, simulator, worker setup, store) in one call.
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
+pub mod bench;
 pub mod prom_text;
 pub mod redis_harness;
 pub mod scenario;

@@ -13,6 +13,7 @@ use crate::claimed::{ClaimedStep, StepClock};
 use crate::events::{Event, EventSink};
 use crate::health::Health;
 use crate::leases::HeldLeases;
+use crate::wake::ClaimWake;
 
 /// Longest idle sleep: how late a newly enqueued job can be noticed.
 pub const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -37,6 +38,8 @@ pub struct Claimer {
     pub health: Health,
     /// Where events go.
     pub events: Arc<dyn EventSink>,
+    /// Wakes the loop when a step is scheduled sooner than it would look.
+    pub wake: Arc<ClaimWake>,
 }
 
 impl Claimer {
@@ -46,6 +49,7 @@ impl Claimer {
         self.health.set_claiming(true);
         let mut backoff = ERROR_BACKOFF_MIN;
         'claiming: loop {
+            self.wake.busy();
             let first = tokio::select! {
                 _ = stop.cancelled() => break,
                 slot = self.slots.clone().acquire_owned() => match slot {
@@ -107,8 +111,16 @@ impl Claimer {
                 .map(|due| Duration::from_millis(due.saturating_sub(claimed.now_ms)))
                 .unwrap_or(IDLE_POLL)
                 .min(IDLE_POLL);
-            if !idle.is_zero() && sleep_or_stop(idle, &stop).await {
-                break;
+            if idle.is_zero() {
+                continue;
+            }
+            self.wake.sleeping_until(
+                claimed.now_ms + u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            );
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(idle) => {}
+                _ = self.wake.woken() => {}
             }
         }
         self.health.set_claiming(false);

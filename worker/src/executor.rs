@@ -22,6 +22,7 @@ use crate::claimed::ClaimedStep;
 use crate::events::{Event, EventSink};
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
 use crate::results::ResultsDir;
+use crate::wake::ClaimWake;
 
 /// Backoff bounds of commit retries.
 const COMMIT_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -44,6 +45,8 @@ pub struct Executor {
     pub rate_limit: RateLimit,
     /// Where events go.
     pub events: Arc<dyn EventSink>,
+    /// Wakes this worker's claim loop for steps due soon.
+    pub wake: Arc<ClaimWake>,
 }
 
 impl Executor {
@@ -89,6 +92,9 @@ impl Executor {
         };
         let committed_at = claimed.clock.now_ms();
         if self.commit(job, &transition, lease_until).await {
+            if let Some(due) = transition.due_ms {
+                self.wake.scheduled(due);
+            }
             let job_age = (transition.kind == TransitionKind::Finish)
                 .then(|| Duration::from_millis(committed_at.saturating_sub(job.created_ms)));
             self.events.emit(Event::StepCommitted {

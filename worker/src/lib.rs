@@ -17,6 +17,7 @@
 //! - [`metrics`]: the Prometheus mapping of events, and the queue gauges.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`secret`]: a string that never prints.
+//! - [`wake`]: wakes the claim loop for steps scheduled sooner than it would look.
 //! - [`error`]: the `WorkerError` enum.
 
 pub mod backend;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod results;
 pub mod run;
 pub mod secret;
+pub mod wake;
 
 pub use config::WorkerConfig;
 pub use error::WorkerError;

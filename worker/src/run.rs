@@ -23,6 +23,7 @@ use crate::health::{self, Health};
 use crate::leases::{self, HeldLeases};
 use crate::metrics::Metrics;
 use crate::results::ResultsDir;
+use crate::wake::ClaimWake;
 
 /// Runs the worker until `shutdown` completes, then stops claiming, lets the
 /// running steps finish (up to `shutdown_grace`), gives back unstarted ones
@@ -50,6 +51,7 @@ pub async fn run(
     let health = Health::default();
     let leases = HeldLeases::default();
     let slots = Arc::new(Semaphore::new(config.concurrency as usize));
+    let wake = Arc::new(ClaimWake::default());
 
     let mut background = tokio::task::JoinSet::new();
     background.spawn(report_io(
@@ -87,6 +89,7 @@ pub async fn run(
         lease: config.lease,
         rate_limit: config.rate_limit(),
         events: events.clone(),
+        wake: wake.clone(),
     });
     let claimer = Claimer {
         store,
@@ -96,6 +99,7 @@ pub async fn run(
         leases,
         health,
         events,
+        wake,
     };
     info!(
         namespace = %config.redis.namespace,

@@ -1,0 +1,13 @@
+//! The benchmark harness behind `flinkq-bench`: each scenario starts its own
+//! redis-server and simulator, runs the release binaries, and reports figures
+//! measured in that run, with ratios to yardsticks measured on the same
+//! machine (`redis-benchmark`, the apalis-redis baseline).
+
+mod redis_stats;
+mod report;
+mod scenarios;
+mod yardsticks;
+
+pub use report::{Figure, Report};
+pub use scenarios::{Scenario as BenchScenario, Sizes, run_scenario};
+pub use yardsticks::{Yardsticks, measure_yardsticks};

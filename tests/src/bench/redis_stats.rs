@@ -1,0 +1,57 @@
+//! Reading Redis' own counters: commands executed and memory used.
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionManager;
+
+/// `INFO commandstats`: calls per command.
+pub async fn command_calls(conn: &mut ConnectionManager) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Calls of every command between two snapshots: (round trips, all commands).
+/// Round trips are the commands a client sends (EVALSHA, EVAL, INFO, PING);
+/// all commands include those run inside scripts.
+pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> (u64, u64) {
+    let diff = |name: &str| {
+        after
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(before.get(name).copied().unwrap_or(0))
+    };
+    let all: u64 = after.keys().map(|name| diff(name)).sum();
+    let round_trips = ["evalsha", "eval", "ping", "script|load", "script"]
+        .iter()
+        .map(|n| diff(n))
+        .sum();
+    (round_trips, all)
+}
+
+/// `INFO memory` used_memory, bytes.
+pub async fn used_memory(conn: &mut ConnectionManager) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

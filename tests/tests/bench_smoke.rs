@@ -1,0 +1,65 @@
+//! The benchmark runs every scenario at a small size, as CI's smoke test.
+//! No time limit is asserted: machines are noisy. Counts are.
+
+use std::process::Command;
+
+use flinkq_tests::worker_process::workspace_binary;
+
+#[test]
+fn every_benchmark_scenario_runs_at_smoke_size() {
+    let out = Command::new(workspace_binary("flinkq-bench"))
+        .args(["all", "--smoke", "--no-baseline", "--json"])
+        .output()
+        .expect("run flinkq-bench");
+    assert!(
+        out.status.success(),
+        "flinkq-bench failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
+    let figures = report["figures"].as_array().expect("figures");
+    let figure = |scenario: &str, metric: &str| -> f64 {
+        figures
+            .iter()
+            .find(|f| {
+                f["scenario"] == scenario
+                    && f["metric"].as_str().is_some_and(|m| m.starts_with(metric))
+            })
+            .and_then(|f| f["value"].as_f64())
+            .unwrap_or_else(|| panic!("no figure {scenario}/{metric} in {report}"))
+    };
+    for (scenario, metric) in [
+        ("enqueue", "logins/s"),
+        ("drain", "steps/s"),
+        ("drain", "jobs/s"),
+        ("hold", "worker RSS"),
+        ("hold", "polls measured"),
+        ("recover", "seconds until"),
+    ] {
+        let value = figure(scenario, metric);
+        assert!(
+            value.is_finite() && value > 0.0,
+            "{scenario}/{metric} = {value}"
+        );
+    }
+    // batched claims and commits: at most 3 Redis round trips per step
+    let round_trips = figure("drain", "Redis round trips per step");
+    assert!(
+        round_trips <= 3.0,
+        "{round_trips} Redis round trips per step"
+    );
+    // enqueue: one script call per 1,000 logins
+    assert!(figure("enqueue", "round trips per 1,000 logins") <= 2.0);
+    // redis-benchmark yardsticks were measured, and ratios reported against them
+    assert!(
+        report["yardsticks"]["set"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "{}",
+        report["yardsticks"]
+    );
+    assert!(
+        figures.iter().any(|f| f["ratio"].is_f64()),
+        "ratios to the yardsticks"
+    );
+}
