@@ -78,3 +78,46 @@ async fn healthz_and_readyz_report_redis() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_job_and_login_on_every_step_line() {
+    let mut world = Scenario::start(Duration::from_millis(100)).await;
+    world.setup.extra_env = vec![
+        ("FLINKQ_LOG_FORMAT".into(), "json".into()),
+        ("RUST_LOG".into(), "flinkq_worker=debug,info".into()),
+    ];
+    let logins = world.logins(
+        5,
+        &Script {
+            pending: 1,
+            ..Script::default()
+        },
+    );
+    world.enqueue("logs", &logins).await;
+    let mut worker = WorkerProcess::spawn(&world.setup);
+    world.wait_finished("logs", Duration::from_secs(30)).await;
+    worker.sigterm(Duration::from_secs(10));
+    let log = std::fs::read_to_string(&world.setup.log_file).expect("log");
+    let mut step_lines = 0;
+    for line in log.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        if entry["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("flinkq_worker::executor"))
+        {
+            step_lines += 1;
+            let span = &entry["span"];
+            assert!(
+                span["job.id"].is_string() || span["job.id"].is_number(),
+                "{line}"
+            );
+            let login = span["login.id"].as_str().unwrap_or_default();
+            assert!(logins.iter().any(|l| l.to_string() == login), "{line}");
+        }
+    }
+    assert!(
+        step_lines >= 10,
+        "debug step lines were logged: {step_lines}"
+    );
+}
