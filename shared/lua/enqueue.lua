@@ -1,27 +1,42 @@
 -- enqueue(batch, loginId...) -> {enqueued, already_active}
 -- A login with an unfinished job (active:<login>) is skipped, so enqueueing the
--- same login twice while it is active creates one job.
+-- same login twice while it is active creates one job. Per login: one SET NX
+-- (dedupe and claim of the id in one command) and one HSET; the due entries,
+-- latest pointers and counters are written once per call.
 local batch = ARGV[1]
 local now = now_ms()
-local created, active = 0, 0
+local base = tonumber(redis.call('GET', P .. 'next_id') or 0) or 0
+local last = base
+local due, latest = {}, {}
 for i = 2, #ARGV do
   local login = ARGV[i]
-  local active_key = P .. 'active:' .. login
-  if redis.call('EXISTS', active_key) == 1 then
-    active = active + 1
-  else
-    local id = tostring(redis.call('INCR', P .. 'next_id'))
-    redis.call('HSET', P .. 'job:' .. id,
-      'login', login, 'batch', batch, 'state', 'queued', 'seq', 0,
-      'attempts', 0, 'polls', 0, 'auths', 0, 'retries', 0,
-      'created', now, 'updated', now)
-    redis.call('SET', active_key, id)
-    redis.call('SET', P .. 'latest:' .. login, id)
-    redis.call('ZADD', P .. 'due', now, id)
-    created = created + 1
+  local id = tostring(last + 1)
+  if redis.call('SET', P .. 'active:' .. login, id, 'NX') then
+    last = last + 1
+    redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
+    due[#due + 1] = now
+    due[#due + 1] = id
+    latest[#latest + 1] = P .. 'latest:' .. login
+    latest[#latest + 1] = id
+  end
+end
+local created = last - base
+-- variadic writes in bounded slices (never one unpack of an unbounded list)
+local function in_slices(command, key, args)
+  local slice = 512
+  for from = 1, #args, slice do
+    local to = math.min(from + slice - 1, #args)
+    if key then
+      redis.call(command, key, unpack(args, from, to))
+    else
+      redis.call(command, unpack(args, from, to))
+    end
   end
 end
 if created > 0 then
+  redis.call('SET', P .. 'next_id', last)
+  in_slices('ZADD', P .. 'due', due)
+  in_slices('MSET', nil, latest)
   redis.call('HINCRBY', P .. 'counts', 'queued', created)
   redis.call('HINCRBY', P .. 'counts', 'total', created)
   redis.call('HINCRBY', P .. 'counts', 'enqueued', created)
@@ -29,4 +44,4 @@ if created > 0 then
   redis.call('HINCRBY', P .. 'batch:' .. batch, 'total', created)
   redis.call('ZADD', P .. 'batches', 'NX', now, batch)
 end
-return { created, active }
+return { created, #ARGV - 1 - created }

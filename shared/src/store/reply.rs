@@ -93,7 +93,7 @@ pub(crate) fn snapshot(
         retries: count("retries")?,
         created_ms: num("created")?.unwrap_or(0),
         started_ms: num("started")?,
-        updated_ms: num("updated")?.unwrap_or(0),
+        updated_ms: num("updated")?.or(num("created")?).unwrap_or(0),
         finished_ms: num("finished")?,
         error,
         last: get("last").map(str::to_owned),
