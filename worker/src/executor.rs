@@ -248,8 +248,14 @@ impl tower::Service<Task<ClaimedStep>> for StepService {
 
     fn call(&mut self, task: Task<ClaimedStep>) -> Self::Future {
         let executor = self.executor.clone();
+        // apalis drives every running step from the worker's one task; spawn
+        // the step so steps run on all the runtime's threads. A panic in a
+        // step (a bug) ends that step only: its lease expires and it reruns.
+        let step = tokio::spawn(async move { executor.run(task.args).await });
         Box::pin(async move {
-            executor.run(task.args).await;
+            if let Err(error) = step.await {
+                tracing::error!(%error, "step task failed; its lease will expire and it will run again");
+            }
             Ok(())
         })
     }

@@ -7,7 +7,9 @@ use clap::ValueEnum;
 use flinkq_shared::LoginId;
 use flinkq_shared::store::{Store, StoreConfig};
 
-use super::redis_stats::{command_calls, delta, used_memory};
+use super::redis_stats::{
+    command_calls, delta, process_cpu_seconds, redis_cpu_seconds, used_memory,
+};
 use super::report::Report;
 use super::yardsticks::Yardsticks;
 use crate::redis_harness::RedisServer;
@@ -212,6 +214,7 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     setup.poll_interval = Duration::ZERO;
     let mut conn = w.store.connection();
     let before = command_calls(&mut conn).await;
+    let cpu = CpuShare::start(&mut conn).await;
     let started = Instant::now();
     let mut worker = WorkerProcess::spawn(&setup);
     wait_until("drain", Duration::from_secs(1_800), async || {
@@ -222,6 +225,8 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     })
     .await;
     let elapsed = started.elapsed().as_secs_f64();
+    cpu.report(report, "drain", &mut conn, &worker, elapsed)
+        .await;
     worker.sigterm(Duration::from_secs(30));
     let (round_trips, commands) = delta(&before, &command_calls(&mut conn).await);
     let counts = w.store.counts(None).await.expect("counts");
@@ -253,6 +258,56 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
         commands as f64 / steps,
         "cmds",
     );
+}
+
+/// Where the CPU went during a scenario: the worker process, this process
+/// (the simulator and the harness) and Redis, in cores.
+struct CpuShare {
+    redis: f64,
+    bench: f64,
+}
+
+impl CpuShare {
+    async fn start(conn: &mut redis::aio::ConnectionManager) -> Self {
+        CpuShare {
+            redis: redis_cpu_seconds(conn).await,
+            bench: process_cpu_seconds("self"),
+        }
+    }
+
+    async fn report(
+        self,
+        report: &mut Report,
+        scenario: &str,
+        conn: &mut redis::aio::ConnectionManager,
+        worker: &WorkerProcess,
+        elapsed: f64,
+    ) {
+        self.report_since(report, scenario, conn, worker, 0.0, elapsed)
+            .await;
+    }
+
+    async fn report_since(
+        self,
+        report: &mut Report,
+        scenario: &str,
+        conn: &mut redis::aio::ConnectionManager,
+        worker: &WorkerProcess,
+        worker_before: f64,
+        elapsed: f64,
+    ) {
+        let worker_cpu = process_cpu_seconds(&worker.pid().to_string()) - worker_before;
+        let bench = process_cpu_seconds("self") - self.bench;
+        let redis = redis_cpu_seconds(conn).await - self.redis;
+        report.add(scenario, "CPU: worker", worker_cpu / elapsed, "cores");
+        report.add(
+            scenario,
+            "CPU: simulator + harness",
+            bench / elapsed,
+            "cores",
+        );
+        report.add(scenario, "CPU: redis-server", redis / elapsed, "cores");
+    }
 }
 
 /// Quantile of sorted values.
@@ -292,7 +347,18 @@ async fn hold(n: usize, hold_for: Duration, report: &mut Report, work: &Path) {
     })
     .await;
     let window_start = Instant::now();
+    let cpu = CpuShare::start(&mut conn).await;
+    let cpu_worker_before = process_cpu_seconds(&worker.pid().to_string());
     tokio::time::sleep(hold_for).await;
+    cpu.report_since(
+        report,
+        "hold",
+        &mut conn,
+        &worker,
+        cpu_worker_before,
+        hold_for.as_secs_f64(),
+    )
+    .await;
     let memory = used_memory(&mut conn).await.saturating_sub(memory_before);
     let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", worker.pid()))
         .ok()
