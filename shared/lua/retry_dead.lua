@@ -14,6 +14,7 @@ for i = 1, #ARGV do
     redis.call('HINCRBY', job, 'seq', 1)
     redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'request_id', '',
       'deadline', '', 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
+    redis.call('HDEL', job, 'started')
     redis.call('HINCRBY', job, 'requeued', 1)
     count_move(batch, state, 'queued')
     redis.call('ZREM', P .. 'dead', id)

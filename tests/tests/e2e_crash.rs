@@ -128,3 +128,46 @@ async fn deadline_survives_restart() {
     // no poll after the deadline, none closer than the interval
     assert_eq!(world.sim.violations(), vec![]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
+    // An attempt that stored the payload but whose commit was lost (crash,
+    // expired lease) leaves the result file behind: the next attempt of the
+    // same job finishes from it instead of polling Flinks after its 200.
+    let interval = Duration::from_millis(300);
+    let world = Scenario::start(interval).await;
+    let login = world.logins(
+        1,
+        &Script {
+            always_pending: true,
+            ..Script::default()
+        },
+    )[0];
+    world.enqueue("lost", &[login]).await;
+    let _worker = WorkerProcess::spawn(&world.setup);
+    world
+        .wait_polled(&[login], 1, Duration::from_secs(20))
+        .await;
+    let file = world.setup.results_dir.join(format!("{login}.json"));
+    std::fs::write(
+        &file,
+        br#"{"Investments": [], "stored": "by an earlier attempt"}"#,
+    )
+    .expect("write result");
+    let polls_at_write = world.sim.login_stats(&login.to_string()).investments_calls;
+
+    let counts = world.wait_finished("lost", Duration::from_secs(20)).await;
+    assert_eq!(counts.succeeded, 1);
+    let polls = world.sim.login_stats(&login.to_string()).investments_calls;
+    assert!(
+        polls <= polls_at_write + 1,
+        "polled {} more times after the payload was stored",
+        polls - polls_at_write
+    );
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("file")
+            .contains("earlier attempt"),
+        "the stored payload is kept"
+    );
+}

@@ -144,6 +144,16 @@ impl Executor {
     async fn call(&self, job: &JobSnapshot, step: &Step) -> Outcome {
         match step {
             Step::Authorize => self.flinks.authorize(&job.login).await,
+            Step::Poll { .. }
+                if job
+                    .started_ms
+                    .is_some_and(|started| self.results.written_since(&job.login, started)) =>
+            {
+                info!(
+                    "the payload was already stored by an earlier attempt of this job; not polling again"
+                );
+                Outcome::Ready
+            }
             Step::Poll { request_id } => {
                 match self.flinks.investments(request_id, &job.login).await {
                     InvestmentsAnswer::NotReady(outcome) => outcome,

@@ -41,6 +41,18 @@ impl ResultsDir {
         self.dir.join(format!("{login}.json"))
     }
 
+    /// Was the login's result file written at or after `since_ms` (ms since
+    /// the epoch)? Only a job of that login writes it, and a login has one
+    /// unfinished job at a time: a file newer than the job's first claim is
+    /// that job's payload, stored by an attempt whose commit was lost.
+    pub fn written_since(&self, login: &LoginId, since_ms: u64) -> bool {
+        std::fs::metadata(self.path_of(login))
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|age| age.as_millis() >= u128::from(since_ms))
+    }
+
     /// Writes `payload` as the login's result: a temp file (mode 0600) in the
     /// same directory, fsynced, then renamed over the final name, so a reader
     /// sees the old file or the new one, never half of one. Idempotent: a step
@@ -111,6 +123,27 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+        std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_result_counts_only_if_written_since_the_job_started() {
+        let base = std::env::temp_dir().join(format!("flinkq-since-{}", rand::random::<u64>()));
+        let dir = ResultsDir::create(&base).expect("create");
+        let login = LoginId::random();
+        let now_ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        assert!(!dir.written_since(&login, 0), "no file yet");
+        let before = now_ms() - 1_000;
+        dir.write(&login, b"{}".to_vec()).await.expect("write");
+        assert!(dir.written_since(&login, before));
+        assert!(
+            !dir.written_since(&login, now_ms() + 60_000),
+            "an older file belongs to an earlier job"
+        );
         std::fs::remove_dir_all(&base).expect("cleanup");
     }
 }
