@@ -135,8 +135,8 @@ pub fn plan(job: &JobSnapshot, now_ms: u64) -> Plan {
     {
         let error = StepError {
             code: "POLL_TIMEOUT".into(),
-            http_status: None,
-            message: "polling deadline passed before the next /Investments call".into(),
+            http_status: job.last.as_deref().filter(|l| l.ends_with(":202")).map(|_| 202),
+            message: "still pending at the polling deadline (Flinks: poll for at most 30 minutes by default)".into(),
         };
         return Plan::Finish(finish(
             job,
@@ -184,31 +184,20 @@ pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Poli
             let polls = job.polls + u32::from(job.state == JobState::Polling);
             let next = now + millis(policy.poll_interval);
             let last = format!("{step}:202");
-            match job.deadline_ms {
-                Some(deadline) if next >= deadline => Transition {
-                    polls,
-                    ..finish(
-                        job,
-                        JobState::TimedOut,
-                        Some(StepError {
-                            code: "POLL_TIMEOUT".into(),
-                            http_status: Some(202),
-                            message: format!(
-                                "still pending after {}: the next poll would pass the deadline",
-                                humantime::format_duration(policy.poll_timeout)
-                            ),
-                        }),
-                        &last,
-                    )
-                },
-                _ => Transition {
-                    kind: TransitionKind::Snooze,
-                    due_ms: Some(next),
-                    attempts: 0,
-                    polls,
-                    last,
-                    ..carry(job)
-                },
+            // The next poll would pass the deadline: no more polls. The job
+            // wakes once more at its deadline and ends `timed_out` there (see
+            // `plan`), so it ends at its deadline, not up to an interval early.
+            let due = match job.deadline_ms {
+                Some(deadline) if next >= deadline => deadline,
+                _ => next,
+            };
+            Transition {
+                kind: TransitionKind::Snooze,
+                due_ms: Some(due),
+                attempts: 0,
+                polls,
+                last,
+                ..carry(job)
             }
         }
         Outcome::Failed {

@@ -146,35 +146,46 @@ fn pending_is_a_snooze_that_never_burns_a_retry() {
 }
 
 #[test]
-fn pending_times_out_when_the_next_poll_would_pass_the_deadline() {
-    let t = transition(
-        &polling(NOW + 9 * SEC),
-        Outcome::Pending,
-        tick(NOW),
-        &policy(),
-    );
-    assert_eq!(t.kind, TransitionKind::Finish);
-    assert_eq!(t.state, JobState::TimedOut);
-    assert_eq!(t.due_ms, None);
+fn pending_waits_for_the_deadline_when_the_next_poll_would_pass_it() {
+    let deadline = NOW + 9 * SEC;
+    let t = transition(&polling(deadline), Outcome::Pending, tick(NOW), &policy());
+    assert_eq!(t.kind, TransitionKind::Snooze);
+    assert_eq!(t.state, JobState::Polling);
     assert_eq!(
-        t.error.as_ref().map(|e| e.code.as_str()),
-        Some("POLL_TIMEOUT")
+        t.due_ms,
+        Some(deadline),
+        "wakes at the deadline, not later, not a poll"
     );
-    // exactly on the deadline is too late as well
+    // exactly on the deadline is too late for a poll as well
     let t = transition(
         &polling(NOW + 10 * SEC),
         Outcome::Pending,
         tick(NOW),
         &policy(),
     );
-    assert_eq!(t.state, JobState::TimedOut);
+    assert_eq!(t.due_ms, Some(NOW + 10 * SEC));
     let t = transition(
         &polling(NOW + 10 * SEC + 1),
         Outcome::Pending,
         tick(NOW),
         &policy(),
     );
-    assert_eq!(t.state, JobState::Polling);
+    assert_eq!(t.due_ms, Some(NOW + 10 * SEC));
+
+    // claimed at the deadline: timed out, no call
+    let waiting = JobSnapshot {
+        last: Some("poll:202".into()),
+        ..polling(deadline)
+    };
+    let Plan::Finish(t) = plan(&waiting, deadline) else {
+        panic!("expected Finish at the deadline")
+    };
+    assert_eq!(t.state, JobState::TimedOut);
+    let error = t.error.expect("error");
+    assert_eq!(
+        (error.code.as_str(), error.http_status),
+        ("POLL_TIMEOUT", Some(202))
+    );
 }
 
 #[test]
