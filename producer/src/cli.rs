@@ -30,6 +30,8 @@ pub enum Command {
     Status(StatusArgs),
     /// One login's newest job: state, steps, last error.
     Job(JobArgs),
+    /// Recent batches with their counts, newest first.
+    Batches(BatchesArgs),
     /// Failed and timed-out jobs: list, retry, purge.
     Dead(DeadArgs),
     /// Cancel a login's unfinished job (a worker holding it stops at its next step).
@@ -110,6 +112,28 @@ pub struct StatusArgs {
     pub batch: Option<String>,
 
     /// Print one JSON object: queued, authorizing, polling, succeeded, failed, timed_out, cancelled, total.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Follow the batch live (a progress bar on a terminal, a line per
+    /// refresh otherwise) until it is finished; exit 0 if every job
+    /// succeeded, 3 if some failed, timed out or were cancelled. Needs --batch.
+    #[arg(long, requires = "batch")]
+    pub watch: bool,
+
+    /// Refresh period of --watch.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+}
+
+/// `flinkq batches`.
+#[derive(Debug, clap::Args)]
+pub struct BatchesArgs {
+    /// Show at most this many, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+
+    /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
 }

@@ -14,6 +14,8 @@ pub mod exit {
     pub const UNAVAILABLE: i32 = 69;
     /// Something that was asked for does not exist.
     pub const NOT_FOUND: i32 = 1;
+    /// A watched batch finished with failed, timed-out or cancelled jobs.
+    pub const SOME_FAILED: i32 = 3;
 }
 
 /// A CLI failure.
@@ -61,6 +63,20 @@ pub enum CliError {
     /// Contradictory arguments.
     #[error("{0}")]
     Usage(&'static str),
+    /// A watched batch finished, but not every job succeeded.
+    #[error(
+        "batch {batch} finished: {failed} failed, {timed_out} timed out, {cancelled} cancelled (see `flinkq dead list`)"
+    )]
+    BatchNotAllSucceeded {
+        /// The batch.
+        batch: String,
+        /// Failed jobs.
+        failed: u64,
+        /// Timed-out jobs.
+        timed_out: u64,
+        /// Cancelled jobs.
+        cancelled: u64,
+    },
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -85,6 +101,7 @@ impl CliError {
             }
             CliError::Store(_) => exit::UNAVAILABLE,
             CliError::Output(_) => 74,
+            CliError::BatchNotAllSucceeded { .. } => exit::SOME_FAILED,
         }
     }
 }

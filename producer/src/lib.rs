@@ -6,6 +6,8 @@
 //! - [`input`]: reading and validating loginIds (line numbers, BOM, CRLF, dedupe).
 //! - [`enqueue`]: `flinkq enqueue`.
 //! - [`status`]: `flinkq status`.
+//! - [`watch`]: `flinkq status --batch B --watch`, with its exit codes.
+//! - [`batches`]: `flinkq batches`.
 //! - [`job`]: `flinkq job`.
 //! - [`dead`]: `flinkq dead list|retry|purge`.
 //! - [`cancel`]: `flinkq cancel`.
@@ -13,6 +15,7 @@
 //! - [`error`]: the `CliError` enum and exit codes.
 
 pub mod batch_name;
+pub mod batches;
 pub mod cancel;
 pub mod cli;
 pub mod dead;
@@ -21,6 +24,7 @@ pub mod error;
 pub mod input;
 pub mod job;
 pub mod status;
+pub mod watch;
 
 use flinkq_shared::store::Store;
 
@@ -39,6 +43,7 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
         }
         Command::Status(args) => status::run(&connect().await?, args, out).await,
         Command::Job(args) => job::run(&connect().await?, args, out).await,
+        Command::Batches(args) => batches::run(&connect().await?, args, out).await,
         Command::Dead(args) => dead::run(&connect().await?, args, out).await,
         Command::Cancel(args) => cancel::run(&connect().await?, args, out).await,
     }

@@ -15,6 +15,11 @@ pub async fn run(store: &Store, args: &StatusArgs, out: &mut impl Write) -> Resu
     {
         return Err(CliError::UnknownBatch(batch.clone()));
     }
+    if args.watch
+        && let Some(batch) = &args.batch
+    {
+        return crate::watch::run(store, batch, args.interval, out).await;
+    }
     let counts = store.counts(args.batch.as_deref()).await?;
     if args.json {
         serde_json::to_writer(&mut *out, &counts).map_err(std::io::Error::from)?;

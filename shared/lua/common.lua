@@ -29,6 +29,16 @@ local function finish(id, state, now)
   local login, batch, old = f[1], f[2], f[3]
   redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now)
   count_move(batch, old, state)
+  -- the batch's last unfinished job just finished: publish one completion
+  -- event (HSETNX makes it once per completion; enqueue reopens the batch)
+  local batch_key = P .. 'batch:' .. batch
+  local b = redis.call('HMGET', batch_key, 'queued', 'authorizing', 'polling', 'total')
+  local open = (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)
+  if open == 0 and (tonumber(b[4]) or 0) > 0 and redis.call('HSETNX', batch_key, 'completed', now) == 1 then
+    local counts = redis.call('HGETALL', batch_key)
+    redis.call('XADD', P .. 'events', 'MAXLEN', '~', 100000, '*',
+      'type', 'batch_completed', 'batch', batch, unpack(counts))
+  end
   redis.call('ZREM', P .. 'due', id)
   redis.call('ZREM', P .. 'leases', id)
   redis.call('ZREM', P .. 'deadlines', id)

@@ -42,6 +42,7 @@ if created > 0 then
   redis.call('HINCRBY', P .. 'counts', 'enqueued', created)
   redis.call('HINCRBY', P .. 'batch:' .. batch, 'queued', created)
   redis.call('HINCRBY', P .. 'batch:' .. batch, 'total', created)
+  redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
   redis.call('ZADD', P .. 'batches', 'NX', now, batch)
 end
 return { created, #ARGV - 1 - created }

@@ -17,6 +17,7 @@ for i = 1, #ARGV do
     redis.call('HDEL', job, 'started')
     redis.call('HINCRBY', job, 'requeued', 1)
     count_move(batch, state, 'queued')
+    redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
     redis.call('ZREM', P .. 'dead', id)
     redis.call('ZREM', P .. 'finished', id)
     redis.call('SET', active, id)

@@ -55,6 +55,16 @@ impl Keys {
         format!("{}due", self.prefix)
     }
 
+    /// `batches`: batch name → first enqueue (ms).
+    pub fn batches(&self) -> String {
+        format!("{}batches", self.prefix)
+    }
+
+    /// `events`: stream of batch completion events.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
     /// `dead`: failed and timed-out job ids by finish time.
     pub fn dead(&self) -> String {
         format!("{}dead", self.prefix)

@@ -13,6 +13,7 @@
 //! | `dead` | zset | failed and timed-out job ids by finish time |
 //! | `finished` | zset | every finished job id by finish time (retention) |
 //! | `next_id` | string | job id counter |
+//! | `events` | stream | one `batch_completed` entry per batch completion, with its counts |
 //!
 //! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
 
@@ -121,6 +122,30 @@ pub enum Begin {
     Lost,
     /// Over the rate limit: call `begin_step` again after this long.
     Throttled(Duration),
+}
+
+/// One batch, for `flinkq batches`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchSummary {
+    /// Its name.
+    pub name: String,
+    /// First enqueue (ms).
+    pub created_ms: u64,
+    /// When its last unfinished job finished (ms), if it has.
+    pub completed_ms: Option<u64>,
+    /// Per-state counts.
+    pub counts: StateCounts,
+}
+
+/// A `batch_completed` event from the `events` stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchCompleted {
+    /// Stream entry id.
+    pub id: String,
+    /// The batch.
+    pub batch: String,
+    /// Its counts when it completed.
+    pub counts: StateCounts,
 }
 
 /// The queue gauges: one cheap script call.
@@ -538,6 +563,78 @@ impl Store {
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("purge"))
+    }
+
+    /// The most recent batches, newest first.
+    pub async fn batches(&self, limit: usize) -> Result<Vec<BatchSummary>, StoreError> {
+        const OP: &str = "batches";
+        let mut conn = self.conn.clone();
+        let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
+        let names: Vec<(String, f64)> = conn
+            .zrevrange_withscores(self.keys.batches(), 0, stop)
+            .await
+            .map_err(StoreError::command(OP))?;
+        let mut pipe = redis::pipe();
+        for (name, _) in &names {
+            pipe.hgetall(self.keys.batch(name));
+        }
+        let hashes: Vec<HashMap<String, i64>> = if names.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn)
+                .await
+                .map_err(StoreError::command(OP))?
+        };
+        Ok(names
+            .into_iter()
+            .zip(hashes)
+            .map(|((name, created), hash)| BatchSummary {
+                name,
+                created_ms: created as u64,
+                completed_ms: hash.get("completed").map(|ms| ms.unsigned_abs()),
+                counts: StateCounts::from_hash(&hash),
+            })
+            .collect())
+    }
+
+    /// `batch_completed` events, oldest first (at most `limit`).
+    pub async fn batch_events(&self, limit: usize) -> Result<Vec<BatchCompleted>, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(self.keys.events())
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("XRANGE events"))?;
+        // [[id, [field, value, ...]], ...]
+        let entries: Vec<(String, HashMap<String, String>)> = reply::array(&reply)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| {
+                let [id, fields] = reply::array(entry)? else {
+                    return None;
+                };
+                Some((reply::text(id)?, reply::field_map(reply::array(fields)?)))
+            })
+            .collect();
+        Ok(entries
+            .into_iter()
+            .filter(|(_, fields)| fields.get("type").map(String::as_str) == Some("batch_completed"))
+            .map(|(id, fields)| {
+                let numbers = fields
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.parse::<i64>().ok()?)))
+                    .collect();
+                BatchCompleted {
+                    id,
+                    batch: fields.get("batch").cloned().unwrap_or_default(),
+                    counts: StateCounts::from_hash(&numbers),
+                }
+            })
+            .collect())
     }
 
     /// The queue gauges.

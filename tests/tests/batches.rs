@@ -1,0 +1,122 @@
+//! Batches: `status --watch` exits with the batch's outcome, a finished batch
+//! publishes exactly one completion event, `flinkq batches` lists them.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flinkq_tests::scenario::Scenario;
+use flinkq_tests::sim::Script;
+use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli, workspace_binary};
+
+fn watch(world: &Scenario, batch: &str) -> Child {
+    Command::new(workspace_binary("flinkq"))
+        .env("FLINKQ_REDIS_URL", world.redis.url())
+        .env("FLINKQ_NAMESPACE", &world.setup.namespace)
+        .args(["status", "--batch", batch, "--watch", "--interval", "100ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flinkq status --watch")
+}
+
+async fn exit_code(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            return (
+                status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            );
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "status --watch did not exit within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_exits_with_the_batch_outcome_and_completion_fires_once() {
+    let world = Scenario::start(Duration::from_millis(200)).await;
+    let clean = world.logins(
+        10,
+        &Script {
+            pending: 1,
+            ..Script::default()
+        },
+    );
+    let good = world.logins(8, &Script::default());
+    let bad = world.logins(
+        2,
+        &Script {
+            invalid: true,
+            ..Script::default()
+        },
+    );
+    world.enqueue("clean", &clean).await;
+    world.enqueue("mixed", &[good, bad].concat()).await;
+
+    let watch_clean = watch(&world, "clean");
+    let watch_mixed = watch(&world, "mixed");
+    let _worker = WorkerProcess::spawn(&world.setup);
+    let (code, out) = exit_code(watch_clean, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "every job succeeded: {out}");
+    assert!(out.contains("batch clean finished"), "{out}");
+    let (code, out) = exit_code(watch_mixed, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(3), "some failed: {out}");
+
+    let events = world.store.batch_events(100).await.expect("events");
+    let of = |batch: &str| {
+        events
+            .iter()
+            .filter(|e| e.batch == batch)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("clean").len(), 1, "one completion event: {events:?}");
+    assert_eq!(of("mixed").len(), 1, "one completion event: {events:?}");
+    assert_eq!(
+        (of("clean")[0].counts.succeeded, of("clean")[0].counts.total),
+        (10, 10)
+    );
+    assert_eq!(
+        (
+            of("mixed")[0].counts.succeeded,
+            of("mixed")[0].counts.failed
+        ),
+        (8, 2)
+    );
+
+    let listed = flinkq_cli(
+        &world.redis.url(),
+        &world.setup.namespace,
+        &["batches", "--json"],
+        None,
+    );
+    assert!(listed.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|b| b["completed_ms"].is_u64())
+    );
+
+    // the nightly batch name is reused: the next completion publishes again, once
+    world.enqueue("clean", &clean).await;
+    let (code, _) = exit_code(watch(&world, "clean"), Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0));
+    let events = world.store.batch_events(100).await.expect("events");
+    assert_eq!(events.iter().filter(|e| e.batch == "clean").count(), 2);
+    assert_eq!(events.iter().filter(|e| e.batch == "mixed").count(), 1);
+}
