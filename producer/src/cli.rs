@@ -32,6 +32,10 @@ pub enum Command {
     Job(JobArgs),
     /// Recent batches with their counts, newest first.
     Batches(BatchesArgs),
+    /// The registry of logins that `flinkq refresh` enqueues.
+    Logins(LoginsArgs),
+    /// Enqueue every registered login once (logins with an unfinished job are skipped).
+    Refresh(RefreshArgs),
     /// Failed and timed-out jobs: list, retry, purge.
     Dead(DeadArgs),
     /// Cancel a login's unfinished job (a worker holding it stops at its next step).
@@ -124,6 +128,57 @@ pub struct StatusArgs {
     /// Refresh period of --watch.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,
+}
+
+/// `flinkq logins`.
+#[derive(Debug, clap::Args)]
+pub struct LoginsArgs {
+    #[command(subcommand)]
+    pub action: LoginsAction,
+}
+
+/// What to do with the registry.
+#[derive(Debug, Subcommand)]
+pub enum LoginsAction {
+    /// Register loginIds.
+    Add {
+        /// LoginIds (UUIDs).
+        #[arg(required = true)]
+        login_ids: Vec<String>,
+    },
+    /// Unregister loginIds.
+    Remove {
+        /// LoginIds (UUIDs).
+        #[arg(required = true)]
+        login_ids: Vec<String>,
+    },
+    /// List registered loginIds, one per line (or a JSON array).
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register every loginId of a file (one per line, '-' for stdin).
+    Import {
+        /// The file.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Register the valid loginIds even if some are invalid.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+}
+
+/// `flinkq refresh`.
+#[derive(Debug, clap::Args)]
+pub struct RefreshArgs {
+    /// Batch name (default: generated and printed).
+    #[arg(long, env = "FLINKQ_BATCH")]
+    pub batch: Option<String>,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `flinkq batches`.

@@ -23,7 +23,7 @@ pub mod exit {
 pub enum CliError {
     /// Invalid loginIds in the input; nothing was enqueued.
     #[error(
-        "{invalid} invalid loginId(s) (listed above); nothing was enqueued. Fix them, or pass --skip-invalid to enqueue the valid ones"
+        "{invalid} invalid loginId(s) (listed above); nothing was done. Fix them, or pass --skip-invalid to go on with the valid ones"
     )]
     InvalidInput {
         /// How many.

@@ -3,8 +3,11 @@
 
 use std::collections::HashSet;
 use std::io::BufRead;
+use std::path::Path;
 
 use flinkq_shared::LoginId;
+
+use crate::error::CliError;
 
 /// One rejected input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,55 @@ impl LoginInput {
             }
         }
     }
+}
+
+/// Most invalid lines printed; the rest are counted.
+const MAX_PRINTED_INVALID: usize = 20;
+
+/// Reads loginIds from `arguments` and `file` (`-` = stdin) and validates
+/// all of them before anything touches Redis: invalid lines are listed on
+/// stderr and, unless `skip_invalid`, stop the command with nothing done.
+pub fn collect(
+    arguments: &[String],
+    file: Option<&Path>,
+    skip_invalid: bool,
+) -> Result<LoginInput, CliError> {
+    if arguments.is_empty() && file.is_none() {
+        return Err(CliError::NoInput);
+    }
+    let mut input = LoginInput::default();
+    input.add_arguments(arguments);
+    if let Some(path) = file {
+        let read_error = |source| CliError::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        if path.as_os_str() == "-" {
+            input
+                .add_lines("stdin", std::io::stdin().lock())
+                .map_err(read_error)?;
+        } else {
+            let opened = std::fs::File::open(path).map_err(read_error)?;
+            input
+                .add_lines(&path.display().to_string(), std::io::BufReader::new(opened))
+                .map_err(read_error)?;
+        }
+    }
+    for line in input.invalid.iter().take(MAX_PRINTED_INVALID) {
+        eprintln!("{}: {}", line.location, line.reason);
+    }
+    if input.invalid.len() > MAX_PRINTED_INVALID {
+        eprintln!(
+            "... and {} more invalid lines",
+            input.invalid.len() - MAX_PRINTED_INVALID
+        );
+    }
+    if !input.invalid.is_empty() && !skip_invalid {
+        return Err(CliError::InvalidInput {
+            invalid: input.invalid.len(),
+        });
+    }
+    Ok(input)
 }
 
 #[cfg(test)]

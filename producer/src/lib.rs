@@ -8,6 +8,8 @@
 //! - [`status`]: `flinkq status`.
 //! - [`watch`]: `flinkq status --batch B --watch`, with its exit codes.
 //! - [`batches`]: `flinkq batches`.
+//! - [`logins`]: `flinkq logins add|remove|list|import`.
+//! - [`refresh`]: `flinkq refresh`.
 //! - [`job`]: `flinkq job`.
 //! - [`dead`]: `flinkq dead list|retry|purge`.
 //! - [`cancel`]: `flinkq cancel`.
@@ -23,6 +25,8 @@ pub mod enqueue;
 pub mod error;
 pub mod input;
 pub mod job;
+pub mod logins;
+pub mod refresh;
 pub mod status;
 pub mod watch;
 
@@ -38,12 +42,26 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
     match &cli.command {
         Command::Enqueue(args) => {
             // the whole input is validated before Redis is touched
-            let input = enqueue::prepare(args)?;
+            let input = input::collect(&args.login_ids, args.file.as_deref(), args.skip_invalid)?;
             enqueue::run(&connect().await?, args, input, out).await
         }
         Command::Status(args) => status::run(&connect().await?, args, out).await,
         Command::Job(args) => job::run(&connect().await?, args, out).await,
         Command::Batches(args) => batches::run(&connect().await?, args, out).await,
+        Command::Logins(args) => {
+            // files are validated before Redis is touched
+            let input = match &args.action {
+                cli::LoginsAction::Import { file, skip_invalid } => {
+                    Some(input::collect(&[], Some(file), *skip_invalid)?)
+                }
+                cli::LoginsAction::Add { login_ids } | cli::LoginsAction::Remove { login_ids } => {
+                    Some(input::collect(login_ids, None, false)?)
+                }
+                cli::LoginsAction::List { .. } => None,
+            };
+            logins::run(&connect().await?, args, input, out).await
+        }
+        Command::Refresh(args) => refresh::run(&connect().await?, args, out).await,
         Command::Dead(args) => dead::run(&connect().await?, args, out).await,
         Command::Cancel(args) => cancel::run(&connect().await?, args, out).await,
     }

@@ -120,3 +120,61 @@ async fn watch_exits_with_the_batch_outcome_and_completion_fires_once() {
     assert_eq!(events.iter().filter(|e| e.batch == "clean").count(), 2);
     assert_eq!(events.iter().filter(|e| e.batch == "mixed").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_logins_batch_finishes_with_exact_counts() {
+    let mut world = Scenario::start(Duration::from_millis(100)).await;
+    world.setup.concurrency = 256;
+    world.setup.extra_env = vec![
+        ("RUST_LOG".into(), "warn".into()),
+        ("FLINKQ_CLAIM_BATCH".into(), "256".into()),
+    ];
+    let pending = world.logins(
+        5_000,
+        &Script {
+            pending: 1,
+            ..Script::default()
+        },
+    );
+    let direct = world.logins(4_900, &Script::default());
+    let invalid = world.logins(
+        100,
+        &Script {
+            invalid: true,
+            ..Script::default()
+        },
+    );
+    let all: Vec<_> = [pending, direct, invalid].concat();
+    let input: String = all.iter().map(|l| format!("{l}\n")).collect();
+    let enqueued = flinkq_cli(
+        &world.redis.url(),
+        &world.setup.namespace,
+        &["enqueue", "--batch", "big", "--file", "-", "--json"],
+        Some(input.as_bytes()),
+    );
+    assert!(enqueued.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&enqueued.stdout).expect("json");
+    assert_eq!(report["enqueued"], 10_000);
+
+    let watcher = watch(&world, "big");
+    let _worker = WorkerProcess::spawn(&world.setup);
+    let (code, out) = exit_code(watcher, Duration::from_secs(240)).await;
+    assert_eq!(
+        code,
+        Some(3),
+        "100 invalid logins failed: {}",
+        out.lines().last().unwrap_or_default()
+    );
+    let counts = world.store.counts(Some("big")).await.expect("counts");
+    assert_eq!(
+        (counts.succeeded, counts.failed, counts.total),
+        (9_900, 100, 10_000)
+    );
+    let events = world.store.batch_events(100).await.expect("events");
+    assert_eq!(
+        events.iter().filter(|e| e.batch == "big").count(),
+        1,
+        "one completion event"
+    );
+    assert_eq!(world.sim.violations(), vec![]);
+}

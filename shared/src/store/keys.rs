@@ -60,6 +60,11 @@ impl Keys {
         format!("{}batches", self.prefix)
     }
 
+    /// `logins`: the registry of logins refreshed by `flinkq refresh`.
+    pub fn logins(&self) -> String {
+        format!("{}logins", self.prefix)
+    }
+
     /// `events`: stream of batch completion events.
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)

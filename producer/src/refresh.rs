@@ -1,0 +1,44 @@
+//! `flinkq refresh`: enqueue every registered login once.
+
+use std::io::Write;
+
+use flinkq_shared::store::{EnqueueReport, Store};
+
+use crate::cli::RefreshArgs;
+use crate::error::CliError;
+
+/// Runs `flinkq refresh`: walks the registry page by page (never holding it
+/// whole) and enqueues each page; logins with an unfinished job are skipped.
+pub async fn run(store: &Store, args: &RefreshArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let batch = args
+        .batch
+        .clone()
+        .unwrap_or_else(crate::batch_name::generate);
+    let mut total = EnqueueReport::default();
+    let mut cursor = 0;
+    loop {
+        let (next, page) = store.registered_page(cursor).await?;
+        let report = store.enqueue(&batch, &page).await?;
+        total.enqueued += report.enqueued;
+        total.already_active += report.already_active;
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if args.json {
+        let summary = serde_json::json!({
+            "batch": batch,
+            "enqueued": total.enqueued,
+            "already_active": total.already_active,
+        });
+        writeln!(out, "{summary}")?;
+    } else {
+        writeln!(
+            out,
+            "enqueued {}, already active {} (batch {batch})",
+            total.enqueued, total.already_active
+        )?;
+    }
+    Ok(())
+}
