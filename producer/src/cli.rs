@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use flinkq_shared::Priority;
 use flinkq_shared::redis_args::RedisArgs;
 use flinkq_shared::telemetry::LogFormat;
 
@@ -100,6 +101,10 @@ pub struct EnqueueArgs {
     #[arg(long)]
     pub skip_invalid: bool,
 
+    /// Claim order: high is claimed before normal, normal before low.
+    #[arg(long, env = "FLINKQ_PRIORITY", value_enum, default_value_t = Priority::Normal)]
+    pub priority: Priority,
+
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +180,10 @@ pub struct RefreshArgs {
     /// Batch name (default: generated and printed).
     #[arg(long, env = "FLINKQ_BATCH")]
     pub batch: Option<String>,
+
+    /// Claim order of the refresh (nightly refreshes usually run low).
+    #[arg(long, env = "FLINKQ_PRIORITY", value_enum, default_value_t = Priority::Normal)]
+    pub priority: Priority,
 
     /// Print the report as one JSON object.
     #[arg(long)]

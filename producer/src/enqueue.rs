@@ -35,7 +35,9 @@ pub async fn run(
         .batch
         .clone()
         .unwrap_or_else(crate::batch_name::generate);
-    let report = store.enqueue(&batch, &input.logins).await?;
+    let report = store
+        .enqueue_with(&batch, args.priority, &input.logins)
+        .await?;
     let summary = EnqueueSummary {
         batch,
         enqueued: report.enqueued,

@@ -18,7 +18,7 @@ pub async fn run(store: &Store, args: &RefreshArgs, out: &mut impl Write) -> Res
     let mut cursor = 0;
     loop {
         let (next, page) = store.registered_page(cursor).await?;
-        let report = store.enqueue(&batch, &page).await?;
+        let report = store.enqueue_with(&batch, args.priority, &page).await?;
         total.enqueued += report.enqueued;
         total.already_active += report.already_active;
         if next == 0 {

@@ -20,7 +20,7 @@ else
   local old = redis.call('HGET', job, 'state')
   redis.call('HSET', job, 'state', state)
   count_move(redis.call('HGET', job, 'batch'), old, state)
-  redis.call('ZADD', P .. 'due', tonumber(ARGV[4]), id)
+  redis.call('ZADD', due_key(id), tonumber(ARGV[4]), id)
   if ARGV[6] ~= '' then
     redis.call('ZADD', P .. 'deadlines', tonumber(ARGV[6]), id)
   end

@@ -11,6 +11,18 @@ end
 
 local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true }
 
+-- Due queues, claimed in this order: a small urgent batch is never stuck
+-- behind a large backlog of lower priority.
+local DUE_QUEUES = { P .. 'due:high', P .. 'due', P .. 'due:low' }
+
+-- The due queue of a job, by its `prio` field (absent: normal).
+local function due_key(id)
+  local prio = redis.call('HGET', P .. 'job:' .. id, 'prio')
+  if prio == 'high' then return P .. 'due:high' end
+  if prio == 'low' then return P .. 'due:low' end
+  return P .. 'due'
+end
+
 -- Move one job between per-state counters, globally and for its batch.
 local function count_move(batch, from, to)
   if from == to then return end
@@ -39,7 +51,9 @@ local function finish(id, state, now)
     redis.call('XADD', P .. 'events', 'MAXLEN', '~', 100000, '*',
       'type', 'batch_completed', 'batch', batch, unpack(counts))
   end
-  redis.call('ZREM', P .. 'due', id)
+  for _, queue in ipairs(DUE_QUEUES) do
+    redis.call('ZREM', queue, id)
+  end
   redis.call('ZREM', P .. 'leases', id)
   redis.call('ZREM', P .. 'deadlines', id)
   local active = P .. 'active:' .. login

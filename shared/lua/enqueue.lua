@@ -1,19 +1,26 @@
--- enqueue(batch, loginId...) -> {enqueued, already_active}
+-- enqueue(batch, priority, loginId...) -> {enqueued, already_active}
+-- priority: high | normal | low (the claim order of the due queues).
 -- A login with an unfinished job (active:<login>) is skipped, so enqueueing the
 -- same login twice while it is active creates one job. Per login: one SET NX
 -- (dedupe and claim of the id in one command) and one HSET; the due entries,
 -- latest pointers and counters are written once per call.
-local batch = ARGV[1]
+local batch, prio = ARGV[1], ARGV[2]
+local queue = P .. 'due'
+if prio == 'high' or prio == 'low' then queue = P .. 'due:' .. prio end
 local now = now_ms()
 local base = tonumber(redis.call('GET', P .. 'next_id') or 0) or 0
 local last = base
 local due, latest = {}, {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local login = ARGV[i]
   local id = tostring(last + 1)
   if redis.call('SET', P .. 'active:' .. login, id, 'NX') then
     last = last + 1
-    redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
+    if queue == P .. 'due' then
+      redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
+    else
+      redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
+    end
     due[#due + 1] = now
     due[#due + 1] = id
     latest[#latest + 1] = P .. 'latest:' .. login
@@ -35,7 +42,7 @@ local function in_slices(command, key, args)
 end
 if created > 0 then
   redis.call('SET', P .. 'next_id', last)
-  in_slices('ZADD', P .. 'due', due)
+  in_slices('ZADD', queue, due)
   in_slices('MSET', nil, latest)
   redis.call('HINCRBY', P .. 'counts', 'queued', created)
   redis.call('HINCRBY', P .. 'counts', 'total', created)
@@ -45,4 +52,4 @@ if created > 0 then
   redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
   redis.call('ZADD', P .. 'batches', 'NX', now, batch)
 end
-return { created, #ARGV - 1 - created }
+return { created, #ARGV - 2 - created }

@@ -12,7 +12,7 @@ for _, id in ipairs(expired) do
   if redis.call('EXISTS', job) == 1 then
     redis.call('HINCRBY', job, 'seq', 1)
     local not_before = tonumber(redis.call('HGET', job, 'not_before') or 0) or 0
-    redis.call('ZADD', P .. 'due', math.max(now, not_before), id)
+    redis.call('ZADD', due_key(id), math.max(now, not_before), id)
   end
 end
 local timed_out = 0

@@ -22,7 +22,7 @@ for i = 1, #ARGV do
     redis.call('ZREM', P .. 'finished', id)
     redis.call('SET', active, id)
     redis.call('SET', P .. 'latest:' .. login, id)
-    redis.call('ZADD', P .. 'due', now, id)
+    redis.call('ZADD', due_key(id), now, id)
     requeued = requeued + 1
   else
     skipped = skipped + 1

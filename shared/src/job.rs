@@ -100,6 +100,31 @@ impl FromStr for JobState {
     }
 }
 
+/// Claim order: high-priority jobs are claimed before normal ones, normal
+/// before low, whatever their backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Urgent: claimed first.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Bulk refreshes: claimed when nothing else is due.
+    Low,
+}
+
+impl Priority {
+    /// The name stored in Redis.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
 /// What went wrong in a step, as Flinks (or the network) said it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepError {

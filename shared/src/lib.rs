@@ -22,7 +22,7 @@ pub mod telemetry;
 pub mod transition;
 
 pub use classify::{AnswerKind, classify, known_code};
-pub use job::{JobId, JobSnapshot, JobState, StepError, UnknownState};
+pub use job::{JobId, JobSnapshot, JobState, Priority, StepError, UnknownState};
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
 pub use transition::{

@@ -5,7 +5,7 @@
 //! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]) |
 //! | `active:<loginId>` | string | id of the login's unfinished job (dedupe) |
 //! | `latest:<loginId>` | string | id of the login's newest job |
-//! | `due` | zset | job id → when its next step may run (ms) |
+//! | `due:high`, `due`, `due:low` | zset | job id → when its next step may run (ms); claimed in that order |
 //! | `leases` | zset | job id → when the current claim expires (ms) |
 //! | `deadlines` | zset | job id → polling deadline (ms) |
 //! | `counts`, `batch:<b>` | hash | per-state counters |
@@ -36,7 +36,7 @@ pub use error::{StoreError, redact_url};
 pub use keys::Keys;
 use scripts::Scripts;
 
-use crate::{JobId, JobSnapshot, LoginId, Transition};
+use crate::{JobId, JobSnapshot, LoginId, Priority, Transition};
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -277,17 +277,27 @@ impl Store {
         Ok(secs * 1_000 + micros / 1_000)
     }
 
-    /// Enqueues one job per login not already active, in chunks of
-    /// [`ENQUEUE_CHUNK`] pipelined together.
+    /// Enqueues one normal-priority job per login not already active.
     pub async fn enqueue(
         &self,
         batch: &str,
         logins: &[LoginId],
     ) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_with(batch, Priority::Normal, logins).await
+    }
+
+    /// Enqueues one job per login not already active, at `priority`, in
+    /// chunks of [`ENQUEUE_CHUNK`] pipelined together.
+    pub async fn enqueue_with(
+        &self,
+        batch: &str,
+        priority: Priority,
+        logins: &[LoginId],
+    ) -> Result<EnqueueReport, StoreError> {
         let mut pipe = redis::pipe();
         for chunk in logins.chunks(ENQUEUE_CHUNK) {
             let mut call = self.scripts.enqueue.key(self.keys.prefix());
-            call.arg(batch);
+            call.arg(batch).arg(priority.as_str());
             for login in chunk {
                 call.arg(login.to_string());
             }
