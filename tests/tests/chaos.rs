@@ -95,7 +95,8 @@ async fn chaos_kill_worker_repeatedly() {
     // Short enough that killed steps come back within the test, long enough
     // that a live worker starved of CPU on a 2-core CI machine keeps its
     // leases (a lost lease repeats a call without any crash).
-    world.setup.lease = Duration::from_secs(3);
+    world.setup.lease = Duration::from_secs(5);
+    world.setup.concurrency = 32;
     world.setup.extra_env = vec![("RUST_LOG".into(), "warn".into())];
 
     let mut expected = HashMap::new();

@@ -298,8 +298,15 @@ impl SimState {
             if excused {
                 self.totals.repeats_after_crash += 1;
             } else {
+                let last_crash_ms = self
+                    .crashes
+                    .iter()
+                    .map(|crash| millis(crash.saturating_duration_since(succeeded_at)))
+                    .max();
                 self.violations.push(Violation::PollAfterSuccess {
                     login: login.to_owned(),
+                    after_ms: millis(now.saturating_duration_since(succeeded_at)),
+                    last_crash_after_ms: last_crash_ms,
                 });
             }
         }
