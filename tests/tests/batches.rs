@@ -40,21 +40,9 @@ async fn exit_code(mut child: Child, timeout: Duration) -> (Option<i32>, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_exits_with_the_batch_outcome_and_completion_fires_once() {
     let world = Scenario::start(Duration::from_millis(200)).await;
-    let clean = world.logins(
-        10,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
+    let clean = world.logins(10, &Script::pending(1));
     let good = world.logins(8, &Script::default());
-    let bad = world.logins(
-        2,
-        &Script {
-            invalid: true,
-            ..Script::default()
-        },
-    );
+    let bad = world.logins(2, &Script::invalid());
     world.enqueue("clean", &clean).await;
     world.enqueue("mixed", &[good, bad].concat()).await;
 
@@ -129,21 +117,9 @@ async fn ten_thousand_logins_batch_finishes_with_exact_counts() {
         ("RUST_LOG".into(), "warn".into()),
         ("FLINKQ_CLAIM_BATCH".into(), "256".into()),
     ];
-    let pending = world.logins(
-        5_000,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
+    let pending = world.logins(5_000, &Script::pending(1));
     let direct = world.logins(4_900, &Script::default());
-    let invalid = world.logins(
-        100,
-        &Script {
-            invalid: true,
-            ..Script::default()
-        },
-    );
+    let invalid = world.logins(100, &Script::invalid());
     let all: Vec<_> = [pending, direct, invalid].concat();
     let input: String = all.iter().map(|l| format!("{l}\n")).collect();
     let enqueued = flinkq_cli(

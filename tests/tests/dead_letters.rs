@@ -32,20 +32,8 @@ async fn dead_letters_are_listed_retried_and_purged() {
     )
     .await;
     world.setup.poll_timeout = timeout;
-    let invalid = world.logins(
-        3,
-        &Script {
-            invalid: true,
-            ..Script::default()
-        },
-    );
-    let stuck = world.logins(
-        3,
-        &Script {
-            always_pending: true,
-            ..Script::default()
-        },
-    );
+    let invalid = world.logins(3, &Script::invalid());
+    let stuck = world.logins(3, &Script::always_pending());
     world
         .enqueue("night", &[invalid.clone(), stuck.clone()].concat())
         .await;
@@ -91,13 +79,7 @@ async fn dead_letters_are_listed_retried_and_purged() {
     assert!(stdout(&cli(&world, &["dead", "list"])).starts_with("0 dead jobs"));
 
     // purge: a fresh dead job goes, the succeeded ones stay
-    let doomed = world.logins(
-        1,
-        &Script {
-            invalid: true,
-            ..Script::default()
-        },
-    );
+    let doomed = world.logins(1, &Script::invalid());
     world.enqueue("night", &doomed).await;
     world.wait_finished("night", Duration::from_secs(30)).await;
     let purged = stdout(&cli(&world, &["dead", "purge", "--older-than", "0s"]));
@@ -118,13 +100,7 @@ async fn dead_letters_are_listed_retried_and_purged() {
 async fn cancel_stops_a_polling_job_at_its_next_step() {
     let interval = Duration::from_millis(300);
     let world = Scenario::start(interval).await;
-    let login = world.logins(
-        1,
-        &Script {
-            always_pending: true,
-            ..Script::default()
-        },
-    )[0];
+    let login = world.logins(1, &Script::always_pending())[0];
     world.enqueue("c", &[login]).await;
     let _worker = WorkerProcess::spawn(&world.setup);
     world
@@ -161,13 +137,7 @@ async fn retention_keeps_redis_flat_over_nightly_runs() {
     let mut world = Scenario::start(Duration::from_millis(100)).await;
     world.setup.extra_env = vec![("FLINKQ_RETENTION".into(), "500ms".into())];
     world.setup.lease = Duration::from_millis(400);
-    let logins = world.logins(
-        200,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(200, &Script::pending(1));
     let _worker = WorkerProcess::spawn(&world.setup);
     let mut conn = world.store.connection();
     let mut sizes = Vec::new();

@@ -114,13 +114,7 @@ async fn prometheus_scrapes_a_live_worker_and_answers_every_dashboard_query() {
             .expect("prometheus not found: install it (`apt-get install prometheus`; scripts/test does)"),
     );
 
-    let logins = world.logins(
-        30,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(30, &Script::pending(1));
     world.enqueue("scraped", &logins).await;
     world
         .wait_finished("scraped", Duration::from_secs(30))

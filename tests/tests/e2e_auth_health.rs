@@ -86,13 +86,7 @@ async fn json_logs_carry_job_and_login_on_every_step_line() {
         ("FLINKQ_LOG_FORMAT".into(), "json".into()),
         ("RUST_LOG".into(), "flinkq_worker=debug,info".into()),
     ];
-    let logins = world.logins(
-        5,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(5, &Script::pending(1));
     world.enqueue("logs", &logins).await;
     let mut worker = WorkerProcess::spawn(&world.setup);
     world.wait_finished("logs", Duration::from_secs(30)).await;

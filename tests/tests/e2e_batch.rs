@@ -117,13 +117,7 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_batch_loses_nothing() {
     let world = Scenario::start(Duration::from_millis(400)).await;
-    let logins = world.logins(
-        100,
-        &Script {
-            pending: 4,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(100, &Script::pending(4));
     world.enqueue("b", &logins).await;
 
     let mut first = WorkerProcess::spawn(&world.setup);

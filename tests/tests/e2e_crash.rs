@@ -12,13 +12,7 @@ async fn poll_resumes_after_sigkill() {
     let interval = Duration::from_millis(500);
     let mut world = Scenario::start(interval).await;
     world.setup.lease = Duration::from_secs(1);
-    let logins = world.logins(
-        60,
-        &Script {
-            pending: 6,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(60, &Script::pending(6));
     world.enqueue("crash", &logins).await;
 
     let mut worker = WorkerProcess::spawn(&world.setup);
@@ -75,13 +69,7 @@ async fn deadline_survives_restart() {
     .await;
     world.setup.poll_timeout = timeout;
     world.setup.lease = Duration::from_secs(1);
-    let logins = world.logins(
-        5,
-        &Script {
-            always_pending: true,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(5, &Script::always_pending());
     world.enqueue("slow", &logins).await;
 
     let mut worker = WorkerProcess::spawn(&world.setup);
@@ -136,13 +124,7 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
     // same job finishes from it instead of polling Flinks after its 200.
     let interval = Duration::from_millis(300);
     let world = Scenario::start(interval).await;
-    let login = world.logins(
-        1,
-        &Script {
-            always_pending: true,
-            ..Script::default()
-        },
-    )[0];
+    let login = world.logins(1, &Script::always_pending())[0];
     world.enqueue("lost", &[login]).await;
     let _worker = WorkerProcess::spawn(&world.setup);
     world

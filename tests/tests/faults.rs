@@ -217,10 +217,7 @@ async fn retry_later_401_is_transient_not_an_invalid_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_login_fails_at_once_keeping_code_status_and_message() {
-    let script = Script {
-        invalid: true,
-        ..Script::default()
-    };
+    let script = Script::invalid();
     let (job, stats) = run_one(script, &[]).await;
     assert_eq!(job.state, JobState::Failed);
     let error = job.error.expect("error kept");
@@ -282,13 +279,7 @@ async fn random_5xx_on_a_batch_loses_nothing() {
         },
     )
     .await;
-    let logins = world.logins(
-        200,
-        &Script {
-            pending: 2,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(200, &Script::pending(2));
     world.enqueue("random", &logins).await;
     let _worker = WorkerProcess::spawn(&world.setup);
     let counts = world.wait_finished("random", Duration::from_secs(60)).await;

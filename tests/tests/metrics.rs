@@ -11,20 +11,8 @@ use flinkq_tests::worker_process::{WorkerProcess, wait_for};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scraped_metrics_equal_what_happened() {
     let world = Scenario::start(Duration::from_millis(200)).await;
-    let good = world.logins(
-        50,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
-    let bad = world.logins(
-        5,
-        &Script {
-            invalid: true,
-            ..Script::default()
-        },
-    );
+    let good = world.logins(50, &Script::pending(1));
+    let bad = world.logins(5, &Script::invalid());
     world.enqueue("m", &[good, bad].concat()).await;
     let worker = WorkerProcess::spawn(&world.setup);
     world.wait_finished("m", Duration::from_secs(30)).await;

@@ -13,10 +13,7 @@ async fn high_priority_batch_overtakes_a_low_priority_backlog() {
     let mut world = Scenario::start(Duration::from_millis(100)).await;
     world.setup.concurrency = 8;
     world.setup.extra_env = vec![("RUST_LOG".into(), "warn".into())];
-    let script = Script {
-        pending: 1,
-        ..Script::default()
-    };
+    let script = Script::pending(1);
     let backlog = world.logins(2_000, &script);
     world
         .store

@@ -17,13 +17,7 @@ async fn global_rate_limit_holds_across_two_workers() {
         ("FLINKQ_RATE_BURST".into(), BURST.to_string()),
     ];
     // 40 logins x (1 Authorize + 2 polls) = 120 calls: 6 s at 20/s
-    let logins = world.logins(
-        40,
-        &Script {
-            pending: 1,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(40, &Script::pending(1));
     world.enqueue("limited", &logins).await;
     let _a = WorkerProcess::spawn(&world.setup);
     let _b = WorkerProcess::spawn(&world.setup);

@@ -17,13 +17,7 @@ async fn redis_restart_mid_batch() {
     let mut world =
         Scenario::start_full(Duration::from_millis(300), SimConfig::default(), aof).await;
     world.setup.lease = Duration::from_secs(5);
-    let logins = world.logins(
-        300,
-        &Script {
-            pending: 3,
-            ..Script::default()
-        },
-    );
+    let logins = world.logins(300, &Script::pending(3));
     world.enqueue("outage", &logins).await;
     let mut worker = WorkerProcess::spawn(&world.setup);
     wait_for(

@@ -201,14 +201,7 @@ async fn enqueue(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) 
 async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     let w = world(SimConfig::default()).await;
     let logins: Vec<LoginId> = (0..n).map(|_| LoginId::random()).collect();
-    scripted(
-        &w.sim,
-        &logins,
-        &Script {
-            pending: 2,
-            ..Script::default()
-        },
-    );
+    scripted(&w.sim, &logins, &Script::pending(2));
     w.store.enqueue("bench", &logins).await.expect("enqueue");
     let mut setup = setup(&w, work, "drain");
     setup.poll_interval = Duration::ZERO;
@@ -322,14 +315,7 @@ async fn hold(n: usize, hold_for: Duration, report: &mut Report, work: &Path) {
     let interval = Duration::from_secs(1);
     let w = world(SimConfig::default()).await;
     let logins: Vec<LoginId> = (0..n).map(|_| LoginId::random()).collect();
-    scripted(
-        &w.sim,
-        &logins,
-        &Script {
-            always_pending: true,
-            ..Script::default()
-        },
-    );
+    scripted(&w.sim, &logins, &Script::always_pending());
     let mut conn = w.store.connection();
     let memory_before = used_memory(&mut conn).await;
     w.store.enqueue("bench", &logins).await.expect("enqueue");

@@ -23,6 +23,32 @@ pub struct Script {
     pub faults: Vec<ScriptedFault>,
 }
 
+impl Script {
+    /// `pending` 202 answers, then the 200.
+    pub fn pending(pending: u32) -> Self {
+        Script {
+            pending,
+            ..Script::default()
+        }
+    }
+
+    /// Authorize answers 401 `INVALID_LOGIN`.
+    pub fn invalid() -> Self {
+        Script {
+            invalid: true,
+            ..Script::default()
+        }
+    }
+
+    /// /Investments never answers 200.
+    pub fn always_pending() -> Self {
+        Script {
+            always_pending: true,
+            ..Script::default()
+        }
+    }
+}
+
 /// Which endpoint a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Endpoint {

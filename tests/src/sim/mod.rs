@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use config::{DefaultScript, Endpoint, Fault, Script, ScriptedFault, SimConfig};
 pub use payload::investments_payload;
-pub use state::{CRASH_WINDOW, SPACING_TOLERANCE};
+pub use state::{CRASH_LEAD, CRASH_WINDOW, SPACING_TOLERANCE};
 pub use stats::{LoginStats, Totals, Violation};
 use tokio::sync::watch;
 

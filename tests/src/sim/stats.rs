@@ -68,8 +68,8 @@ pub enum Violation {
         login: String,
         /// How long after the 200, in ms.
         after_ms: u64,
-        /// The latest noted crash after the 200, in ms after it (0 if none after).
-        last_crash_after_ms: Option<u64>,
+        /// The nearest noted crash, in ms after the 200 (negative: before).
+        last_crash_after_ms: Option<i64>,
     },
     /// A poll later than the polling limit after the first poll.
     PollAfterDeadline {
