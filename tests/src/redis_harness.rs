@@ -279,7 +279,8 @@ fn make_certificates(dir: &Path) -> std::io::Result<()> {
     ])
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

@@ -26,10 +26,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    crate::redis_harness::free_port().expect("a free loopback port")
 }
 
 /// How to run one worker: every field becomes a `FLINKQ_…` variable.

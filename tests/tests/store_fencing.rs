@@ -4,8 +4,26 @@
 use std::time::Duration;
 
 use flinkq_shared::store::{Store, StoreConfig};
-use flinkq_shared::{JobState, LoginId, Outcome, Policy, Tick, transition};
+use flinkq_shared::{
+    JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
+};
 use flinkq_tests::redis_harness::RedisServer;
+
+/// The transition an Authorize 200 with session `request_id` causes at `now_ms`.
+fn authorized(job: &JobSnapshot, request_id: &str, now_ms: u64, policy: &Policy) -> Transition {
+    let outcome = Outcome::Authorized {
+        request_id: request_id.into(),
+    };
+    transition(
+        job,
+        outcome,
+        Tick {
+            now_ms,
+            jitter: 0.0,
+        },
+        policy,
+    )
+}
 
 async fn store(redis: &RedisServer) -> Store {
     Store::connect(&StoreConfig::new(redis.url(), "t"))
@@ -111,19 +129,8 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     assert_eq!(fresh.id, stale.id);
     assert!(fresh.seq > stale.seq, "every claim bumps the fencing token");
 
-    let tick = Tick {
-        now_ms: fresh_claim.now_ms,
-        jitter: 0.0,
-    };
-    let authorized = |rid: &str| Outcome::Authorized {
-        request_id: rid.into(),
-    };
-    let stale_change = transition(
-        &stale,
-        authorized("stale-session"),
-        tick,
-        &Policy::default(),
-    );
+    let now = fresh_claim.now_ms;
+    let stale_change = authorized(&stale, "stale-session", now, &Policy::default());
     assert!(
         !store
             .commit(stale.id, stale.seq, &stale_change)
@@ -135,7 +142,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     assert_eq!(unchanged.request_id, None);
     assert_eq!(unchanged.seq, fresh.seq);
 
-    let fresh_change = transition(fresh, authorized("fresh-session"), tick, &Policy::default());
+    let fresh_change = authorized(fresh, "fresh-session", now, &Policy::default());
     assert!(
         store
             .commit(fresh.id, fresh.seq, &fresh_change)
@@ -169,17 +176,7 @@ async fn stale_worker_is_fenced_even_before_the_job_is_claimed_again() {
     let stale = &claimed.jobs[0];
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.reap(100).await.expect("reap");
-    let t = transition(
-        stale,
-        Outcome::Authorized {
-            request_id: "late".into(),
-        },
-        Tick {
-            now_ms: claimed.now_ms,
-            jitter: 0.0,
-        },
-        &Policy::default(),
-    );
+    let t = authorized(stale, "late", claimed.now_ms, &Policy::default());
     assert!(!store.commit(stale.id, stale.seq, &t).await.expect("commit"));
 }
 
@@ -217,19 +214,9 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
         poll_timeout: Duration::from_millis(150),
         ..Policy::default()
     };
-    let t = transition(
-        job,
-        Outcome::Authorized {
-            request_id: "s".into(),
-        },
-        Tick {
-            now_ms: claimed.now_ms,
-            jitter: 0.0,
-        },
-        &policy,
-    );
+    let t = authorized(job, "s", claimed.now_ms, &policy);
     // park the job in the future, as if its worker died before polling
-    let parked = flinkq_shared::Transition {
+    let parked = Transition {
         due_ms: Some(claimed.now_ms + 60_000),
         ..t
     };

@@ -59,11 +59,3 @@ pub trait EventSink: Send + Sync + Debug {
     /// Records one event.
     fn emit(&self, event: Event<'_>);
 }
-
-/// Drops every event (for tools and tests that do not observe).
-#[derive(Debug, Default)]
-pub struct NoEvents;
-
-impl EventSink for NoEvents {
-    fn emit(&self, _: Event<'_>) {}
-}

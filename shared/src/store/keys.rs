@@ -50,7 +50,8 @@ impl Keys {
         format!("{}batch:{batch}", self.prefix)
     }
 
-    /// `due`: job id -> when its next step may run (ms).
+    /// `due`: the normal-priority due queue, job id -> when its next step
+    /// may run (ms); `due:high` and `due:low` sit beside it.
     pub fn due(&self) -> String {
         format!("{}due", self.prefix)
     }

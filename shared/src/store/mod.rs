@@ -79,13 +79,6 @@ pub struct EnqueueReport {
     pub already_active: u64,
 }
 
-/// One job claimed by a worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedJob {
-    /// The job as stored, `seq` being the new fencing token.
-    pub job: JobSnapshot,
-}
-
 /// The result of one claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
@@ -255,26 +248,6 @@ impl Store {
     /// A connection for commands the store has no method for (tests, tools).
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
-    }
-
-    /// `PING`: is Redis answering?
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(StoreError::command("PING"))?;
-        Ok(())
-    }
-
-    /// Redis' clock, in ms since the epoch.
-    pub async fn time_ms(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        let (secs, micros): (u64, u64) = redis::cmd("TIME")
-            .query_async(&mut conn)
-            .await
-            .map_err(StoreError::command("TIME"))?;
-        Ok(secs * 1_000 + micros / 1_000)
     }
 
     /// Enqueues one normal-priority job per login not already active.
