@@ -37,6 +37,8 @@ pub enum Command {
     Logins(LoginsArgs),
     /// Enqueue every registered login once (logins with an unfinished job are skipped).
     Refresh(RefreshArgs),
+    /// Print a login's newest stored payload (from the files or the Redis sink).
+    Result(ResultArgs),
     /// Failed and timed-out jobs: list, retry, purge.
     Dead(DeadArgs),
     /// Cancel a login's unfinished job (a worker holding it stops at its next step).
@@ -200,6 +202,17 @@ pub struct BatchesArgs {
     /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `flinkq result`.
+#[derive(Debug, clap::Args)]
+pub struct ResultArgs {
+    /// The loginId.
+    pub login_id: String,
+
+    /// Print where the payload is (job, sink, location) as JSON, not the payload.
+    #[arg(long)]
+    pub meta: bool,
 }
 
 /// `flinkq job`.

@@ -57,6 +57,34 @@ pub enum CliError {
         /// Its newest job's state.
         state: flinkq_shared::JobState,
     },
+    /// The login has jobs but no stored result.
+    #[error("no stored result for loginId {login}: {why}")]
+    NoResult {
+        /// The login.
+        login: String,
+        /// Why (its newest job's state and error).
+        why: String,
+    },
+    /// The result file a worker recorded cannot be read here.
+    #[error(
+        "cannot read the result file {path}: {source}. The files sink writes on the worker's results volume (FLINKQ_RESULTS_DIR): run this where it is mounted, or use FLINKQ_RESULTS=redis"
+    )]
+    ResultFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A payload stored in Redis does not decompress.
+    #[error(
+        "the payload in {key} is not valid gzip ({source}); it was overwritten by something other than flinkq, re-run the login to store it again"
+    )]
+    CorruptResult {
+        /// The key.
+        key: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Nothing to cancel.
     #[error("loginId {0} has no unfinished job to cancel")]
     NothingToCancel(String),
@@ -95,7 +123,10 @@ impl CliError {
             CliError::UnknownBatch(_)
             | CliError::NoJob(_)
             | CliError::NotDead { .. }
-            | CliError::NothingToCancel(_) => exit::NOT_FOUND,
+            | CliError::NothingToCancel(_)
+            | CliError::NoResult { .. } => exit::NOT_FOUND,
+            CliError::ResultFile { .. } => exit::NO_INPUT,
+            CliError::CorruptResult { .. } => exit::DATA,
             CliError::Store(StoreError::Unreachable { .. } | StoreError::BadUrl { .. }) => {
                 exit::UNAVAILABLE
             }

@@ -11,6 +11,7 @@
 //! - [`logins`]: `flinkq logins add|remove|list|import`.
 //! - [`refresh`]: `flinkq refresh`.
 //! - [`job`]: `flinkq job`.
+//! - [`result`]: `flinkq result`, from either sink.
 //! - [`dead`]: `flinkq dead list|retry|purge`.
 //! - [`cancel`]: `flinkq cancel`.
 //! - [`batch_name`]: generated batch names.
@@ -27,6 +28,7 @@ pub mod input;
 pub mod job;
 pub mod logins;
 pub mod refresh;
+pub mod result;
 pub mod status;
 pub mod watch;
 
@@ -47,6 +49,7 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
         }
         Command::Status(args) => status::run(&connect().await?, args, out).await,
         Command::Job(args) => job::run(&connect().await?, args, out).await,
+        Command::Result(args) => result::run(&connect().await?, args, out).await,
         Command::Batches(args) => batches::run(&connect().await?, args, out).await,
         Command::Logins(args) => {
             // files are validated before Redis is touched

@@ -1,5 +1,9 @@
 -- commit(id, seq, state, due, request_id, deadline, attempts, polls, auths,
---        retries, err_code, err_http, err_msg, last) -> 1 applied | 0 fenced
+--        retries, err_code, err_http, err_msg, last,
+--        result_sink, result_data, result_ttl_ms) -> 1 applied | 0 fenced
+-- result_sink ('' | 'file' | 'redis') comes with a succeeded job: the login's
+-- result pointer `result:<login>` (the file's path, or the gzip payload
+-- itself) is written here, with its TTL, in the same atomic step.
 -- Applies one transition computed by the worker, only if the caller still holds
 -- the step: its fencing token equals the job's and its lease is live. A stale
 -- worker (lease expired, reaped, claimed elsewhere) changes nothing.
@@ -14,6 +18,16 @@ redis.call('HSET', job,
   'polls', ARGV[8], 'auths', ARGV[9], 'retries', ARGV[10],
   'err_code', ARGV[11], 'err_http', ARGV[12], 'err_msg', ARGV[13],
   'last', ARGV[14], 'updated', now)
+if state == 'succeeded' and ARGV[15] ~= '' then
+  local login = redis.call('HGET', job, 'login')
+  local result = P .. 'result:' .. login
+  redis.call('DEL', result)
+  redis.call('HSET', result, 'job', id, 'stored', now, 'sink', ARGV[15], 'data', ARGV[16])
+  redis.call('PEXPIRE', result, tonumber(ARGV[17]))
+  local at = ARGV[16]
+  if ARGV[15] == 'redis' then at = result end
+  redis.call('HSET', job, 'result_sink', ARGV[15], 'result_at', at)
+end
 if TERMINAL[state] then
   finish(id, state, now)
 else

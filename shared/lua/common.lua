@@ -37,10 +37,23 @@ end
 -- Finish a job in a terminal state: counters, indexes, dedupe key, dead letters.
 local function finish(id, state, now)
   local job = P .. 'job:' .. id
-  local f = redis.call('HMGET', job, 'login', 'batch', 'state')
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at')
   local login, batch, old = f[1], f[2], f[3]
   redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now)
   count_move(batch, old, state)
+  -- one `results` stream entry per finished job, so a downstream service
+  -- can consume results as they arrive (trimmed by retention, see purge)
+  local entry = { 'job', id, 'login', login, 'batch', batch, 'state', state }
+  if state == 'succeeded' and f[5] then
+    entry[#entry + 1] = 'sink'
+    entry[#entry + 1] = f[5]
+    entry[#entry + 1] = 'location'
+    entry[#entry + 1] = f[6]
+  elseif f[4] and f[4] ~= '' then
+    entry[#entry + 1] = 'error'
+    entry[#entry + 1] = f[4]
+  end
+  redis.call('XADD', P .. 'results', '*', unpack(entry))
   -- the batch's last unfinished job just finished: publish one completion
   -- event (HSETNX makes it once per completion; enqueue reopens the batch)
   local batch_key = P .. 'batch:' .. batch

@@ -10,4 +10,9 @@ local ids = redis.call('ZRANGE', P .. set, '-inf', cutoff, 'BYSCORE', 'LIMIT', 0
 for _, id in ipairs(ids) do
   delete_job(id)
 end
+if set == 'finished' then
+  -- stream entries older than the retention go with their jobs
+  redis.call('XTRIM', P .. 'results', 'MINID', '~', cutoff)
+  redis.call('XTRIM', P .. 'events', 'MINID', '~', cutoff)
+end
 return #ids

@@ -9,6 +9,7 @@
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
 //! - [`store`]: the Redis key schema and the atomic Lua scripts.
+//! - [`result_record`]: where a job's payload is stored, and its gzip encoding.
 //! - [`redis_args`]: the Redis and namespace flags both binaries share.
 //! - [`telemetry`]: tracing setup (human or JSON lines).
 
@@ -17,6 +18,7 @@ pub mod job;
 pub mod login_id;
 pub mod policy;
 pub mod redis_args;
+pub mod result_record;
 pub mod store;
 pub mod telemetry;
 pub mod transition;
@@ -25,6 +27,7 @@ pub use classify::{AnswerKind, classify, known_code};
 pub use job::{JobId, JobSnapshot, JobState, Priority, StepError, UnknownState};
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
+pub use result_record::{ResultPlace, ResultRecord, StoredResult};
 pub use transition::{
     FailureKind, Outcome, Plan, Step, Tick, Transition, TransitionKind, plan, transition,
 };

@@ -12,6 +12,7 @@ use flinkq_shared::telemetry::LogFormat;
 use reqwest::Url;
 
 use crate::error::WorkerError;
+use crate::result_sink::ResultsKind;
 use crate::secret::Secret;
 
 /// The Flinks toolbox sandbox's Authorize endpoint.
@@ -60,6 +61,18 @@ pub struct WorkerConfig {
     /// Where `<loginId>.json` result files are written (created if missing).
     #[arg(long, env = "FLINKQ_RESULTS_DIR", default_value = "./results")]
     pub results_dir: PathBuf,
+
+    /// Where result payloads go: `files` (`<loginId>.json` in
+    /// FLINKQ_RESULTS_DIR) or `redis` (gzip-compressed in
+    /// `flinkq:{ns}:result:<loginId>`, kept FLINKQ_RESULT_TTL). Either way
+    /// every finished job adds one entry to the `flinkq:{ns}:results` stream.
+    #[arg(long, env = "FLINKQ_RESULTS", value_enum, default_value_t = ResultsKind::Files)]
+    pub results: ResultsKind,
+
+    /// How long a stored result is kept in Redis: the payload (redis sink)
+    /// or the pointer to its file (files sink; the file itself stays).
+    #[arg(long, env = "FLINKQ_RESULT_TTL", default_value = "7d", value_parser = parse_ttl)]
+    pub result_ttl: Duration,
 
     /// Address of the health endpoint (/healthz, /readyz). Loopback by default.
     #[arg(long, env = "FLINKQ_METRICS_ADDR", default_value = "127.0.0.1:9187")]
@@ -172,6 +185,16 @@ fn parse_rate(input: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_ttl(input: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(input).map_err(|e| e.to_string())?;
+    if ttl < Duration::from_secs(1) {
+        return Err(format!(
+            "result TTL {input} is too short: use at least 1s (e.g. 7d)"
+        ));
+    }
+    Ok(ttl)
+}
+
 fn parse_lease(input: &str) -> Result<Duration, String> {
     let lease = humantime::parse_duration(input).map_err(|e| e.to_string())?;
     if lease < Duration::from_millis(300) {
@@ -206,6 +229,9 @@ mod tests {
         assert!(err.to_string().contains("--poll-interval"), "{err}");
         assert!(WorkerConfig::try_parse_from(["w", "--lease", "10ms"]).is_err());
         assert!(WorkerConfig::try_parse_from(["w", "--concurrency", "0"]).is_err());
+        let err = WorkerConfig::try_parse_from(["w", "--results", "s3"]).expect_err("bad sink");
+        assert!(err.to_string().contains("files, redis"), "{err}");
+        assert!(WorkerConfig::try_parse_from(["w", "--result-ttl", "0s"]).is_err());
     }
 
     #[test]

@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 use apalis_core::task::Task;
 use flinkq_shared::store::{Begin, RateLimit, Store};
 use flinkq_shared::{
-    FailureKind, JobSnapshot, Outcome, Plan, Policy, Step, StepError, Tick, Transition,
-    TransitionKind, plan, transition,
+    FailureKind, JobSnapshot, Outcome, Plan, Policy, ResultRecord, Step, StepError, Tick,
+    Transition, TransitionKind, plan, transition,
 };
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::claimed::ClaimedStep;
 use crate::events::{Event, EventSink};
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
-use crate::results::ResultsDir;
+use crate::result_sink::ResultSink;
 use crate::wake::ClaimWake;
 
 /// Backoff bounds of commit retries.
@@ -36,7 +36,7 @@ pub struct Executor {
     /// The Flinks client.
     pub flinks: FlinksClient,
     /// Where payloads go.
-    pub results: ResultsDir,
+    pub results: ResultSink,
     /// Timing rules.
     pub policy: Policy,
     /// Lease of a claim (the pre-call check renews it).
@@ -67,8 +67,8 @@ impl Executor {
         // Until when this worker may still commit: the claim's lease, counted
         // (conservatively) from before the claim or the renewal was sent.
         let mut lease_until = claimed.clock.anchor() + self.lease;
-        let (step_name, transition) = match plan(job, claimed.clock.now_ms()) {
-            Plan::Finish(transition) => ("claim", transition),
+        let (step_name, transition, result) = match plan(job, claimed.clock.now_ms()) {
+            Plan::Finish(transition) => ("claim", transition, None),
             Plan::Run(step) => {
                 Span::current().record("step", step.name());
                 if let (Step::Poll { .. }, Some(due)) = (&step, job.due_ms) {
@@ -82,16 +82,20 @@ impl Executor {
                     return;
                 }
                 lease_until = renewing + self.lease;
-                let outcome = self.call(job, &step).await;
+                let (outcome, result) = self.call(job, &step).await;
                 let tick = Tick {
                     now_ms: claimed.clock.now_ms(),
                     jitter: rand::random::<f64>(),
                 };
-                (step.name(), transition(job, outcome, tick, &self.policy))
+                let transition = transition(job, outcome, tick, &self.policy);
+                (step.name(), transition, result)
             }
         };
         let committed_at = claimed.clock.now_ms();
-        if self.commit(job, &transition, lease_until).await {
+        if self
+            .commit(job, &transition, result.as_ref(), lease_until)
+            .await
+        {
             if let Some(due) = transition.due_ms {
                 self.wake.scheduled(due);
             }
@@ -141,41 +145,42 @@ impl Executor {
         }
     }
 
-    async fn call(&self, job: &JobSnapshot, step: &Step) -> Outcome {
-        match step {
-            Step::Authorize => self.flinks.authorize(&job.login).await,
-            Step::Poll { .. }
-                if job
-                    .started_ms
-                    .is_some_and(|started| self.results.written_since(&job.login, started)) =>
-            {
-                info!(
-                    "the payload was already stored by an earlier attempt of this job; not polling again"
-                );
-                Outcome::Ready
-            }
-            Step::Poll { request_id } => {
-                match self.flinks.investments(request_id, &job.login).await {
-                    InvestmentsAnswer::NotReady(outcome) => outcome,
-                    InvestmentsAnswer::Ready(payload) => {
-                        match self.results.write(&job.login, payload).await {
-                            Ok(path) => {
-                                debug!(path = %path.display(), "result written");
-                                Outcome::Ready
-                            }
-                            Err(error) => {
-                                warn!(%error, "result not written; the poll will be retried");
-                                Outcome::Failed {
-                                    kind: FailureKind::Transient,
-                                    error: StepError {
-                                        code: "RESULT_WRITE".into(),
-                                        http_status: None,
-                                        message: error.to_string(),
-                                    },
-                                    retry_after: None,
-                                }
-                            }
-                        }
+    /// Makes the step's call; a poll that brings the payload stores it
+    /// and returns what the commit records about it.
+    async fn call(&self, job: &JobSnapshot, step: &Step) -> (Outcome, Option<ResultRecord>) {
+        let request_id = match step {
+            Step::Authorize => return (self.flinks.authorize(&job.login).await, None),
+            Step::Poll { request_id } => request_id,
+        };
+        let earlier = job
+            .started_ms
+            .and_then(|started| self.results.stored_by_earlier_attempt(&job.login, started));
+        if let Some(record) = earlier {
+            info!(
+                "the payload was already stored by an earlier attempt of this job; not polling again"
+            );
+            return (Outcome::Ready, Some(record));
+        }
+        match self.flinks.investments(request_id, &job.login).await {
+            InvestmentsAnswer::NotReady(outcome) => (outcome, None),
+            InvestmentsAnswer::Ready(payload) => {
+                match self.results.store(&job.login, payload).await {
+                    Ok(record) => {
+                        debug!(sink = record.sink(), "result stored");
+                        (Outcome::Ready, Some(record))
+                    }
+                    Err(error) => {
+                        warn!(%error, "result not written; the poll will be retried");
+                        let outcome = Outcome::Failed {
+                            kind: FailureKind::Transient,
+                            error: StepError {
+                                code: "RESULT_WRITE".into(),
+                                http_status: None,
+                                message: error.to_string(),
+                            },
+                            retry_after: None,
+                        };
+                        (outcome, None)
                     }
                 }
             }
@@ -186,10 +191,20 @@ impl Executor {
     /// the lease still holds: a short outage costs no repeated call. Past
     /// that, the step is left to run again after its lease expires.
     /// Returns whether the transition was applied.
-    async fn commit(&self, job: &JobSnapshot, t: &Transition, lease_until: Instant) -> bool {
+    async fn commit(
+        &self,
+        job: &JobSnapshot,
+        t: &Transition,
+        result: Option<&ResultRecord>,
+        lease_until: Instant,
+    ) -> bool {
         let mut delay = COMMIT_RETRY_MIN;
         loop {
-            match self.store.commit(job.id, job.seq, t).await {
+            match self
+                .store
+                .commit_with_result(job.id, job.seq, t, result)
+                .await
+            {
                 Ok(true) => {
                     log_transition(t);
                     return true;

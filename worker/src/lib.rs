@@ -12,6 +12,7 @@
 //! - [`executor`]: runs one step and commits its transition.
 //! - [`flinks`]: the Flinks HTTP client and its typed bodies.
 //! - [`results`]: atomic `<loginId>.json` result files.
+//! - [`result_sink`]: the configured sink (files or Redis) and what a commit records.
 //! - [`leases`]: held leases, the heartbeat and the reaper.
 //! - [`events`]: what happens, as events (no Prometheus in the domain).
 //! - [`metrics`]: the Prometheus mapping of events, and the queue gauges.
@@ -31,6 +32,7 @@ pub mod flinks;
 pub mod health;
 pub mod leases;
 pub mod metrics;
+pub mod result_sink;
 pub mod results;
 pub mod run;
 pub mod secret;

@@ -25,15 +25,16 @@ pub struct ResultsDir {
 }
 
 impl ResultsDir {
-    /// Uses `dir`, creating it (and its parents) when missing.
+    /// Uses `dir` (made absolute), creating it and its parents when missing.
     pub fn create(dir: &Path) -> Result<Self, ResultWriteError> {
-        std::fs::create_dir_all(dir).map_err(|source| ResultWriteError {
+        let failed = |source| ResultWriteError {
             path: dir.to_owned(),
             source,
-        })?;
-        Ok(ResultsDir {
-            dir: dir.to_owned(),
-        })
+        };
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        // absolute, so the paths recorded in Redis mean the same to a reader
+        let dir = std::fs::canonicalize(dir).map_err(failed)?;
+        Ok(ResultsDir { dir })
     }
 
     /// The file of one login.

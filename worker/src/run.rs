@@ -22,6 +22,7 @@ use crate::flinks::{FlinksClient, FlinksEndpoints};
 use crate::health::{self, Health};
 use crate::leases::{self, HeldLeases};
 use crate::metrics::Metrics;
+use crate::result_sink::{ResultSink, ResultsKind};
 use crate::results::ResultsDir;
 use crate::wake::ClaimWake;
 
@@ -35,7 +36,15 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let auth_key = config.resolved_auth_key()?;
     let store = Store::connect(&config.redis.store_config()).await?;
-    let results = ResultsDir::create(&config.results_dir)?;
+    let results = match config.results {
+        ResultsKind::Files => ResultSink::Files {
+            dir: ResultsDir::create(&config.results_dir)?,
+            ttl: config.result_ttl,
+        },
+        ResultsKind::Redis => ResultSink::Redis {
+            ttl: config.result_ttl,
+        },
+    };
     let metrics = Arc::new(Metrics::new());
     let events: Arc<dyn EventSink> = metrics.clone();
     let flinks = FlinksClient::new(

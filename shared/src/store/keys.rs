@@ -71,6 +71,16 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// `results`: stream with one entry per finished job.
+    pub fn results(&self) -> String {
+        format!("{}results", self.prefix)
+    }
+
+    /// `result:<loginId>`: the login's newest stored result (pointer or payload).
+    pub fn result(&self, login: &LoginId) -> String {
+        format!("{}result:{login}", self.prefix)
+    }
+
     /// `dead`: failed and timed-out job ids by finish time.
     pub fn dead(&self) -> String {
         format!("{}dead", self.prefix)

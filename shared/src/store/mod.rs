@@ -15,6 +15,8 @@
 //! | `next_id` | string | job id counter |
 //! | `logins` | set | the registry `flinkq refresh` enqueues |
 //! | `events` | stream | one `batch_completed` entry per batch completion, with its counts |
+//! | `results` | stream | one entry per finished job: job, login, batch, state, and `sink` + `location` of the payload or the `error` code |
+//! | `result:<loginId>` | hash | the login's newest result: job, stored, sink (`file`/`redis`), data (path or gzip payload); with a TTL |
 //!
 //! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
 
@@ -22,6 +24,7 @@ mod counts;
 mod error;
 mod keys;
 mod reply;
+mod results;
 mod scripts;
 
 use std::collections::HashMap;
@@ -34,9 +37,10 @@ use redis::{AsyncCommands, Value};
 pub use counts::StateCounts;
 pub use error::{StoreError, redact_url};
 pub use keys::Keys;
+pub use results::ResultEntry;
 use scripts::Scripts;
 
-use crate::{JobId, JobSnapshot, LoginId, Priority, Transition};
+use crate::{JobId, JobSnapshot, LoginId, Priority, ResultRecord, Transition};
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -335,6 +339,18 @@ impl Store {
     /// Applies `transition` to job `id` if `seq` is still its fencing token and
     /// its lease is live. Returns false when the caller was fenced out.
     pub async fn commit(&self, id: JobId, seq: u64, t: &Transition) -> Result<bool, StoreError> {
+        self.commit_with_result(id, seq, t, None).await
+    }
+
+    /// [`Store::commit`], recording where a succeeded job's payload is (or
+    /// storing the payload itself) in the same atomic step.
+    pub async fn commit_with_result(
+        &self,
+        id: JobId,
+        seq: u64,
+        t: &Transition,
+        result: Option<&ResultRecord>,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         let error = t.error.as_ref();
@@ -356,6 +372,9 @@ impl Store {
             .arg(opt(error.and_then(|e| e.http_status).map(u64::from)))
             .arg(error.map(|e| e.message.as_str()).unwrap_or_default())
             .arg(&t.last)
+            .arg(result.map_or("", ResultRecord::sink))
+            .arg(result.map_or(&[][..], ResultRecord::data))
+            .arg(result.map_or(0, |r| millis(r.ttl()).max(1)))
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("commit"))?;
@@ -641,27 +660,9 @@ impl Store {
 
     /// `batch_completed` events, oldest first (at most `limit`).
     pub async fn batch_events(&self, limit: usize) -> Result<Vec<BatchCompleted>, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(self.keys.events())
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut conn)
-            .await
-            .map_err(StoreError::command("XRANGE events"))?;
-        // [[id, [field, value, ...]], ...]
-        let entries: Vec<(String, HashMap<String, String>)> = reply::array(&reply)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|entry| {
-                let [id, fields] = reply::array(entry)? else {
-                    return None;
-                };
-                Some((reply::text(id)?, reply::field_map(reply::array(fields)?)))
-            })
-            .collect();
+        let entries = self
+            .stream_range(&self.keys.events(), None, limit, "XRANGE events")
+            .await?;
         Ok(entries
             .into_iter()
             .filter(|(_, fields)| fields.get("type").map(String::as_str) == Some("batch_completed"))

@@ -1,0 +1,163 @@
+//! Result payloads: what a successful poll's commit records about where the
+//! payload is, and the gzip encoding of payloads kept in Redis.
+//!
+//! Both sinks leave a pointer in Redis (`result:<loginId>`, with a TTL), so
+//! `flinkq result <loginId>` finds the newest payload whichever sink the
+//! worker used: the files sink points at the file it wrote, the Redis sink
+//! holds the compressed payload itself.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+/// What the commit of a successful poll records, in the same script call
+/// that finishes the job (so a payload is recorded exactly when its job
+/// succeeds).
+#[derive(Clone, PartialEq, Eq)]
+pub enum ResultRecord {
+    /// The worker wrote the payload to this file before the commit.
+    File {
+        /// Absolute path of `<loginId>.json`.
+        path: String,
+        /// How long the pointer is kept.
+        ttl: Duration,
+    },
+    /// The payload itself, gzip-compressed, stored by the commit.
+    Redis {
+        /// The gzip bytes.
+        gzip: Vec<u8>,
+        /// How long the payload is kept.
+        ttl: Duration,
+    },
+}
+
+impl std::fmt::Debug for ResultRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultRecord::File { path, ttl } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("ttl", ttl)
+                .finish(),
+            ResultRecord::Redis { gzip, ttl } => f
+                .debug_struct("Redis")
+                .field("gzip_bytes", &gzip.len())
+                .field("ttl", ttl)
+                .finish(),
+        }
+    }
+}
+
+impl ResultRecord {
+    /// The sink's name as stored: `file` or `redis`.
+    pub fn sink(&self) -> &'static str {
+        match self {
+            ResultRecord::File { .. } => "file",
+            ResultRecord::Redis { .. } => "redis",
+        }
+    }
+
+    /// The stored data: the path, or the gzip bytes.
+    pub fn data(&self) -> &[u8] {
+        match self {
+            ResultRecord::File { path, .. } => path.as_bytes(),
+            ResultRecord::Redis { gzip, .. } => gzip,
+        }
+    }
+
+    /// How long it is kept.
+    pub fn ttl(&self) -> Duration {
+        match self {
+            ResultRecord::File { ttl, .. } | ResultRecord::Redis { ttl, .. } => *ttl,
+        }
+    }
+}
+
+/// The newest stored result of a login, as read back from Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredResult {
+    /// The job that stored it.
+    pub job: crate::JobId,
+    /// When (ms, Redis clock).
+    pub stored_ms: u64,
+    /// Where the payload is.
+    pub place: ResultPlace,
+}
+
+impl std::fmt::Debug for StoredResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredResult")
+            .field("job", &self.job)
+            .field("stored_ms", &self.stored_ms)
+            .field("place", &self.place)
+            .finish()
+    }
+}
+
+/// Where a stored payload is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ResultPlace {
+    /// In this file, on the worker's results volume.
+    File(String),
+    /// In Redis, gzip-compressed (these bytes).
+    Redis(Vec<u8>),
+}
+
+impl std::fmt::Debug for ResultPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultPlace::File(path) => f.debug_tuple("File").field(path).finish(),
+            ResultPlace::Redis(gzip) => f.debug_tuple("Redis").field(&gzip.len()).finish(),
+        }
+    }
+}
+
+/// Gzip-compresses a payload (JSON compresses about tenfold).
+pub fn compress(payload: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(payload.len() / 4), Compression::fast());
+    // writing into a Vec cannot fail
+    let _ = encoder.write_all(payload);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Decompresses a payload stored by [`compress`].
+pub fn decompress(gzip: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut payload = Vec::with_capacity(gzip.len() * 4);
+    GzDecoder::new(gzip).read_to_end(&mut payload)?;
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_shrink() {
+        let payload = br#"{"Investments":[{"Accounts":[]}],"Message":"OK"}"#.repeat(50);
+        let gzip = compress(&payload);
+        assert_eq!(&gzip[..2], &[0x1f, 0x8b], "gzip magic");
+        assert!(gzip.len() * 5 < payload.len(), "{} bytes", gzip.len());
+        assert_eq!(decompress(&gzip).expect("decompress"), payload);
+    }
+
+    #[test]
+    fn corrupt_bytes_are_an_error_not_a_panic() {
+        assert!(decompress(b"not gzip at all").is_err());
+        let mut gzip = compress(b"{\"a\":1}");
+        gzip.truncate(gzip.len() / 2);
+        assert!(decompress(&gzip).is_err());
+    }
+
+    #[test]
+    fn debug_output_never_dumps_payloads() {
+        let record = ResultRecord::Redis {
+            gzip: vec![7; 1000],
+            ttl: Duration::from_secs(1),
+        };
+        let shown = format!("{record:?}");
+        assert!(shown.contains("1000") && shown.len() < 100, "{shown}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Reading results back: the `results` stream (one entry per finished job)
+//! and a login's newest stored result (`result:<loginId>`).
+
+use std::collections::HashMap;
+
+use redis::{AsyncCommands, Value};
+
+use super::{Store, StoreError, reply};
+use crate::{JobId, JobState, LoginId, ResultPlace, StoredResult};
+
+/// One entry of the `results` stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResultEntry {
+    /// Stream entry id (`<ms>-<n>`): pass it back to read on after it.
+    pub id: String,
+    /// The job.
+    pub job: JobId,
+    /// Its login.
+    pub login: String,
+    /// Its batch.
+    pub batch: String,
+    /// How it finished.
+    pub state: JobState,
+    /// For a succeeded job: `file` or `redis`.
+    pub sink: Option<String>,
+    /// For a succeeded job: the file's path, or the Redis key of the payload.
+    pub location: Option<String>,
+    /// For a job that did not succeed: its last error code.
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Up to `count` entries of the `results` stream after entry `after`
+    /// (`None`: from the start), oldest first.
+    pub async fn result_entries(
+        &self,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<ResultEntry>, StoreError> {
+        const OP: &str = "XRANGE results";
+        let entries = self
+            .stream_range(&self.keys.results(), after, count, OP)
+            .await?;
+        entries
+            .into_iter()
+            .map(|(id, fields)| {
+                let get = |name: &str| fields.get(name).cloned();
+                let job = get("job")
+                    .and_then(|j| j.parse().ok())
+                    .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: no job id")))?;
+                let state = get("state")
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: bad state")))?;
+                Ok(ResultEntry {
+                    job: JobId(job),
+                    login: get("login").unwrap_or_default(),
+                    batch: get("batch").unwrap_or_default(),
+                    state,
+                    sink: get("sink"),
+                    location: get("location"),
+                    error: get("error"),
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// The login's newest stored result, if one is kept.
+    pub async fn stored_result(&self, login: &LoginId) -> Result<Option<StoredResult>, StoreError> {
+        const OP: &str = "HGETALL result";
+        let mut conn = self.conn.clone();
+        let mut fields: HashMap<String, Vec<u8>> = conn
+            .hgetall(self.keys.result(login))
+            .await
+            .map_err(StoreError::command(OP))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let text = |fields: &HashMap<String, Vec<u8>>, name: &str| {
+            fields
+                .get(name)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        };
+        let bad = |what: &str| StoreError::reply(OP, format!("result of {login}: {what}"));
+        let job = text(&fields, "job")
+            .and_then(|j| j.parse().ok())
+            .ok_or_else(|| bad("no job id"))?;
+        let stored_ms = text(&fields, "stored")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("no stored time"))?;
+        let sink = text(&fields, "sink").unwrap_or_default();
+        let data = fields.remove("data").ok_or_else(|| bad("no data"))?;
+        let place = match sink.as_str() {
+            "redis" => ResultPlace::Redis(data),
+            "file" => ResultPlace::File(String::from_utf8(data).map_err(|_| bad("bad path"))?),
+            other => return Err(bad(&format!("unknown sink {other:?}"))),
+        };
+        Ok(Some(StoredResult {
+            job: JobId(job),
+            stored_ms,
+            place,
+        }))
+    }
+
+    /// `XRANGE key (after + COUNT count` as (id, fields) pairs.
+    pub(crate) async fn stream_range(
+        &self,
+        key: &str,
+        after: Option<&str>,
+        count: usize,
+        op: &'static str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command(op))?;
+        // [[id, [field, value, ...]], ...]
+        Ok(reply::array(&reply)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| {
+                let [id, fields] = reply::array(entry)? else {
+                    return None;
+                };
+                Some((reply::text(id)?, reply::field_map(reply::array(fields)?)))
+            })
+            .collect())
+    }
+}
