@@ -27,7 +27,29 @@ pub enum CliError {
     )]
     InvalidInput {
         /// How many.
-        invalid: usize,
+        invalid: u64,
+    },
+    /// Redis failed part-way through an enqueue.
+    #[error(
+        "enqueue stopped after {done} of {total} logins of batch {batch}: {source}. Re-run the same command with --batch {batch}: logins already enqueued are skipped"
+    )]
+    EnqueueInterrupted {
+        /// The batch.
+        batch: String,
+        /// Logins sent before the failure.
+        done: u64,
+        /// Logins to send.
+        total: u64,
+        /// Why.
+        source: StoreError,
+    },
+    /// The temporary spool of validated loginIds failed.
+    #[error(
+        "cannot spool the validated loginIds to a temporary file: {source}; check TMPDIR has space"
+    )]
+    Spool {
+        /// Why.
+        source: std::io::Error,
     },
     /// Nothing to enqueue.
     #[error("no loginIds given: pass them as arguments or with --file PATH (--file - reads stdin)")]
@@ -126,11 +148,12 @@ impl CliError {
             | CliError::NothingToCancel(_)
             | CliError::NoResult { .. } => exit::NOT_FOUND,
             CliError::ResultFile { .. } => exit::NO_INPUT,
+            CliError::Spool { .. } => 73,
             CliError::CorruptResult { .. } => exit::DATA,
             CliError::Store(StoreError::Unreachable { .. } | StoreError::BadUrl { .. }) => {
                 exit::UNAVAILABLE
             }
-            CliError::Store(_) => exit::UNAVAILABLE,
+            CliError::Store(_) | CliError::EnqueueInterrupted { .. } => exit::UNAVAILABLE,
             CliError::Output(_) => 74,
             CliError::BatchNotAllSucceeded { .. } => exit::SOME_FAILED,
         }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use flinkq_shared::store::Store;
+use flinkq_shared::store::{ENQUEUE_CHUNK, Store};
 
 use crate::cli::{LoginsAction, LoginsArgs};
 use crate::error::CliError;
@@ -16,26 +16,43 @@ pub async fn run(
     input: Option<LoginInput>,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let logins = input.map(|i| i.logins).unwrap_or_default();
-    match &args.action {
-        LoginsAction::Add { .. } | LoginsAction::Import { .. } => {
-            let added = store.register(&logins).await?;
+    match (&args.action, input) {
+        (LoginsAction::Add { .. } | LoginsAction::Import { .. }, Some(mut input)) => {
+            let mut added = 0;
+            loop {
+                let logins = input
+                    .next_chunk(ENQUEUE_CHUNK)
+                    .map_err(|source| CliError::Spool { source })?;
+                if logins.is_empty() {
+                    break;
+                }
+                added += store.register(&logins).await?;
+            }
             let total = store.registered_count().await?;
             writeln!(
                 out,
                 "registered {added} new, {} already registered ({total} in all)",
-                logins.len() as u64 - added
+                input.unique - added
             )?;
         }
-        LoginsAction::Remove { .. } => {
+        (LoginsAction::Remove { .. }, Some(mut input)) => {
+            let logins = input
+                .read_all()
+                .map_err(|source| CliError::Spool { source })?;
             let removed = store.unregister(&logins).await?;
             writeln!(
                 out,
                 "unregistered {removed}, {} were not registered",
-                logins.len() as u64 - removed
+                input.unique - removed
             )?;
         }
-        LoginsAction::List { json } => {
+        (
+            LoginsAction::Add { .. } | LoginsAction::Import { .. } | LoginsAction::Remove { .. },
+            None,
+        ) => {
+            return Err(CliError::NoInput);
+        }
+        (LoginsAction::List { json }, _) => {
             let mut all = Vec::new();
             let mut cursor = 0;
             loop {

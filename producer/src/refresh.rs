@@ -18,9 +18,7 @@ pub async fn run(store: &Store, args: &RefreshArgs, out: &mut impl Write) -> Res
     let mut cursor = 0;
     loop {
         let (next, page) = store.registered_page(cursor).await?;
-        let report = store.enqueue_with(&batch, args.priority, &page).await?;
-        total.enqueued += report.enqueued;
-        total.already_active += report.already_active;
+        total += store.enqueue_with(&batch, args.priority, &page).await?;
         if next == 0 {
             break;
         }
@@ -31,13 +29,14 @@ pub async fn run(store: &Store, args: &RefreshArgs, out: &mut impl Write) -> Res
             "batch": batch,
             "enqueued": total.enqueued,
             "already_active": total.already_active,
+            "already_in_batch": total.already_in_batch,
         });
         writeln!(out, "{summary}")?;
     } else {
         writeln!(
             out,
-            "enqueued {}, already active {} (batch {batch})",
-            total.enqueued, total.already_active
+            "enqueued {}, already active {}, already in batch {} (batch {batch})",
+            total.enqueued, total.already_active, total.already_in_batch
         )?;
     }
     Ok(())

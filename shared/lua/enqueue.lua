@@ -1,7 +1,9 @@
--- enqueue(batch, priority, loginId...) -> {enqueued, already_active}
+-- enqueue(batch, priority, loginId...) -> {enqueued, already_active, already_in_batch}
 -- priority: high | normal | low (the claim order of the due queues).
--- A login with an unfinished job (active:<login>) is skipped, so enqueueing the
--- same login twice while it is active creates one job. Per login: one SET NX
+-- A login whose newest job belongs to this batch is skipped (running the same
+-- enqueue twice is idempotent, even after the batch finished); a login with an
+-- unfinished job (active:<login>) is skipped, so enqueueing the same login
+-- twice while it is active creates one job. Per login: one GET, one SET NX
 -- (dedupe and claim of the id in one command) and one HSET; the due entries,
 -- latest pointers and counters are written once per call.
 local batch, prio = ARGV[1], ARGV[2]
@@ -11,10 +13,14 @@ local now = now_ms()
 local base = tonumber(redis.call('GET', P .. 'next_id') or 0) or 0
 local last = base
 local due, latest = {}, {}
+local in_batch = 0
 for i = 3, #ARGV do
   local login = ARGV[i]
   local id = tostring(last + 1)
-  if redis.call('SET', P .. 'active:' .. login, id, 'NX') then
+  local newest = redis.call('GET', P .. 'latest:' .. login)
+  if newest and redis.call('HGET', P .. 'job:' .. newest, 'batch') == batch then
+    in_batch = in_batch + 1
+  elseif redis.call('SET', P .. 'active:' .. login, id, 'NX') then
     last = last + 1
     if queue == P .. 'due' then
       redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
@@ -52,4 +58,4 @@ if created > 0 then
   redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
   redis.call('ZADD', P .. 'batches', 'NX', now, batch)
 end
-return { created, #ARGV - 2 - created }
+return { created, #ARGV - 2 - created - in_batch, in_batch }

@@ -56,6 +56,16 @@ impl LoginId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// Its 16 bytes (compact storage, e.g. a spool file).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// The login of 16 bytes written by [`LoginId::as_bytes`].
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        LoginId(Uuid::from_bytes(bytes))
+    }
 }
 
 impl fmt::Display for LoginId {

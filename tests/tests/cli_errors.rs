@@ -58,28 +58,30 @@ fn a_file_with_a_bad_line_enqueues_nothing_and_names_the_line() {
     assert_eq!(report["invalid"], 2);
     assert_eq!(report["batch"], "b");
 
-    // again: both are already active, none enqueued twice
-    let out = flinkq_cli(
-        &redis.url(),
-        "cli",
-        &[
-            "enqueue",
-            "--batch",
-            "b",
-            "--json",
-            &a.to_string(),
-            &b.to_string(),
-        ],
-        None,
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(
+    // again, same batch: idempotent; another batch: both are already active
+    let again = |batch: &str| {
+        let out = flinkq_cli(
+            &redis.url(),
+            "cli",
+            &[
+                "enqueue",
+                "--batch",
+                batch,
+                "--json",
+                &a.to_string(),
+                &b.to_string(),
+            ],
+            None,
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         (
             report["enqueued"].as_u64(),
-            report["already_active"].as_u64()
-        ),
-        (Some(0), Some(2))
-    );
+            report["already_active"].as_u64(),
+            report["already_in_batch"].as_u64(),
+        )
+    };
+    assert_eq!(again("b"), (Some(0), Some(0), Some(2)));
+    assert_eq!(again("other"), (Some(0), Some(2), Some(0)));
     let status = status_json(&redis);
     assert_eq!(
         (status["queued"].as_u64(), status["total"].as_u64()),

@@ -81,6 +81,17 @@ pub struct EnqueueReport {
     pub enqueued: u64,
     /// Logins skipped because they already have an unfinished job.
     pub already_active: u64,
+    /// Logins skipped because their newest job already belongs to this
+    /// batch (an enqueue run twice).
+    pub already_in_batch: u64,
+}
+
+impl std::ops::AddAssign for EnqueueReport {
+    fn add_assign(&mut self, other: EnqueueReport) {
+        self.enqueued += other.enqueued;
+        self.already_active += other.already_active;
+        self.already_in_batch += other.already_in_batch;
+    }
 }
 
 /// The result of one claim.
@@ -285,16 +296,19 @@ impl Store {
         }
         self.load_scripts(&[&self.scripts.enqueue]).await?;
         let mut conn = self.conn.clone();
-        let replies: Vec<(u64, u64)> = pipe
+        let replies: Vec<(u64, u64, u64)> = pipe
             .query_async(&mut conn)
             .await
             .map_err(StoreError::command("enqueue"))?;
-        Ok(replies
-            .into_iter()
-            .fold(EnqueueReport::default(), |acc, (e, a)| EnqueueReport {
-                enqueued: acc.enqueued + e,
-                already_active: acc.already_active + a,
-            }))
+        let mut total = EnqueueReport::default();
+        for (enqueued, already_active, already_in_batch) in replies {
+            total += EnqueueReport {
+                enqueued,
+                already_active,
+                already_in_batch,
+            };
+        }
+        Ok(total)
     }
 
     /// Claims up to `max` due jobs for `lease`.

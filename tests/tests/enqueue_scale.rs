@@ -1,0 +1,120 @@
+//! `flinkq enqueue` at scale: 100,000 lines streamed through the CLI with
+//! exact counts, plain output when stderr is not a terminal, and the same
+//! enqueue run twice (before or after the batch finished) enqueues nothing.
+
+use std::io::Write;
+use std::time::Duration;
+
+use flinkq_shared::LoginId;
+use flinkq_tests::scenario::Scenario;
+use flinkq_tests::sim::Script;
+use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli};
+
+fn enqueue_json(world: &Scenario, args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec!["enqueue", "--json"];
+    all.extend_from_slice(args);
+    let out = flinkq_cli(&world.redis.url(), &world.setup.namespace, &all, None);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "flinkq enqueue: {stderr}");
+    (
+        serde_json::from_slice(&out.stdout).expect("enqueue --json"),
+        stderr,
+    )
+}
+
+fn counts(report: &serde_json::Value) -> [u64; 5] {
+    [
+        "enqueued",
+        "already_active",
+        "already_in_batch",
+        "duplicates",
+        "invalid",
+    ]
+    .map(|key| report[key].as_u64().unwrap_or(u64::MAX))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_lines_enqueue_exactly_and_a_rerun_enqueues_nothing() {
+    let world = Scenario::start(Duration::from_millis(100)).await;
+    let logins: Vec<LoginId> = (0..100_000).map(|_| LoginId::random()).collect();
+    let path = world.work.path().join("logins.txt");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        for (n, login) in logins.iter().enumerate() {
+            writeln!(file, "{login}").expect("write");
+            if n % 10_000 == 0 {
+                writeln!(file, "{login}\nnot-a-login-{n}").expect("write");
+            }
+        }
+    }
+    let file = path.to_str().expect("utf-8 path");
+
+    let (first, stderr) = enqueue_json(
+        &world,
+        &["--file", file, "--batch", "big", "--skip-invalid"],
+    );
+    assert_eq!(counts(&first), [100_000, 0, 0, 10, 10], "{first}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("\x1b["),
+        "no progress bar when stderr is not a terminal: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}:3: ")),
+        "bad lines are listed with their line: {stderr}"
+    );
+    let batch = world.store.counts(Some("big")).await.expect("counts");
+    assert_eq!((batch.total, batch.queued), (100_000, 100_000));
+
+    // the same command again (a pipeline retrying its step): nothing new
+    let (again, _) = enqueue_json(
+        &world,
+        &["--file", file, "--batch", "big", "--skip-invalid"],
+    );
+    assert_eq!(counts(&again), [0, 0, 100_000, 10, 10], "{again}");
+    // another batch while they are unfinished: every login is already active
+    let (other, _) = enqueue_json(
+        &world,
+        &["--file", file, "--batch", "other", "--skip-invalid"],
+    );
+    assert_eq!(counts(&other), [0, 100_000, 0, 10, 10], "{other}");
+    let all = world.store.counts(None).await.expect("counts");
+    assert_eq!(all.total, 100_000, "one job per login in all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerunning_an_enqueue_after_its_batch_finished_enqueues_nothing() {
+    let world = Scenario::start(Duration::from_millis(100)).await;
+    let logins = world.logins(6, &Script::pending(1));
+    let ids: Vec<String> = logins.iter().map(ToString::to_string).collect();
+    let args = |batch: &'static str| {
+        let mut args = vec!["--batch", batch];
+        args.extend(ids.iter().map(String::as_str));
+        args
+    };
+    let (first, _) = enqueue_json(&world, &args("nightly-1"));
+    assert_eq!(counts(&first)[0], 6);
+    let worker = WorkerProcess::spawn(&world.setup);
+    let done = world
+        .wait_finished("nightly-1", Duration::from_secs(30))
+        .await;
+    assert_eq!(done.succeeded, 6);
+
+    let (again, _) = enqueue_json(&world, &args("nightly-1"));
+    assert_eq!(counts(&again), [0, 0, 6, 0, 0], "{again}");
+    let batch = world.store.counts(Some("nightly-1")).await.expect("counts");
+    assert_eq!(
+        (batch.total, batch.succeeded),
+        (6, 6),
+        "the batch is untouched"
+    );
+    let events = world.store.batch_events(100).await.expect("events");
+    assert_eq!(events.len(), 1, "still one completion: {events:?}");
+
+    // a new batch name is a new run
+    let (fresh, _) = enqueue_json(&world, &args("nightly-2"));
+    assert_eq!(counts(&fresh)[0], 6, "{fresh}");
+    world
+        .wait_finished("nightly-2", Duration::from_secs(30))
+        .await;
+    drop(worker);
+}
