@@ -14,6 +14,7 @@ use reqwest::Url;
 use crate::error::WorkerError;
 use crate::result_sink::ResultsKind;
 use crate::secret::Secret;
+use crate::webhook::WebhookUrl;
 
 /// The Flinks toolbox sandbox's Authorize endpoint.
 pub const SANDBOX_AUTHORIZE_URL: &str = "https://toolbox-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/BankingServices/Authorize";
@@ -73,6 +74,12 @@ pub struct WorkerConfig {
     /// or the pointer to its file (files sink; the file itself stays).
     #[arg(long, env = "FLINKQ_RESULT_TTL", default_value = "7d", value_parser = parse_ttl)]
     pub result_ttl: Duration,
+
+    /// POST each batch completion (JSON: type, event_id, batch, counts) to
+    /// this URL, with an `Idempotency-Key` header; retried until a 2xx.
+    /// Unset: completions go only to the `events` stream.
+    #[arg(long, env = "FLINKQ_BATCH_WEBHOOK", value_parser = WebhookUrl::parse)]
+    pub batch_webhook: Option<WebhookUrl>,
 
     /// Address of the health endpoint (/healthz, /readyz). Loopback by default.
     #[arg(long, env = "FLINKQ_METRICS_ADDR", default_value = "127.0.0.1:9187")]

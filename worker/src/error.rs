@@ -17,6 +17,9 @@ pub enum WorkerError {
     /// The HTTP client could not be built (TLS backend).
     #[error("cannot build the Flinks HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The batch webhook's HTTP client could not be built.
+    #[error("cannot build the batch webhook's HTTP client (FLINKQ_BATCH_WEBHOOK): {0}")]
+    WebhookClient(reqwest::Error),
     /// The auth key file cannot be used.
     #[error("cannot read the Flinks auth key from {path}: {reason} (FLINKQ_AUTH_KEY_FILE)")]
     AuthKeyFile {

@@ -47,6 +47,11 @@ pub enum Event<'a> {
         /// How many.
         count: u64,
     },
+    /// A POST of a batch completion to the batch webhook came back.
+    WebhookDelivery {
+        /// Accepted (2xx), or not (error, timeout, other status).
+        delivered: bool,
+    },
     /// A Redis call failed.
     RedisError {
         /// Which operation.

@@ -19,6 +19,7 @@
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`secret`]: a string that never prints.
 //! - [`wake`]: wakes the claim loop for steps scheduled sooner than it would look.
+//! - [`webhook`]: POSTs batch completions to `FLINKQ_BATCH_WEBHOOK` (one consumer group).
 //! - [`error`]: the `WorkerError` enum.
 
 pub mod backend;
@@ -37,6 +38,7 @@ pub mod results;
 pub mod run;
 pub mod secret;
 pub mod wake;
+pub mod webhook;
 
 pub use config::WorkerConfig;
 pub use error::WorkerError;

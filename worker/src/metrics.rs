@@ -15,8 +15,8 @@ use prometheus::{
 use crate::events::{Event, EventSink};
 
 /// Every Redis operation that reports errors (the `op` label).
-const REDIS_OPS: [&str; 7] = [
-    "claim", "begin", "commit", "extend", "reap", "purge", "stats",
+const REDIS_OPS: [&str; 8] = [
+    "claim", "begin", "commit", "extend", "reap", "purge", "stats", "webhook",
 ];
 
 /// Codes the worker itself gives to failures without a FlinksCode.
@@ -44,6 +44,7 @@ pub struct Metrics {
     jobs: IntGaugeVec,
     in_flight: IntGauge,
     redis_errors: IntCounterVec,
+    webhook: IntCounterVec,
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
@@ -116,6 +117,11 @@ impl Metrics {
             in_flight: IntGauge::new("flinkq_steps_in_flight", "Steps this worker is running now.")
                 .expect("valid gauge"),
             redis_errors: counter("flinkq_redis_errors_total", "Failed Redis calls, by operation.", &["op"]),
+            webhook: counter(
+                "flinkq_batch_webhook_posts_total",
+                "POSTs of batch completions to FLINKQ_BATCH_WEBHOOK, by outcome (delivered, failed).",
+                &["outcome"],
+            ),
         };
         let build = IntGaugeVec::new(
             Opts::new(
@@ -161,6 +167,9 @@ impl Metrics {
         registry
             .register(Box::new(metrics.redis_errors.clone()))
             .expect("register");
+        registry
+            .register(Box::new(metrics.webhook.clone()))
+            .expect("register");
         // Labelled series exist from the start, so dashboards and alerts
         // never query a missing series.
         for state in JobState::ALL {
@@ -198,6 +207,9 @@ impl Metrics {
         }
         for op in REDIS_OPS {
             metrics.redis_errors.with_label_values(&[op]);
+        }
+        for outcome in ["delivered", "failed"] {
+            metrics.webhook.with_label_values(&[outcome]);
         }
         metrics
     }
@@ -289,6 +301,10 @@ impl EventSink for Metrics {
                     .inc_by(count);
             }
             Event::RedisError { op } => self.redis_errors.with_label_values(&[op]).inc(),
+            Event::WebhookDelivery { delivered } => self
+                .webhook
+                .with_label_values(&[if delivered { "delivered" } else { "failed" }])
+                .inc(),
         }
     }
 }

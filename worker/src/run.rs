@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::result_sink::{ResultSink, ResultsKind};
 use crate::results::ResultsDir;
 use crate::wake::ClaimWake;
+use crate::webhook::BatchWebhook;
 
 /// Runs the worker until `shutdown` completes, then stops claiming, lets the
 /// running steps finish (up to `shutdown_grace`), gives back unstarted ones
@@ -89,6 +90,18 @@ pub async fn run(
         events.clone(),
         stop.clone(),
     ));
+
+    if let Some(url) = config.batch_webhook.clone() {
+        let consumer = format!(
+            "{}-{}-{:04x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u16>()
+        );
+        let webhook = BatchWebhook::new(url, store.clone(), consumer, events.clone())
+            .map_err(WorkerError::WebhookClient)?;
+        background.spawn(webhook.run(stop.clone()));
+    }
 
     let service = StepService::new(Executor {
         store: store.clone(),
@@ -155,4 +168,13 @@ async fn report_io(what: &'static str, task: impl Future<Output = std::io::Resul
     if let Err(error) = task.await {
         warn!(%error, "{what} stopped");
     }
+}
+
+/// This host's name, for naming the webhook consumer (`unknown` if unset).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }

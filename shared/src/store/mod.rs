@@ -22,6 +22,7 @@
 
 mod counts;
 mod error;
+mod event_group;
 mod keys;
 mod reply;
 mod results;
@@ -36,6 +37,7 @@ use redis::{AsyncCommands, Value};
 
 pub use counts::StateCounts;
 pub use error::{StoreError, redact_url};
+pub use event_group::GroupEntry;
 pub use keys::Keys;
 pub use results::ResultEntry;
 use scripts::Scripts;
@@ -155,6 +157,24 @@ pub struct BatchCompleted {
     pub batch: String,
     /// Its counts when it completed.
     pub counts: StateCounts,
+}
+
+impl BatchCompleted {
+    /// A `batch_completed` stream entry; `None` for other entry types.
+    pub(crate) fn from_entry(id: String, fields: &HashMap<String, String>) -> Option<Self> {
+        if fields.get("type").map(String::as_str) != Some("batch_completed") {
+            return None;
+        }
+        let numbers = fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.parse::<i64>().ok()?)))
+            .collect();
+        Some(BatchCompleted {
+            id,
+            batch: fields.get("batch").cloned().unwrap_or_default(),
+            counts: StateCounts::from_hash(&numbers),
+        })
+    }
 }
 
 /// The queue gauges: one cheap script call.
@@ -679,18 +699,7 @@ impl Store {
             .await?;
         Ok(entries
             .into_iter()
-            .filter(|(_, fields)| fields.get("type").map(String::as_str) == Some("batch_completed"))
-            .map(|(id, fields)| {
-                let numbers = fields
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.parse::<i64>().ok()?)))
-                    .collect();
-                BatchCompleted {
-                    id,
-                    batch: fields.get("batch").cloned().unwrap_or_default(),
-                    counts: StateCounts::from_hash(&numbers),
-                }
-            })
+            .filter_map(|(id, fields)| BatchCompleted::from_entry(id, &fields))
             .collect())
     }
 

@@ -1,0 +1,223 @@
+//! The batch webhook: each `batch_completed` event is POSTed to
+//! `FLINKQ_BATCH_WEBHOOK`, so a pipeline can wait for its batch without
+//! polling.
+//!
+//! Every worker configured with the webhook reads the `events` stream in
+//! one consumer group, so each event goes to one worker; it is acknowledged
+//! only after a 2xx answer. An event whose delivery failed (or whose worker
+//! died) stays pending and is handed out again after [`RECLAIM_AFTER`].
+//! Delivery is at-least-once: the `Idempotency-Key` header (the event's
+//! stream id) lets the receiver drop a repeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use flinkq_shared::store::{BatchCompleted, Store};
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::events::{Event, EventSink};
+
+/// The consumer group of webhook senders.
+pub const GROUP: &str = "batch-webhook";
+/// A pending event is handed out again after this long without an ack.
+pub const RECLAIM_AFTER: Duration = Duration::from_secs(30);
+/// Pause between two looks at the stream when it had nothing new.
+const IDLE_PAUSE: Duration = Duration::from_millis(250);
+/// Events read at once.
+const READ_COUNT: usize = 16;
+/// Tries of one delivery before it is left pending for later.
+const TRIES: usize = 4;
+/// Timeout of one POST.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The webhook's URL. It may carry a token, so `Debug` and logs show only
+/// its scheme and host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(Url);
+
+impl WebhookUrl {
+    /// Parses an http(s) URL with a host.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let url = Url::parse(input).map_err(|e| format!("not a URL: {e}"))?;
+        match url.scheme() {
+            "http" | "https" if url.host().is_some() => Ok(WebhookUrl(url)),
+            _ => Err("not an http(s) URL with a host".into()),
+        }
+    }
+
+    /// `scheme://host[:port]/…`, safe to log.
+    pub fn redacted(&self) -> String {
+        let port = self.0.port().map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "{}://{}{port}/…",
+            self.0.scheme(),
+            self.0.host_str().unwrap_or("?")
+        )
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Sends batch completions to the webhook.
+#[derive(Debug)]
+pub struct BatchWebhook {
+    url: WebhookUrl,
+    http: reqwest::Client,
+    store: Store,
+    consumer: String,
+    events: Arc<dyn EventSink>,
+}
+
+impl BatchWebhook {
+    /// A sender for `url`, named `consumer` in the group.
+    pub fn new(
+        url: WebhookUrl,
+        store: Store,
+        consumer: String,
+        events: Arc<dyn EventSink>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(POST_TIMEOUT).build()?;
+        Ok(BatchWebhook {
+            url,
+            http,
+            store,
+            consumer,
+            events,
+        })
+    }
+
+    /// Delivers completions until `stop` is cancelled. Redis and HTTP
+    /// failures are logged and retried; nothing here ends the worker.
+    pub async fn run(self, stop: CancellationToken) {
+        info!(webhook = %self.url.redacted(), consumer = %self.consumer, "batch webhook on");
+        let mut redis_backoff = backoff();
+        while let Err(error) = self.store.create_event_group(GROUP).await {
+            warn!(%error, "batch webhook: cannot create the consumer group; retrying");
+            self.events.emit(Event::RedisError { op: "webhook" });
+            if pause(&stop, redis_backoff.next().unwrap_or(RECLAIM_AFTER)).await {
+                return;
+            }
+        }
+        while !stop.is_cancelled() {
+            let entries = match self
+                .store
+                .read_event_group(GROUP, &self.consumer, READ_COUNT, RECLAIM_AFTER)
+                .await
+            {
+                Ok(entries) => {
+                    redis_backoff = backoff();
+                    entries
+                }
+                Err(error) => {
+                    warn!(%error, "batch webhook: cannot read events; retrying");
+                    self.events.emit(Event::RedisError { op: "webhook" });
+                    if pause(&stop, redis_backoff.next().unwrap_or(RECLAIM_AFTER)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if entries.is_empty() && pause(&stop, IDLE_PAUSE).await {
+                return;
+            }
+            for entry in entries {
+                let delivered = match &entry.completed {
+                    Some(completed) => self.deliver(completed, &stop).await,
+                    None => true,
+                };
+                if !delivered {
+                    continue;
+                }
+                if let Err(error) = self.store.ack_events(GROUP, &[entry.id.clone()]).await {
+                    // unacknowledged: it is sent again after RECLAIM_AFTER
+                    warn!(%error, event = %entry.id, "batch webhook: delivered but not acknowledged");
+                    self.events.emit(Event::RedisError { op: "webhook" });
+                }
+            }
+        }
+    }
+
+    /// POSTs one completion, retrying with backoff; false if it was not
+    /// accepted (it stays pending and is tried again later).
+    async fn deliver(&self, completed: &BatchCompleted, stop: &CancellationToken) -> bool {
+        let body = serde_json::json!({
+            "type": "batch_completed",
+            "event_id": completed.id,
+            "batch": completed.batch,
+            "counts": completed.counts,
+        });
+        let mut delays = backoff().take(TRIES - 1);
+        loop {
+            let answer = self
+                .http
+                .post(self.url.0.clone())
+                .header("Idempotency-Key", &completed.id)
+                .json(&body)
+                .send()
+                .await;
+            let failure = match answer {
+                Ok(response) if response.status().is_success() => {
+                    info!(batch = %completed.batch, event = %completed.id, "batch completion delivered to the webhook");
+                    self.events.emit(Event::WebhookDelivery { delivered: true });
+                    return true;
+                }
+                Ok(response) => format!("HTTP {}", response.status()),
+                Err(error) => error.without_url().to_string(),
+            };
+            self.events
+                .emit(Event::WebhookDelivery { delivered: false });
+            let Some(delay) = delays.next() else {
+                warn!(batch = %completed.batch, event = %completed.id, %failure, retry_in = ?RECLAIM_AFTER,
+                    "batch webhook refused the completion; it stays pending and is sent again later");
+                return false;
+            };
+            warn!(batch = %completed.batch, %failure, retry_in = ?delay, "batch webhook failed; retrying");
+            if pause(stop, delay).await {
+                return false;
+            }
+        }
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
+
+/// Sleeps `delay`; true if `stop` came first.
+async fn pause(stop: &CancellationToken, delay: Duration) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_checked_and_never_shown_whole() {
+        let url = WebhookUrl::parse("https://hooks.example.com:8443/T0/B1/secret-token?k=v")
+            .expect("valid");
+        let shown = format!("{url:?} {}", url.redacted());
+        assert!(
+            !shown.contains("secret-token") && !shown.contains("k=v"),
+            "{shown}"
+        );
+        assert!(shown.contains("hooks.example.com:8443"), "{shown}");
+        assert!(WebhookUrl::parse("ftp://example.com/x").is_err());
+        assert!(WebhookUrl::parse("hooks.example.com").is_err());
+    }
+}
