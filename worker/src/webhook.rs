@@ -135,7 +135,11 @@ impl BatchWebhook {
                 if !delivered {
                     continue;
                 }
-                if let Err(error) = self.store.ack_events(GROUP, &[entry.id.clone()]).await {
+                if let Err(error) = self
+                    .store
+                    .ack_events(GROUP, std::slice::from_ref(&entry.id))
+                    .await
+                {
                     // unacknowledged: it is sent again after RECLAIM_AFTER
                     warn!(%error, event = %entry.id, "batch webhook: delivered but not acknowledged");
                     self.events.emit(Event::RedisError { op: "webhook" });
