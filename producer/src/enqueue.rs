@@ -71,6 +71,12 @@ pub async fn run(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if report.enqueued == 0 && report.already_in_batch > 0 {
+        eprintln!(
+            "flinkq: note: {} login(s) already have a job in batch {batch}, so nothing was enqueued again; a batch is one run: use a new --batch name to fetch them again",
+            report.already_in_batch
+        );
+    }
     let summary = EnqueueSummary {
         batch,
         enqueued: report.enqueued,

@@ -100,12 +100,26 @@ async fn watch_exits_with_the_batch_outcome_and_completion_fires_once() {
             .all(|b| b["completed_ms"].is_u64())
     );
 
-    // the nightly batch name is reused: the next completion publishes again, once
-    world.enqueue("clean", &clean).await;
+    // the same logins again into the finished batch: a batch is one run, so
+    // nothing is enqueued and nothing is published again
+    let again = world.store.enqueue("clean", &clean).await.expect("enqueue");
+    assert_eq!((again.enqueued, again.already_in_batch), (0, 10));
+    // new logins added to the finished batch reopen it: it completes, and
+    // publishes, once more
+    let late = world.logins(3, &Script::pending(1));
+    world.enqueue("clean", &late).await;
     let (code, _) = exit_code(watch(&world, "clean"), Duration::from_secs(30)).await;
     assert_eq!(code, Some(0));
     let events = world.store.batch_events(100).await.expect("events");
-    assert_eq!(events.iter().filter(|e| e.batch == "clean").count(), 2);
+    let clean_events: Vec<_> = events.iter().filter(|e| e.batch == "clean").collect();
+    assert_eq!(clean_events.len(), 2, "{events:?}");
+    assert_eq!(
+        (
+            clean_events[1].counts.succeeded,
+            clean_events[1].counts.total
+        ),
+        (13, 13)
+    );
     assert_eq!(events.iter().filter(|e| e.batch == "mixed").count(), 1);
 }
 
