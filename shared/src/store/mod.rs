@@ -15,6 +15,10 @@
 //! | `next_id` | string | job id counter |
 //! | `logins` | set | the registry `flinkq refresh` enqueues |
 //! | `events` | stream | one `batch_completed` entry per batch completion, with its counts |
+//! | `schedule:tick:<ms>` | string | per-tick lock of `flinkq schedule`: the winning replica (expires) |
+//! | `schedule:run:<ms>` | hash | one scheduler run: replica, batch, kind, state, enqueued, already_active |
+//! | `schedule:runs` | zset | tick (ms) of the recorded runs (newest 1000 kept) |
+//! | `schedule:last` | string | the newest tick a scheduler ran, or its first-start baseline (ms) |
 //!
 //! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
 
@@ -22,6 +26,7 @@ mod counts;
 mod error;
 mod keys;
 mod reply;
+mod schedule;
 mod scripts;
 
 use std::collections::HashMap;
@@ -34,6 +39,7 @@ use redis::{AsyncCommands, Value};
 pub use counts::StateCounts;
 pub use error::{StoreError, redact_url};
 pub use keys::Keys;
+pub use schedule::{RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
 use scripts::Scripts;
 
 use crate::{JobId, JobSnapshot, LoginId, Priority, Transition};
