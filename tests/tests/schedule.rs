@@ -7,7 +7,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use flinkq_shared::LoginId;
-use flinkq_shared::store::{Store, StoreConfig};
+use flinkq_shared::store::{
+    RunKind, SCHEDULE_RUNS_KEPT, Store, StoreConfig, TickClaim, TickRequest,
+};
 use flinkq_tests::redis_harness::RedisServer;
 use flinkq_tests::worker_process::{flinkq_cli, free_port, wait_for, workspace_binary};
 use redis::AsyncCommands;
@@ -328,6 +330,68 @@ async fn missed_tick_is_caught_up_once_on_restart() {
         lines[0].contains("(catch-up): enqueued 0, already active 10"),
         "{lines:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_lock_has_one_winner_and_keeps_the_newest_runs() {
+    let (_redis, store, _dir) = start().await;
+    let tick = 1_795_503_600_000;
+    let claims = futures::future::join_all((0..8).map(|i| {
+        let store = store.clone();
+        async move {
+            let replica = format!("r{i}");
+            let request = TickRequest {
+                tick_ms: tick,
+                replica: &replica,
+                batch: "b",
+                kind: RunKind::Tick,
+                lock_ttl: Duration::from_secs(60),
+            };
+            store.schedule_claim(&request).await.expect("claim")
+        }
+    }))
+    .await;
+    let winners = claims.iter().filter(|c| **c == TickClaim::Won).count();
+    assert_eq!(winners, 1, "{claims:?}");
+    assert_eq!(store.schedule_last().await.expect("last"), Some(tick));
+
+    let request = |tick_ms| TickRequest {
+        tick_ms,
+        replica: "late",
+        batch: "b",
+        kind: RunKind::CatchUp,
+        lock_ttl: Duration::from_millis(1),
+    };
+    assert!(matches!(
+        store.schedule_claim(&request(tick - 1_000)).await.expect("claim"),
+        TickClaim::Stale { last_ms } if last_ms == tick
+    ));
+    // the run record still refuses the tick once its lock has expired
+    let mut conn = store.connection();
+    let _: () = conn
+        .del(store.keys().schedule_tick(tick))
+        .await
+        .expect("DEL lock");
+    assert!(matches!(
+        store.schedule_claim(&request(tick)).await.expect("claim"),
+        TickClaim::Taken { .. }
+    ));
+
+    for i in 1..=SCHEDULE_RUNS_KEPT + 5 {
+        let claim = store
+            .schedule_claim(&request(tick + i * 1_000))
+            .await
+            .expect("claim");
+        assert_eq!(claim, TickClaim::Won);
+    }
+    let kept = runs(&store).await;
+    assert_eq!(kept.len() as u64, SCHEDULE_RUNS_KEPT);
+    assert_eq!(kept[0].tick, tick + 6_000, "the oldest are dropped");
+    let old: bool = conn
+        .exists(store.keys().schedule_run(tick))
+        .await
+        .expect("EXISTS");
+    assert!(!old, "with their records");
 }
 
 #[test]
