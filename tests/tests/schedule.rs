@@ -327,7 +327,9 @@ async fn missed_tick_is_caught_up_once_on_restart() {
     assert_eq!(normal[0].tick - catch_up.tick, TICK_MS, "then normal ticks");
     let lines = second.lines();
     assert!(
-        lines[0].contains("(catch-up): enqueued 0, already active 10"),
+        lines
+            .first()
+            .is_some_and(|l| l.contains("(catch-up): enqueued 0, already active 10")),
         "{lines:?}"
     );
 }
