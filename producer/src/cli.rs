@@ -43,6 +43,53 @@ pub enum Command {
     Dead(DeadArgs),
     /// Cancel a login's unfinished job (a worker holding it stops at its next step).
     Cancel(CancelArgs),
+    /// Run until SIGTERM/SIGINT, refreshing every registered login at each cron
+    /// tick. Replicas are safe: each tick is run by exactly one of them.
+    Schedule(ScheduleArgs),
+}
+
+/// `flinkq schedule`.
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// Cron expression: 5 fields (minute hour day-of-month month
+    /// day-of-week), e.g. "0 2 * * *" for 02:00 every day; or 6 fields with
+    /// seconds first, e.g. "*/30 * * * * *".
+    #[arg(long, env = "FLINKQ_SCHEDULE_CRON")]
+    pub cron: String,
+
+    /// IANA time zone the cron fields are read in, e.g. America/Toronto
+    /// (daylight saving time is followed).
+    #[arg(long, env = "FLINKQ_SCHEDULE_TZ", default_value = "UTC")]
+    pub tz: String,
+
+    /// Claim order of the scheduled refreshes.
+    #[arg(long, env = "FLINKQ_SCHEDULE_PRIORITY", value_enum, default_value_t = Priority::Low)]
+    pub priority: Priority,
+
+    /// Each tick's batch is named <prefix>-<tick in UTC>, e.g.
+    /// nightly-20261125T070000Z, the same on every replica.
+    #[arg(long, env = "FLINKQ_SCHEDULE_BATCH_PREFIX", default_value = "nightly", value_parser = parse_batch_prefix)]
+    pub batch_prefix: String,
+
+    /// This replica's name in the run records (default: <hostname>-<pid>).
+    #[arg(long, env = "FLINKQ_SCHEDULE_REPLICA")]
+    pub replica: Option<String>,
+}
+
+/// Batch prefixes end up in batch names and keys: keep them plain.
+fn parse_batch_prefix(input: &str) -> Result<String, String> {
+    let valid = !input.is_empty()
+        && input.len() <= 64
+        && input
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(input.to_owned())
+    } else {
+        Err(format!(
+            "{input:?} is not a batch prefix: use 1-64 letters, digits, '-', '_' or '.', e.g. nightly"
+        ))
+    }
 }
 
 /// `flinkq dead`.
@@ -244,5 +291,25 @@ mod tests {
             })
         ));
         assert!(Cli::try_parse_from(["flinkq", "--namespace", "a:b", "status"]).is_err());
+        let cli = Cli::try_parse_from(["flinkq", "schedule", "--cron", "0 2 * * *"])
+            .expect("parse schedule");
+        let Command::Schedule(args) = cli.command else {
+            panic!("not schedule")
+        };
+        assert_eq!(
+            (args.tz.as_str(), args.priority, args.batch_prefix.as_str()),
+            ("UTC", Priority::Low, "nightly")
+        );
+        assert!(
+            Cli::try_parse_from([
+                "flinkq",
+                "schedule",
+                "--cron",
+                "* * * * *",
+                "--batch-prefix",
+                "a b"
+            ])
+            .is_err()
+        );
     }
 }

@@ -127,6 +127,17 @@ pub enum CliError {
         /// Cancelled jobs.
         cancelled: u64,
     },
+    /// The schedule cannot run (bad cron expression or time zone).
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
+    /// A signal handler cannot be installed.
+    #[error("cannot install the {signal} handler: {source}")]
+    Signal {
+        /// Which signal.
+        signal: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -140,7 +151,11 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::InvalidInput { .. } => exit::DATA,
-            CliError::NoInput | CliError::BadLoginId(_) | CliError::Usage(_) => exit::USAGE,
+            CliError::NoInput
+            | CliError::BadLoginId(_)
+            | CliError::Usage(_)
+            | CliError::Schedule(_) => exit::USAGE,
+            CliError::Signal { .. } => 71,
             CliError::Read { .. } => exit::NO_INPUT,
             CliError::UnknownBatch(_)
             | CliError::NoJob(_)

@@ -14,6 +14,8 @@
 //! - [`result`]: `flinkq result`, from either sink.
 //! - [`dead`]: `flinkq dead list|retry|purge`.
 //! - [`cancel`]: `flinkq cancel`.
+//! - [`schedule`]: `flinkq schedule`, the cron scheduler (cron and time zone,
+//!   the pure tick decision, the loop, signals).
 //! - [`batch_name`]: generated batch names.
 //! - [`error`]: the `CliError` enum and exit codes.
 
@@ -29,6 +31,7 @@ pub mod job;
 pub mod logins;
 pub mod refresh;
 pub mod result;
+pub mod schedule;
 pub mod status;
 pub mod watch;
 
@@ -67,5 +70,12 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
         Command::Refresh(args) => refresh::run(&connect().await?, args, out).await,
         Command::Dead(args) => dead::run(&connect().await?, args, out).await,
         Command::Cancel(args) => cancel::run(&connect().await?, args, out).await,
+        Command::Schedule(args) => {
+            // the expression and the zone are checked before Redis is touched
+            let plan = schedule::Schedule::parse(&args.cron, &args.tz)?;
+            let store = connect().await?;
+            let shutdown = schedule::shutdown::on_signal()?;
+            schedule::run(&store, &plan, args, out, shutdown).await
+        }
     }
 }

@@ -2,28 +2,20 @@
 
 use std::io::Write;
 
-use flinkq_shared::store::{EnqueueReport, Store};
+use flinkq_shared::Priority;
+use flinkq_shared::store::{EnqueueReport, Store, StoreError};
 
 use crate::cli::RefreshArgs;
 use crate::error::CliError;
 
-/// Runs `flinkq refresh`: walks the registry page by page (never holding it
-/// whole) and enqueues each page; logins with an unfinished job are skipped.
+/// Runs `flinkq refresh`: enqueues every registered login (see
+/// [`enqueue_registered`]) and prints the counts.
 pub async fn run(store: &Store, args: &RefreshArgs, out: &mut impl Write) -> Result<(), CliError> {
     let batch = args
         .batch
         .clone()
         .unwrap_or_else(crate::batch_name::generate);
-    let mut total = EnqueueReport::default();
-    let mut cursor = 0;
-    loop {
-        let (next, page) = store.registered_page(cursor).await?;
-        total += store.enqueue_with(&batch, args.priority, &page).await?;
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let total = enqueue_registered(store, &batch, args.priority).await?;
     if args.json {
         let summary = serde_json::json!({
             "batch": batch,
@@ -40,4 +32,24 @@ pub async fn run(store: &Store, args: &RefreshArgs, out: &mut impl Write) -> Res
         )?;
     }
     Ok(())
+}
+
+/// Walks the registry page by page (never holding it whole) and enqueues
+/// each page into `batch`; logins with an unfinished job are skipped.
+/// Returns the summed counts. `flinkq refresh` and `flinkq schedule` share it.
+pub async fn enqueue_registered(
+    store: &Store,
+    batch: &str,
+    priority: Priority,
+) -> Result<EnqueueReport, StoreError> {
+    let mut total = EnqueueReport::default();
+    let mut cursor = 0;
+    loop {
+        let (next, page) = store.registered_page(cursor).await?;
+        total += store.enqueue_with(batch, priority, &page).await?;
+        if next == 0 {
+            return Ok(total);
+        }
+        cursor = next;
+    }
 }

@@ -90,6 +90,26 @@ impl Keys {
     pub fn leases(&self) -> String {
         format!("{}leases", self.prefix)
     }
+
+    /// `schedule:last`: the newest cron tick a scheduler ran (ms).
+    pub fn schedule_last(&self) -> String {
+        format!("{}schedule:last", self.prefix)
+    }
+
+    /// `schedule:runs`: tick (ms) of every recorded scheduler run, by tick.
+    pub fn schedule_runs(&self) -> String {
+        format!("{}schedule:runs", self.prefix)
+    }
+
+    /// `schedule:run:<tick_ms>`: one scheduler run (replica, batch, counts).
+    pub fn schedule_run(&self, tick_ms: u64) -> String {
+        format!("{}schedule:run:{tick_ms}", self.prefix)
+    }
+
+    /// `schedule:tick:<tick_ms>`: the per-tick lock; holds the winning replica.
+    pub fn schedule_tick(&self, tick_ms: u64) -> String {
+        format!("{}schedule:tick:{tick_ms}", self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Scripts {
     pub purge: Script,
     /// `stats()`.
     pub stats: Script,
+    /// `schedule_claim(tick_ms, replica, lock_ttl_ms, batch, kind, keep)`.
+    pub schedule_claim: Script,
 }
 
 impl Scripts {
@@ -55,6 +57,7 @@ impl Scripts {
             retry_dead: Script::new(script!("retry_dead.lua")),
             purge: Script::new(script!("purge.lua")),
             stats: Script::new(script!("stats.lua")),
+            schedule_claim: Script::new(script!("schedule_claim.lua")),
         }
     }
 }

@@ -1,0 +1,242 @@
+//! `flinkq schedule`: a long-lived cron scheduler that refreshes every
+//! registered login at each tick.
+//!
+//! - [`cron_spec`]: the cron expression in its time zone (which instants are ticks).
+//! - [`ticks`]: the pure decision: which tick is due now, when to wake up, batch names.
+//! - [`backoff`]: retry delays while Redis is unreachable.
+//! - [`shutdown`]: SIGTERM/SIGINT as a future.
+//! - [`error`]: [`ScheduleError`], refused before anything starts.
+//!
+//! Replicas: every tick is claimed with one atomic script (per-tick lock +
+//! run record, see `Store::schedule_claim`); only the winner enqueues. Time
+//! is Redis' `TIME`, so replicas on different hosts agree on what is due.
+
+pub mod backoff;
+pub mod cron_spec;
+pub mod error;
+pub mod shutdown;
+pub mod ticks;
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use flinkq_shared::store::{RunKind, Store, StoreError, TickClaim, TickRequest};
+
+pub use cron_spec::Schedule;
+pub use error::ScheduleError;
+
+use crate::cli::ScheduleArgs;
+use crate::error::CliError;
+use backoff::Backoff;
+
+/// How long a per-tick lock lives. The run record (`schedule:runs`) keeps the
+/// tick from running twice afterwards; the lock only has to outlive the race
+/// between replicas waking for the same tick.
+const LOCK_TTL: Duration = Duration::from_secs(3_600);
+
+/// The longest single sleep: long waits are cut so that a drift between this
+/// host's clock and Redis' is corrected as the tick approaches.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Runs the scheduler until `shutdown` resolves (then returns `Ok`). Redis
+/// failures are logged and retried with backoff; they never end the loop.
+pub async fn run(
+    store: &Store,
+    schedule: &Schedule,
+    args: &ScheduleArgs,
+    out: &mut impl Write,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    tokio::pin!(shutdown);
+    let mut scheduler = Scheduler {
+        store,
+        schedule,
+        args,
+        replica: args.replica.clone().unwrap_or_else(default_replica),
+        awaited: None,
+        pending: None,
+    };
+    tracing::info!(
+        cron = schedule.expr(),
+        tz = %schedule.tz(),
+        replica = %scheduler.replica,
+        priority = args.priority.as_str(),
+        batch_prefix = %args.batch_prefix,
+        "scheduler started"
+    );
+    let mut backoff = Backoff::new();
+    loop {
+        // a step is never cut short by the shutdown: a won tick is enqueued whole
+        let wait = match scheduler.step(out).await {
+            Ok(Some(wake_at_ms)) => {
+                backoff.reset();
+                wake_at_ms
+            }
+            Ok(None) => {
+                tracing::warn!(
+                    cron = schedule.expr(),
+                    "the cron expression never fires again; waiting for SIGTERM"
+                );
+                shutdown.as_mut().await;
+                return Ok(());
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in = ?delay, "scheduler step failed; retrying");
+                tokio::select! {
+                    () = shutdown.as_mut() => return Ok(()),
+                    () = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        tokio::select! {
+            () = shutdown.as_mut() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The loop's state.
+struct Scheduler<'a> {
+    store: &'a Store,
+    schedule: &'a Schedule,
+    args: &'a ScheduleArgs,
+    replica: String,
+    /// The tick the last sleep waited for.
+    awaited: Option<u64>,
+    /// A tick this replica won whose refresh has not completed yet (Redis
+    /// failed midway): retried before anything else.
+    pending: Option<(u64, RunKind)>,
+}
+
+impl Scheduler<'_> {
+    /// Runs what is due, then answers how long to sleep (`None`: never again).
+    async fn step(&mut self, out: &mut impl Write) -> Result<Option<Duration>, StoreError> {
+        if let Some((tick, kind)) = self.pending {
+            self.refresh(tick, kind, out).await?;
+            self.pending = None;
+        }
+        let now = self.store.time_ms().await?;
+        let last = match self.store.schedule_last().await? {
+            Some(last) => last,
+            None => {
+                let base = ticks::baseline(self.schedule, now);
+                let stored = self.store.schedule_baseline(base).await?;
+                tracing::info!(
+                    baseline = %self.schedule.local_rfc3339(stored),
+                    "first start in this namespace: nothing to catch up"
+                );
+                stored
+            }
+        };
+        let action = ticks::next_action(self.schedule, last, now);
+        match action.due {
+            Some(tick) => {
+                let kind = if self.awaited == Some(tick) {
+                    RunKind::Tick
+                } else {
+                    RunKind::CatchUp
+                };
+                self.claim(tick, kind, out).await?;
+            }
+            None => {
+                if let Some(awaited) = self.awaited.filter(|a| *a <= now && *a <= last) {
+                    tracing::info!(
+                        tick = %self.schedule.local_rfc3339(awaited),
+                        "tick already run by another replica"
+                    );
+                }
+            }
+        }
+        self.awaited = action.next_tick;
+        Ok(action
+            .next_tick
+            .map(|next| Duration::from_millis(next.saturating_sub(now)).min(MAX_SLEEP)))
+    }
+
+    /// Claims `tick`; the winner runs the refresh.
+    async fn claim(
+        &mut self,
+        tick: u64,
+        kind: RunKind,
+        out: &mut impl Write,
+    ) -> Result<(), StoreError> {
+        let batch = ticks::batch_name(&self.args.batch_prefix, tick);
+        let request = TickRequest {
+            tick_ms: tick,
+            replica: &self.replica,
+            batch: &batch,
+            kind,
+            lock_ttl: LOCK_TTL,
+        };
+        let local = self.schedule.local_rfc3339(tick);
+        match self.store.schedule_claim(&request).await? {
+            TickClaim::Won => {
+                tracing::info!(tick = %local, kind = kind.as_str(), %batch, "won the tick");
+                self.pending = Some((tick, kind));
+                self.refresh(tick, kind, out).await?;
+                self.pending = None;
+            }
+            TickClaim::Taken { holder } => {
+                tracing::info!(tick = %local, %holder, "tick won by another replica");
+            }
+            TickClaim::Stale { last_ms } => {
+                tracing::info!(
+                    tick = %local,
+                    last = %self.schedule.local_rfc3339(last_ms),
+                    "a newer tick was already run"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Enqueues every registered login into the tick's batch and records
+    /// the counts (enqueue skips logins already active, so a retry after a
+    /// failure midway enqueues nobody twice).
+    async fn refresh(
+        &self,
+        tick: u64,
+        kind: RunKind,
+        out: &mut impl Write,
+    ) -> Result<(), StoreError> {
+        let batch = ticks::batch_name(&self.args.batch_prefix, tick);
+        let report =
+            crate::refresh::enqueue_registered(self.store, &batch, self.args.priority).await?;
+        self.store.schedule_finish(tick, &report).await?;
+        let local = self.schedule.local_rfc3339(tick);
+        let note = match kind {
+            RunKind::Tick => "",
+            RunKind::CatchUp => " (catch-up)",
+        };
+        tracing::info!(
+            tick = %local,
+            kind = kind.as_str(),
+            %batch,
+            enqueued = report.enqueued,
+            already_active = report.already_active,
+            already_in_batch = report.already_in_batch,
+            "tick run"
+        );
+        let line = format!(
+            "tick {local}{note}: enqueued {}, already active {}, already in batch {} (batch {batch})",
+            report.enqueued, report.already_active, report.already_in_batch
+        );
+        if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            tracing::warn!(%error, "cannot write the run to stdout");
+        }
+        Ok(())
+    }
+}
+
+/// `<hostname>-<pid>`: tells replicas apart in the run records.
+fn default_replica() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}", std::process::id())
+}
