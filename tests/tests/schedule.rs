@@ -212,7 +212,8 @@ async fn two_replicas_enqueue_each_tick_exactly_once() {
             .get(store.keys().schedule_tick(run.tick))
             .await
             .expect("GET lock");
-        assert_eq!(lock.as_deref(), Some(replica), "one lock winner per tick");
+        assert_eq!(lock, None, "a finished run releases its lease");
+        assert_eq!(run.get("adoptions"), "", "no run was abandoned: {run:?}");
         assert_eq!(
             run.count("enqueued") + run.count("already_active"),
             25,
@@ -235,7 +236,10 @@ async fn two_replicas_enqueue_each_tick_exactly_once() {
         .keys(format!("{}schedule:tick:*", store.keys().prefix()))
         .await
         .expect("KEYS locks");
-    assert_eq!(locks.len(), runs.len(), "one lock per tick run: {locks:?}");
+    assert!(
+        locks.is_empty(),
+        "every finished run released its lease: {locks:?}"
+    );
     let logs = a.log() + &b.log();
     assert!(
         !logs.contains("ERROR") && !logs.contains("WARN"),
@@ -423,4 +427,66 @@ fn bad_schedules_and_unreachable_redis_are_clear_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{stderr}");
     assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_abandoned_mid_refresh_is_adopted_and_enqueues_each_login_once() {
+    let (redis, store, dir) = start().await;
+    let logins: Vec<LoginId> = (0..5_000).map(|_| LoginId::random()).collect();
+    store.register(&logins).await.expect("register");
+
+    // a replica won the newest tick, enqueued 2,000 logins of its batch, and
+    // died: its lease (the per-tick lock) runs out and the run stays running
+    let now = store.time_ms().await.expect("TIME");
+    let tick = now - now % TICK_MS;
+    store
+        .schedule_baseline(tick - TICK_MS)
+        .await
+        .expect("baseline");
+    let batch = batch_of(tick);
+    let claim = TickRequest {
+        tick_ms: tick,
+        replica: "dead-replica",
+        batch: &batch,
+        kind: RunKind::Tick,
+        lock_ttl: Duration::from_millis(1),
+    };
+    assert_eq!(
+        store.schedule_claim(&claim).await.expect("claim"),
+        TickClaim::Won
+    );
+    let partial = store
+        .enqueue(&batch, &logins[..2_000])
+        .await
+        .expect("enqueue");
+    assert_eq!(partial.enqueued, 2_000);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let mut survivor = Scheduler::spawn(&redis, dir.path(), "survivor");
+    let run = wait_for(
+        "the abandoned run to be finished",
+        Duration::from_secs(20),
+        async || {
+            runs(&store)
+                .await
+                .into_iter()
+                .find(|r| r.tick == tick && r.get("state") == "done")
+        },
+    )
+    .await;
+    assert!(survivor.sigterm().success(), "{}", survivor.log());
+
+    assert_eq!(run.get("replica"), "survivor", "{run:?}");
+    assert_eq!(run.get("adopted_from"), "dead-replica", "{run:?}");
+    assert_eq!(
+        (run.count("enqueued"), run.count("already_in_batch")),
+        (3_000, 2_000),
+        "the logins the dead replica enqueued are skipped: {run:?}"
+    );
+    let counts = store.counts(Some(&batch)).await.expect("counts");
+    assert_eq!(
+        counts.total, 5_000,
+        "every registered login once in the tick's batch"
+    );
+    assert!(survivor.log().contains("adopting"), "{}", survivor.log());
 }

@@ -30,10 +30,11 @@ use crate::cli::ScheduleArgs;
 use crate::error::CliError;
 use backoff::Backoff;
 
-/// How long a per-tick lock lives. The run record (`schedule:runs`) keeps the
-/// tick from running twice afterwards; the lock only has to outlive the race
-/// between replicas waking for the same tick.
-const LOCK_TTL: Duration = Duration::from_secs(3_600);
+/// The per-tick lock is a lease: renewed every third of it while the
+/// winner refreshes, so a replica that dies mid-refresh loses it within
+/// this long and another replica adopts the run. The run record
+/// (`schedule:runs`) keeps a finished tick from running twice.
+const TICK_LEASE: Duration = Duration::from_secs(30);
 
 /// The longest single sleep: long waits are cut so that a drift between this
 /// host's clock and Redis' is corrected as the tick approaches.
@@ -117,6 +118,17 @@ impl Scheduler<'_> {
             self.refresh(tick, kind, out).await?;
             self.pending = None;
         }
+        if let Some(adopted) = self.store.schedule_adopt(&self.replica, TICK_LEASE).await? {
+            tracing::warn!(
+                tick = %self.schedule.local_rfc3339(adopted.tick_ms),
+                from = %adopted.from,
+                batch = %adopted.batch,
+                "adopting a run whose replica stopped mid-refresh; logins it enqueued are skipped"
+            );
+            self.pending = Some((adopted.tick_ms, adopted.kind));
+            self.refresh(adopted.tick_ms, adopted.kind, out).await?;
+            self.pending = None;
+        }
         let now = self.store.time_ms().await?;
         let last = match self.store.schedule_last().await? {
             Some(last) => last,
@@ -168,7 +180,7 @@ impl Scheduler<'_> {
             replica: &self.replica,
             batch: &batch,
             kind,
-            lock_ttl: LOCK_TTL,
+            lock_ttl: TICK_LEASE,
         };
         let local = self.schedule.local_rfc3339(tick);
         match self.store.schedule_claim(&request).await? {
@@ -202,9 +214,29 @@ impl Scheduler<'_> {
         out: &mut impl Write,
     ) -> Result<(), StoreError> {
         let batch = ticks::batch_name(&self.args.batch_prefix, tick);
-        let report =
-            crate::refresh::enqueue_registered(self.store, &batch, self.args.priority).await?;
-        self.store.schedule_finish(tick, &report).await?;
+        let refresh = crate::refresh::enqueue_registered(self.store, &batch, self.args.priority);
+        tokio::pin!(refresh);
+        let mut heartbeat = tokio::time::interval(TICK_LEASE / 3);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let report = loop {
+            tokio::select! {
+                report = &mut refresh => break report?,
+                _ = heartbeat.tick() => {
+                    match self.store.schedule_extend(tick, &self.replica, TICK_LEASE).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(%batch, "lost the tick's lease; another replica may adopt the run (enqueue skips logins already in the batch)"),
+                        Err(error) => tracing::warn!(%error, "cannot renew the tick's lease"),
+                    }
+                }
+            }
+        };
+        if !self
+            .store
+            .schedule_finish(tick, &self.replica, &report)
+            .await?
+        {
+            tracing::warn!(%batch, "another replica adopted this run; its record keeps that replica's counts");
+        }
         let local = self.schedule.local_rfc3339(tick);
         let note = match kind {
             RunKind::Tick => "",

@@ -17,7 +17,7 @@
 //! | `events` | stream | one `batch_completed` entry per batch completion, with its counts |
 //! | `results` | stream | one entry per finished job: job, login, batch, state, and `sink` + `location` of the payload or the `error` code |
 //! | `result:<loginId>` | hash | the login's newest result: job, stored, sink (`file`/`redis`), data (path or gzip payload); with a TTL |
-//! | `schedule:tick:<ms>` | string | per-tick lock of `flinkq schedule`: the winning replica (expires) |
+//! | `schedule:tick:<ms>` | string | per-tick lease of `flinkq schedule`: the replica running the tick (renewed while it runs; adopted by another replica if it expires mid-run) |
 //! | `schedule:run:<ms>` | hash | one scheduler run: replica, batch, kind, state, enqueued, already_active |
 //! | `schedule:runs` | zset | tick (ms) of the recorded runs (newest 1000 kept) |
 //! | `schedule:last` | string | the newest tick a scheduler ran, or its first-start baseline (ms) |
@@ -45,7 +45,7 @@ pub use error::{StoreError, redact_url};
 pub use event_group::GroupEntry;
 pub use keys::Keys;
 pub use results::ResultEntry;
-pub use schedule::{RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
+pub use schedule::{AdoptedRun, RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
 use scripts::Scripts;
 
 use crate::{JobId, JobSnapshot, LoginId, Priority, ResultRecord, Transition};

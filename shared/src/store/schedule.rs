@@ -130,27 +130,99 @@ impl Store {
         }
     }
 
-    /// Records the outcome of a run this replica won.
+    /// Records the counts of a refresh this replica ran and releases the
+    /// tick's lease; false (nothing written) if another replica adopted the
+    /// run meanwhile.
     pub async fn schedule_finish(
         &self,
         tick_ms: u64,
+        replica: &str,
         report: &EnqueueReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let finished = self.time_ms().await?;
-        let _: () = conn
-            .hset_multiple(
-                self.keys.schedule_run(tick_ms),
-                &[
-                    ("state", "done".to_owned()),
-                    ("enqueued", report.enqueued.to_string()),
-                    ("already_active", report.already_active.to_string()),
-                    ("already_in_batch", report.already_in_batch.to_string()),
-                    ("finished", finished.to_string()),
-                ],
-            )
+        let recorded: i64 = self
+            .scripts
+            .schedule_finish
+            .key(self.keys.prefix())
+            .arg(tick_ms)
+            .arg(replica)
+            .arg(report.enqueued)
+            .arg(report.already_active)
+            .arg(report.already_in_batch)
+            .invoke_async(&mut conn)
             .await
-            .map_err(StoreError::command("HSET schedule:run"))?;
-        Ok(())
+            .map_err(StoreError::command("schedule_finish"))?;
+        Ok(recorded == 1)
     }
+
+    /// Renews this replica's lease on a tick it is refreshing; false if it
+    /// no longer holds it.
+    pub async fn schedule_extend(
+        &self,
+        tick_ms: u64,
+        replica: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let held: i64 = self
+            .scripts
+            .schedule_extend
+            .key(self.keys.prefix())
+            .arg(tick_ms)
+            .arg(replica)
+            .arg(millis(lease).max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("schedule_extend"))?;
+        Ok(held == 1)
+    }
+
+    /// Takes over the newest run whose replica died mid-refresh (still
+    /// `running`, lease expired), if there is one.
+    pub async fn schedule_adopt(
+        &self,
+        replica: &str,
+        lease: Duration,
+    ) -> Result<Option<AdoptedRun>, StoreError> {
+        const OP: &str = "schedule_adopt";
+        let mut conn = self.conn.clone();
+        let value: redis::Value = self
+            .scripts
+            .schedule_adopt
+            .key(self.keys.prefix())
+            .arg(replica)
+            .arg(millis(lease).max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command(OP))?;
+        let parts = reply::array(&value).ok_or_else(|| StoreError::reply(OP, "not an array"))?;
+        let [tick, batch, kind, from] = parts else {
+            return Ok(None);
+        };
+        let tick_ms = reply::int(tick)
+            .and_then(|t| u64::try_from(t).ok())
+            .ok_or_else(|| StoreError::reply(OP, "bad tick"))?;
+        Ok(Some(AdoptedRun {
+            tick_ms,
+            batch: reply::text(batch).unwrap_or_default(),
+            kind: match reply::text(kind).as_deref() {
+                Some("catch_up") => RunKind::CatchUp,
+                _ => RunKind::Tick,
+            },
+            from: reply::text(from).unwrap_or_default(),
+        }))
+    }
+}
+
+/// A run taken over from a replica that died mid-refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedRun {
+    /// Its tick (ms).
+    pub tick_ms: u64,
+    /// Its batch.
+    pub batch: String,
+    /// Regular tick or catch-up.
+    pub kind: RunKind,
+    /// The replica that abandoned it.
+    pub from: String,
 }

@@ -40,6 +40,12 @@ pub struct Scripts {
     pub stats: Script,
     /// `schedule_claim(tick_ms, replica, lock_ttl_ms, batch, kind, keep)`.
     pub schedule_claim: Script,
+    /// `schedule_extend(tick_ms, replica, lease_ms)`.
+    pub schedule_extend: Script,
+    /// `schedule_adopt(replica, lease_ms)`.
+    pub schedule_adopt: Script,
+    /// `schedule_finish(tick_ms, replica, enqueued, already_active, already_in_batch)`.
+    pub schedule_finish: Script,
 }
 
 impl Scripts {
@@ -58,6 +64,9 @@ impl Scripts {
             purge: Script::new(script!("purge.lua")),
             stats: Script::new(script!("stats.lua")),
             schedule_claim: Script::new(script!("schedule_claim.lua")),
+            schedule_extend: Script::new(script!("schedule_extend.lua")),
+            schedule_adopt: Script::new(script!("schedule_adopt.lua")),
+            schedule_finish: Script::new(script!("schedule_finish.lua")),
         }
     }
 }
