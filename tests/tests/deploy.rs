@@ -10,7 +10,7 @@ use std::time::Duration;
 use flinkq_tests::prom_text::families;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::Script;
-use flinkq_tests::worker_process::{WorkerProcess, free_port, wait_for};
+use flinkq_tests::worker_process::{WorkerProcess, free_port, wait_for, workspace_binary};
 
 fn deploy(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -236,6 +236,7 @@ fn compose_file_and_kubernetes_manifests_are_well_formed() {
         "worker-deployment.yaml",
         "worker-pdb.yaml",
         "nightly-refresh-cronjob.yaml",
+        "scheduler-deployment.yaml",
         "secret.example.yaml",
         "results-pvc.yaml",
     ] {
@@ -246,7 +247,9 @@ fn compose_file_and_kubernetes_manifests_are_well_formed() {
             "{file}"
         );
         kinds.push(doc["kind"].as_str().unwrap_or_default().to_owned());
-        if doc["kind"] == "Deployment" {
+        if doc["metadata"]["name"] == "flinkq-scheduler" {
+            scheduler_is_accepted_by_the_binary(&doc);
+        } else if doc["kind"] == "Deployment" {
             let pod = &doc["spec"]["template"];
             assert_eq!(
                 pod["metadata"]["annotations"]["prometheus.io/scrape"],
@@ -271,4 +274,38 @@ fn compose_file_and_kubernetes_manifests_are_well_formed() {
             "a {kind} ships in deploy/k8s"
         );
     }
+}
+
+/// The scheduler Deployment's command and settings pass the real binary's
+/// checks: pointed at a closed port it stops on the unreachable Redis (69),
+/// not on its cron or time zone (64).
+fn scheduler_is_accepted_by_the_binary(doc: &serde_yaml::Value) {
+    let container = &doc["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(serde_yaml::Value::as_str)
+        .collect();
+    assert_eq!(args, ["schedule"]);
+    let mut command = Command::new(workspace_binary("flinkq"));
+    for var in container["env"].as_sequence().expect("env") {
+        if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
+            command.env(name, value);
+        }
+    }
+    let out = command
+        .env(
+            "FLINKQ_REDIS_URL",
+            format!("redis://127.0.0.1:{}", free_port()),
+        )
+        .args(&args)
+        .output()
+        .expect("flinkq schedule");
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

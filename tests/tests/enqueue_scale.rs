@@ -118,3 +118,35 @@ async fn rerunning_an_enqueue_after_its_batch_finished_enqueues_nothing() {
         .await;
     drop(worker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progress_bar_is_drawn_when_stderr_is_a_terminal() {
+    let world = Scenario::start(Duration::from_millis(100)).await;
+    let path = world.work.path().join("tty-logins.txt");
+    let text: String = (0..20_000)
+        .map(|_| format!("{}\n", LoginId::random()))
+        .collect();
+    std::fs::write(&path, text).expect("write");
+    // `script` runs the command on a pseudo-terminal and copies what it shows
+    let command = format!(
+        "{} enqueue --batch tty --file {}",
+        flinkq_tests::worker_process::workspace_binary("flinkq").display(),
+        path.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("FLINKQ_REDIS_URL", world.redis.url())
+        .env("FLINKQ_NAMESPACE", &world.setup.namespace)
+        .env("TERM", "xterm")
+        .output()
+        .expect("script(1) from util-linux");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("/20000 logins"),
+        "the bar shows progress on a terminal: {shown:?}"
+    );
+    assert!(shown.contains("enqueued 20000,"), "{shown:?}");
+    let batch = world.store.counts(Some("tty")).await.expect("counts");
+    assert_eq!(batch.total, 20_000);
+}

@@ -238,10 +238,10 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
     assert_eq!(done.error.map(|e| e.code), Some("POLL_TIMEOUT".to_owned()));
     let counts = store.counts(None).await.expect("counts");
     assert_eq!((counts.polling, counts.timed_out), (0, 1));
-    // the login is free again
+    // the login is free again (for a new run: the same batch would skip it)
     assert_eq!(
         store
-            .enqueue("b", &[login])
+            .enqueue("b-again", &[login])
             .await
             .expect("enqueue")
             .enqueued,
