@@ -78,18 +78,8 @@ pub struct ScheduleArgs {
 
 /// Batch prefixes end up in batch names and keys: keep them plain.
 fn parse_batch_prefix(input: &str) -> Result<String, String> {
-    let valid = !input.is_empty()
-        && input.len() <= 64
-        && input
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(input.to_owned())
-    } else {
-        Err(format!(
-            "{input:?} is not a batch prefix: use 1-64 letters, digits, '-', '_' or '.', e.g. nightly"
-        ))
-    }
+    flinkq_shared::redis_args::plain_name(input, "a batch prefix")
+        .map_err(|e| format!("{e}, e.g. nightly"))
 }
 
 /// `flinkq dead`.

@@ -46,6 +46,12 @@ impl RedisArgs {
 /// Namespaces become part of every key and sit inside a `{hash tag}`: braces,
 /// colons, spaces and control characters would break either.
 pub fn parse_namespace(input: &str) -> Result<String, String> {
+    plain_name(input, "a namespace")
+}
+
+/// `input` if it is 1-64 letters, digits, '-', '_' or '.' (safe inside keys
+/// and hash tags); otherwise why not, calling it `what`.
+pub fn plain_name(input: &str, what: &str) -> Result<String, String> {
     let valid = !input.is_empty()
         && input.len() <= 64
         && input
@@ -55,7 +61,7 @@ pub fn parse_namespace(input: &str) -> Result<String, String> {
         Ok(input.to_owned())
     } else {
         Err(format!(
-            "{input:?} is not a namespace: use 1-64 letters, digits, '-', '_' or '.'"
+            "{input:?} is not {what}: use 1-64 letters, digits, '-', '_' or '.'"
         ))
     }
 }
