@@ -1,10 +1,12 @@
 //! The batch webhook: every completion is POSTed once to FLINKQ_BATCH_WEBHOOK
 //! even with two workers configured, a refused POST is retried with the same
-//! Idempotency-Key, and the body carries the batch's exact counts.
+//! Idempotency-Key, the body carries the batch's exact counts, and every
+//! POST is signed with the configured secret (HMAC-SHA256 of the body).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -15,34 +17,55 @@ use flinkq_tests::worker_process::{WorkerProcess, wait_for};
 /// What the receiver saw: (Idempotency-Key, body, status it answered).
 type Seen = Arc<Mutex<Vec<(String, serde_json::Value, u16)>>>;
 
-/// A webhook receiver that refuses the first POST about batch `flaky`.
+const SECRET: &str = "whsec-test-7f3a";
+
+/// The signature the receiver expects for `body`.
+fn expected_signature(body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// Refuses unsigned or badly signed POSTs (401), and the first POST about
+/// batch `flaky` (500); accepts the rest (204).
+async fn receive(State(seen): State<Seen>, headers: HeaderMap, raw: Bytes) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if header("x-flinkq-signature") != expected_signature(&raw) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut seen = seen.lock().expect("lock");
+    let first_flaky =
+        body["batch"] == "flaky" && !seen.iter().any(|(_, b, _)| b["batch"] == "flaky");
+    let status = if first_flaky {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    };
+    seen.push((header("idempotency-key"), body, status.as_u16()));
+    status
+}
+
+/// A webhook receiver on a free port; its URL carries a token.
 async fn receiver() -> (String, Seen) {
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
-        .route(
-            "/hooks/secret-token",
-            post(
-                |State(seen): State<Seen>,
-                 headers: HeaderMap,
-                 body: axum::Json<serde_json::Value>| async move {
-                    let key = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let mut seen = seen.lock().expect("lock");
-                    let first_flaky = body.0["batch"] == "flaky"
-                        && !seen.iter().any(|(_, b, _)| b["batch"] == "flaky");
-                    let status = if first_flaky {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::NO_CONTENT
-                    };
-                    seen.push((key, body.0, status.as_u16()));
-                    status
-                },
-            ),
-        )
+        .route("/hooks/secret-token", post(receive))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -56,10 +79,10 @@ async fn receiver() -> (String, Seen) {
 async fn each_batch_completion_is_posted_once_and_a_refused_post_is_retried() {
     let (url, seen) = receiver().await;
     let mut world = Scenario::start(Duration::from_millis(100)).await;
-    world
-        .setup
-        .extra_env
-        .push(("FLINKQ_BATCH_WEBHOOK".into(), url));
+    world.setup.extra_env.extend([
+        ("FLINKQ_BATCH_WEBHOOK".to_owned(), url),
+        ("FLINKQ_BATCH_WEBHOOK_SECRET".to_owned(), SECRET.to_owned()),
+    ]);
     // both workers send: the consumer group hands each event to one of them
     let _a = WorkerProcess::spawn(&world.setup);
     let _b = WorkerProcess::spawn(&world.setup);
@@ -165,4 +188,5 @@ async fn each_batch_completion_is_posted_once_and_a_refused_post_is_retried() {
         !log.contains("secret-token"),
         "the webhook URL is never logged whole"
     );
+    assert!(!log.contains(SECRET), "the signing secret is never logged");
 }

@@ -81,6 +81,16 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_BATCH_WEBHOOK", value_parser = WebhookUrl::parse)]
     pub batch_webhook: Option<WebhookUrl>,
 
+    /// Sign each webhook POST: `X-Flinkq-Signature: sha256=<hex>` is the
+    /// HMAC-SHA256 of the body with this secret. Never logged.
+    #[arg(
+        long,
+        env = "FLINKQ_BATCH_WEBHOOK_SECRET",
+        hide_env_values = true,
+        requires = "batch_webhook"
+    )]
+    pub batch_webhook_secret: Option<Secret>,
+
     /// Address of the health endpoint (/healthz, /readyz). Loopback by default.
     #[arg(long, env = "FLINKQ_METRICS_ADDR", default_value = "127.0.0.1:9187")]
     pub metrics_addr: SocketAddr,

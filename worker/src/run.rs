@@ -98,8 +98,14 @@ pub async fn run(
             std::process::id(),
             rand::random::<u16>()
         );
-        let webhook = BatchWebhook::new(url, store.clone(), consumer, events.clone())
-            .map_err(WorkerError::WebhookClient)?;
+        let webhook = BatchWebhook::new(
+            url,
+            config.batch_webhook_secret.clone(),
+            store.clone(),
+            consumer,
+            events.clone(),
+        )
+        .map_err(WorkerError::WebhookClient)?;
         background.spawn(webhook.run(stop.clone()));
     }
 

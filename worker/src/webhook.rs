@@ -7,18 +7,23 @@
 //! only after a 2xx answer. An event whose delivery failed (or whose worker
 //! died) stays pending and is handed out again after [`RECLAIM_AFTER`].
 //! Delivery is at-least-once: the `Idempotency-Key` header (the event's
-//! stream id) lets the receiver drop a repeat.
+//! stream id) lets the receiver drop a repeat. With a secret configured
+//! (`FLINKQ_BATCH_WEBHOOK_SECRET`), `X-Flinkq-Signature: sha256=<hex>` is the
+//! HMAC-SHA256 of the body, so the receiver can check who sent it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use flinkq_shared::store::{BatchCompleted, Store};
+use hmac::{Hmac, Mac};
 use reqwest::Url;
+use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::events::{Event, EventSink};
+use crate::secret::Secret;
 
 /// The consumer group of webhook senders.
 pub const GROUP: &str = "batch-webhook";
@@ -69,6 +74,7 @@ impl std::fmt::Debug for WebhookUrl {
 #[derive(Debug)]
 pub struct BatchWebhook {
     url: WebhookUrl,
+    secret: Option<Secret>,
     http: reqwest::Client,
     store: Store,
     consumer: String,
@@ -76,9 +82,11 @@ pub struct BatchWebhook {
 }
 
 impl BatchWebhook {
-    /// A sender for `url`, named `consumer` in the group.
+    /// A sender for `url` (signing with `secret` if given), named
+    /// `consumer` in the group.
     pub fn new(
         url: WebhookUrl,
+        secret: Option<Secret>,
         store: Store,
         consumer: String,
         events: Arc<dyn EventSink>,
@@ -86,6 +94,7 @@ impl BatchWebhook {
         let http = reqwest::Client::builder().timeout(POST_TIMEOUT).build()?;
         Ok(BatchWebhook {
             url,
+            secret,
             http,
             store,
             consumer,
@@ -156,16 +165,23 @@ impl BatchWebhook {
             "event_id": completed.id,
             "batch": completed.batch,
             "counts": completed.counts,
-        });
+        })
+        .to_string();
+        let signature = self
+            .secret
+            .as_ref()
+            .map(|secret| sign(secret, body.as_bytes()));
         let mut delays = backoff().take(TRIES - 1);
         loop {
-            let answer = self
+            let mut request = self
                 .http
                 .post(self.url.0.clone())
-                .header("Idempotency-Key", &completed.id)
-                .json(&body)
-                .send()
-                .await;
+                .header("Content-Type", "application/json")
+                .header("Idempotency-Key", &completed.id);
+            if let Some(signature) = &signature {
+                request = request.header("X-Flinkq-Signature", signature);
+            }
+            let answer = request.body(body.clone()).send().await;
             let failure = match answer {
                 Ok(response) if response.status().is_success() => {
                     info!(batch = %completed.batch, event = %completed.id, "batch completion delivered to the webhook");
@@ -188,6 +204,22 @@ impl BatchWebhook {
             }
         }
     }
+}
+
+/// `sha256=<hex of HMAC-SHA256(secret, body)>`.
+pub fn sign(secret: &Secret, body: &[u8]) -> String {
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
 
 fn backoff() -> impl Iterator<Item = Duration> {
@@ -223,5 +255,16 @@ mod tests {
         assert!(shown.contains("hooks.example.com:8443"), "{shown}");
         assert!(WebhookUrl::parse("ftp://example.com/x").is_err());
         assert!(WebhookUrl::parse("hooks.example.com").is_err());
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2
+        let secret = Secret::new("Jefe");
+        assert_eq!(
+            sign(&secret, b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_ne!(sign(&secret, b"a"), sign(&Secret::new("other"), b"a"));
     }
 }
