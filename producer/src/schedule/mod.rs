@@ -3,7 +3,6 @@
 //!
 //! - [`cron_spec`]: the cron expression in its time zone (which instants are ticks).
 //! - [`ticks`]: the pure decision: which tick is due now, when to wake up, batch names.
-//! - [`backoff`]: retry delays while Redis is unreachable.
 //! - [`shutdown`]: SIGTERM/SIGINT as a future.
 //! - [`error`]: [`ScheduleError`], refused before anything starts.
 //!
@@ -11,7 +10,6 @@
 //! run record, see `Store::schedule_claim`); only the winner enqueues. Time
 //! is Redis' `TIME`, so replicas on different hosts agree on what is due.
 
-pub mod backoff;
 pub mod cron_spec;
 pub mod error;
 pub mod shutdown;
@@ -28,13 +26,27 @@ pub use error::ScheduleError;
 
 use crate::cli::ScheduleArgs;
 use crate::error::CliError;
-use backoff::Backoff;
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// The per-tick lock is a lease: renewed every third of it while the
 /// winner refreshes, so a replica that dies mid-refresh loses it within
 /// this long and another replica adopts the run. The run record
 /// (`schedule:runs`) keeps a finished tick from running twice.
 const TICK_LEASE: Duration = Duration::from_secs(30);
+
+/// The longest wait between two tries while Redis fails.
+const REDIS_RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// Retry delays after a Redis failure: doubling from 250 ms up to
+/// [`REDIS_RETRY_CAP`]; a new one after each success.
+fn redis_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(REDIS_RETRY_CAP)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
 
 /// The longest single sleep: long waits are cut so that a drift between this
 /// host's clock and Redis' is corrected as the tick approaches.
@@ -66,12 +78,12 @@ pub async fn run(
         batch_prefix = %args.batch_prefix,
         "scheduler started"
     );
-    let mut backoff = Backoff::new();
+    let mut backoff = redis_backoff();
     loop {
         // a step is never cut short by the shutdown: a won tick is enqueued whole
         let wait = match scheduler.step(out).await {
             Ok(Some(wake_at_ms)) => {
-                backoff.reset();
+                backoff = redis_backoff();
                 wake_at_ms
             }
             Ok(None) => {
@@ -83,7 +95,7 @@ pub async fn run(
                 return Ok(());
             }
             Err(error) => {
-                let delay = backoff.next_delay();
+                let delay = backoff.next().unwrap_or(REDIS_RETRY_CAP);
                 tracing::warn!(%error, retry_in = ?delay, "scheduler step failed; retrying");
                 tokio::select! {
                     () = shutdown.as_mut() => return Ok(()),
