@@ -490,3 +490,58 @@ async fn run_abandoned_mid_refresh_is_adopted_and_enqueues_each_login_once() {
     );
     assert!(survivor.log().contains("adopting"), "{}", survivor.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_rides_out_a_redis_crash_and_runs_the_next_ticks() {
+    let mut redis = RedisServer::start_with(flinkq_tests::redis_harness::RedisOptions {
+        aof: true,
+        ..Default::default()
+    })
+    .expect("redis-server with AOF");
+    let store = Store::connect(&StoreConfig::new(redis.url(), NAMESPACE))
+        .await
+        .expect("store");
+    let dir = tempfile::tempdir().expect("tempdir");
+    register(&store, 10).await;
+    let mut scheduler = Scheduler::spawn(&redis, dir.path(), "steadfast");
+    wait_for("a first tick", Duration::from_secs(15), async || {
+        (!done(&store).await.is_empty()).then_some(())
+    })
+    .await;
+
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.start_again().expect("redis-server again");
+    let restarted = wait_for("Redis back", Duration::from_secs(10), async || {
+        store.time_ms().await.ok()
+    })
+    .await;
+    wait_for(
+        "two ticks after the outage",
+        Duration::from_secs(20),
+        async || {
+            let after = done(&store)
+                .await
+                .into_iter()
+                .filter(|r| r.tick > restarted)
+                .count();
+            (after >= 2).then_some(())
+        },
+    )
+    .await;
+    let runs = done(&store).await;
+    let status = scheduler.sigterm();
+    assert!(status.success(), "{status}\n{}", scheduler.log());
+    assert!(
+        scheduler.log().contains("retrying"),
+        "the outage was logged and retried:\n{}",
+        scheduler.log()
+    );
+    let ticks: Vec<u64> = runs.iter().map(|r| r.tick).collect();
+    let unique: std::collections::BTreeSet<u64> = ticks.iter().copied().collect();
+    assert_eq!(unique.len(), ticks.len(), "no tick twice: {ticks:?}");
+    assert!(
+        runs.iter().any(|r| r.tick < restarted - 3_000),
+        "the data survived the crash (AOF): {ticks:?}"
+    );
+}
