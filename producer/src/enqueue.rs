@@ -47,13 +47,7 @@ pub async fn run(
     let bar = progress_bar(input.unique);
     let mut report = EnqueueReport::default();
     let mut sent = 0;
-    loop {
-        let logins = input
-            .next_chunk(ENQUEUE_CHUNK * CHUNKS_PER_ROUND_TRIP)
-            .map_err(|source| CliError::Spool { source })?;
-        if logins.is_empty() {
-            break;
-        }
+    while let Some(logins) = input.next_chunk(ENQUEUE_CHUNK * CHUNKS_PER_ROUND_TRIP)? {
         report += store
             .enqueue_with(&batch, args.priority, &logins)
             .await

@@ -138,23 +138,23 @@ pub struct LoginInput {
 }
 
 impl LoginInput {
-    /// The next up to `max` loginIds; empty when all were read.
-    pub fn next_chunk(&mut self, max: usize) -> std::io::Result<Vec<LoginId>> {
+    /// The next up to `max` loginIds; `None` once all were read.
+    pub fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<LoginId>>, CliError> {
         let mut chunk = Vec::with_capacity(max.min(4_096));
         let mut bytes = [0u8; 16];
         while chunk.len() < max {
             match self.spool.read_exact(&mut bytes) {
                 Ok(()) => chunk.push(LoginId::from_bytes(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e),
+                Err(source) => return Err(CliError::Spool { source }),
             }
         }
-        Ok(chunk)
+        Ok((!chunk.is_empty()).then_some(chunk))
     }
 
     /// Every remaining loginId at once (for small inputs: arguments).
-    pub fn read_all(&mut self) -> std::io::Result<Vec<LoginId>> {
-        self.next_chunk(usize::MAX)
+    pub fn read_all(&mut self) -> Result<Vec<LoginId>, CliError> {
+        Ok(self.next_chunk(usize::MAX)?.unwrap_or_default())
     }
 }
 
@@ -278,12 +278,8 @@ mod tests {
         assert_eq!(input.invalid.len(), MAX_KEPT_INVALID);
         assert_eq!(input.invalid[0].location, "big:2501");
         let mut back = Vec::new();
-        loop {
-            let chunk = input.next_chunk(1_000).expect("chunk");
-            if chunk.is_empty() {
-                break;
-            }
-            assert!(chunk.len() <= 1_000);
+        while let Some(chunk) = input.next_chunk(1_000).expect("chunk") {
+            assert!(!chunk.is_empty() && chunk.len() <= 1_000);
             back.extend(chunk);
         }
         assert_eq!(back, logins);

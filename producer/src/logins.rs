@@ -19,13 +19,7 @@ pub async fn run(
     match (&args.action, input) {
         (LoginsAction::Add { .. } | LoginsAction::Import { .. }, Some(mut input)) => {
             let mut added = 0;
-            loop {
-                let logins = input
-                    .next_chunk(ENQUEUE_CHUNK)
-                    .map_err(|source| CliError::Spool { source })?;
-                if logins.is_empty() {
-                    break;
-                }
+            while let Some(logins) = input.next_chunk(ENQUEUE_CHUNK)? {
                 added += store.register(&logins).await?;
             }
             let total = store.registered_count().await?;
@@ -36,9 +30,7 @@ pub async fn run(
             )?;
         }
         (LoginsAction::Remove { .. }, Some(mut input)) => {
-            let logins = input
-                .read_all()
-                .map_err(|source| CliError::Spool { source })?;
+            let logins = input.read_all()?;
             let removed = store.unregister(&logins).await?;
             writeln!(
                 out,

@@ -11,9 +11,11 @@
 //! - [`store`]: the Redis key schema and the atomic Lua scripts.
 //! - [`result_record`]: where a job's payload is stored, and its gzip encoding.
 //! - [`redis_args`]: the Redis and namespace flags both binaries share.
+//! - [`instance`]: this process's name among its replicas.
 //! - [`telemetry`]: tracing setup (human or JSON lines).
 
 pub mod classify;
+pub mod instance;
 pub mod job;
 pub mod login_id;
 pub mod policy;

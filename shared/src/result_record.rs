@@ -76,8 +76,9 @@ impl ResultRecord {
     }
 }
 
-/// The newest stored result of a login, as read back from Redis.
-#[derive(Clone, PartialEq, Eq)]
+/// The newest stored result of a login, as read back from Redis. `Debug`
+/// shows a Redis payload's size, not its bytes (see [`ResultPlace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResult {
     /// The job that stored it.
     pub job: crate::JobId,
@@ -85,16 +86,6 @@ pub struct StoredResult {
     pub stored_ms: u64,
     /// Where the payload is.
     pub place: ResultPlace,
-}
-
-impl std::fmt::Debug for StoredResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredResult")
-            .field("job", &self.job)
-            .field("stored_ms", &self.stored_ms)
-            .field("place", &self.place)
-            .finish()
-    }
 }
 
 /// Where a stored payload is.

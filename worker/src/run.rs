@@ -93,9 +93,8 @@ pub async fn run(
 
     if let Some(url) = config.batch_webhook.clone() {
         let consumer = format!(
-            "{}-{}-{:04x}",
-            hostname(),
-            std::process::id(),
+            "{}-{:04x}",
+            flinkq_shared::instance::instance_name(),
             rand::random::<u16>()
         );
         let webhook = BatchWebhook::new(
@@ -174,13 +173,4 @@ async fn report_io(what: &'static str, task: impl Future<Output = std::io::Resul
     if let Err(error) = task.await {
         warn!(%error, "{what} stopped");
     }
-}
-
-/// This host's name, for naming the webhook consumer (`unknown` if unset).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "unknown".into())
 }

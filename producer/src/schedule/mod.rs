@@ -66,7 +66,10 @@ pub async fn run(
         store,
         schedule,
         args,
-        replica: args.replica.clone().unwrap_or_else(default_replica),
+        replica: args
+            .replica
+            .clone()
+            .unwrap_or_else(flinkq_shared::instance::instance_name),
         awaited: None,
         pending: None,
     };
@@ -272,15 +275,4 @@ impl Scheduler<'_> {
         }
         Ok(())
     }
-}
-
-/// `<hostname>-<pid>`: tells replicas apart in the run records.
-fn default_replica() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
-    format!("{host}-{}", std::process::id())
 }

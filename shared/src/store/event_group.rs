@@ -2,7 +2,6 @@
 //! is handed to one of many workers (the batch webhook) and redelivered if
 //! that worker dies before acknowledging it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::Value;
@@ -107,22 +106,13 @@ impl Store {
     }
 }
 
-/// `[[id, [field, value, ...]], ...]` as group entries (deleted entries,
-/// whose fields are nil, are skipped).
+/// A stream entry list as group entries.
 fn entries_of(list: &Value) -> Vec<GroupEntry> {
-    reply::array(list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|entry| {
-            let [id, fields] = reply::array(entry)? else {
-                return None;
-            };
-            let id = reply::text(id)?;
-            let fields: HashMap<String, String> = reply::field_map(reply::array(fields)?);
-            Some(GroupEntry {
-                completed: BatchCompleted::from_entry(id.clone(), &fields),
-                id,
-            })
+    reply::stream_entries(list)
+        .into_iter()
+        .map(|(id, fields)| GroupEntry {
+            completed: BatchCompleted::from_entry(id.clone(), &fields),
+            id,
         })
         .collect()
 }

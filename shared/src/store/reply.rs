@@ -41,6 +41,22 @@ pub(crate) fn field_map(items: &[Value]) -> HashMap<String, String> {
         .collect()
 }
 
+/// A stream reply `[[id, [field, value, ...]], ...]` (XRANGE, and the entry
+/// lists of XREADGROUP and XAUTOCLAIM) as (id, fields) pairs; entries whose
+/// fields are nil (deleted) are skipped.
+pub(crate) fn stream_entries(value: &Value) -> Vec<(String, HashMap<String, String>)> {
+    array(value)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|entry| {
+            let [id, fields] = array(entry)? else {
+                return None;
+            };
+            Some((text(id)?, field_map(array(fields)?)))
+        })
+        .collect()
+}
+
 /// A job hash as a snapshot. Empty strings mean "not set".
 pub(crate) fn snapshot(
     op: &'static str,

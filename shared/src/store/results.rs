@@ -122,16 +122,6 @@ impl Store {
             .query_async(&mut conn)
             .await
             .map_err(StoreError::command(op))?;
-        // [[id, [field, value, ...]], ...]
-        Ok(reply::array(&reply)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|entry| {
-                let [id, fields] = reply::array(entry)? else {
-                    return None;
-                };
-                Some((reply::text(id)?, reply::field_map(reply::array(fields)?)))
-            })
-            .collect())
+        Ok(reply::stream_entries(&reply))
     }
 }
