@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use flinkq_shared::store::{PurgeSet, Store};
+use flinkq_shared::store::{DeadPage, DeadWalk, PurgeSet, Store};
 use flinkq_shared::{JobState, LoginId};
 
 use crate::cli::{DeadAction, DeadArgs};
@@ -97,21 +97,30 @@ async fn retry_one(store: &Store, login: &str, out: &mut impl Write) -> Result<(
     Ok(())
 }
 
+/// Requeues every dead letter present when it starts, each exactly once,
+/// page by page, and ends: the walk is bounded by Redis' clock at its first
+/// page, so jobs that fail again while it runs (workers are running) are
+/// not met again, however slow the link to Redis.
 async fn retry_all(store: &Store, out: &mut impl Write) -> Result<(), CliError> {
-    let (mut requeued, mut skipped) = (0, 0);
-    loop {
-        // skipped ones stay in the dead set: page past them
-        let ids = store.dead_ids(skipped as usize, PAGE).await?;
-        if ids.is_empty() {
-            break;
-        }
-        let (r, s) = store.retry_dead(&ids).await?;
-        requeued += r;
-        skipped += s;
+    let mut walk = DeadWalk::start();
+    let mut total = DeadPage::default();
+    while !walk.done {
+        let page = store.retry_dead_page(&mut walk, PAGE).await?;
+        total.requeued += page.requeued;
+        total.skipped += page.skipped;
+        total.orphans += page.orphans;
     }
     writeln!(
         out,
-        "requeued {requeued}, skipped {skipped} (their login already has an unfinished job)"
+        "requeued {}, skipped {} (their login already has an unfinished job)",
+        total.requeued, total.skipped
     )?;
+    if total.orphans > 0 {
+        writeln!(
+            out,
+            "dropped {} dead-letter ids whose job is gone (evicted or deleted)",
+            total.orphans
+        )?;
+    }
     Ok(())
 }

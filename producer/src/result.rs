@@ -69,7 +69,7 @@ fn meta(login: &LoginId, stored: &StoredResult, store: &Store) -> serde_json::Va
     };
     let mut meta = serde_json::json!({
         "login": login.to_string(),
-        "job": stored.job.0,
+        "job": stored.job.to_string(),
         "stored_ms": stored.stored_ms,
         "sink": sink,
         "location": location,

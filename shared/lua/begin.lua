@@ -1,4 +1,4 @@
--- begin(lease_ms, id, seq, spacing_ms, rate_per_sec, burst) -> 1 held | 0 lost | -ms throttled
+-- begin(lease_ms, id, token, spacing_ms, rate_per_sec, burst) -> 1 held | 0 lost | -ms throttled
 -- Called right before a step calls Flinks, as its one script call:
 -- 1. Confirms the claim still holds (token matches, lease present) and
 --    renews the lease.
@@ -10,10 +10,10 @@
 --    (now + spacing): if this worker dies mid-call, reap requeues the step
 --    no sooner than that, so a crash never makes two polls closer than the
 --    poll interval.
-local lease, id, seq = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local lease, id, token = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local spacing, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local job = P .. 'job:' .. id
-if redis.call('HGET', job, 'seq') ~= seq or not redis.call('ZSCORE', P .. 'leases', id) then
+if redis.call('HGET', job, 'token') ~= token or not redis.call('ZSCORE', P .. 'leases', id) then
   return 0
 end
 local now = now_ms()

@@ -1,11 +1,14 @@
--- claim(n, lease_ms) -> {now, next_due or -1, {{id, field, value, ...}, ...}}
+-- claim(n, lease_ms, token_base) -> {now, next_due or -1, {{id, field, value, ...}, ...}}
 -- (each job's fields include its due time as the virtual field `due`)
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
--- range), high priority first, then normal, then low; bumps each job's
--- fencing token, and returns their snapshots plus the earliest due time still
+-- range), high priority first, then normal, then low; gives each job a
+-- fresh fencing token (`token`: the caller's random base and the job's index
+-- in this call, so tokens never repeat, even after Redis loses data), and
+-- returns their snapshots plus the earliest due time still
 -- waiting in any queue, so the claimer can sleep exactly until then.
 local n = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
+local token_base = ARGV[3]
 local now = now_ms()
 local claimed = {}
 local next_due = nil
@@ -17,11 +20,13 @@ for _, queue in ipairs(DUE_QUEUES) do
   end
   for i = 1, #due, 2 do
     local id, due_at = due[i], due[i + 1]
+    -- removed first: an entry whose hash is gone (evicted, deleted) is
+    -- dropped here instead of blocking the queue
     redis.call('ZREM', queue, id)
     local job = P .. 'job:' .. id
     local state = redis.call('HGET', job, 'state')
     if state and not TERMINAL[state] then
-      redis.call('HINCRBY', job, 'seq', 1)
+      redis.call('HSET', job, 'token', token_base .. '.' .. (#claimed + 1))
       if not redis.call('HGET', job, 'started') then
         redis.call('HSET', job, 'started', now)
       end

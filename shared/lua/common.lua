@@ -34,11 +34,29 @@ local function count_move(batch, from, to)
   redis.call('HINCRBY', P .. 'batch:' .. batch, to, 1)
 end
 
+-- Every sorted set that indexes job ids.
+local JOB_INDEXES = { P .. 'due:high', P .. 'due', P .. 'due:low',
+  P .. 'leases', P .. 'deadlines', P .. 'dead', P .. 'finished' }
+
+-- Drop every index entry of a job whose hash is gone (evicted under memory
+-- pressure, deleted by hand): such an entry must be cleaned up, never read
+-- as a job (its login and batch are nil).
+local function drop_orphan(id)
+  for _, index in ipairs(JOB_INDEXES) do
+    redis.call('ZREM', index, id)
+  end
+end
+
 -- Finish a job in a terminal state: counters, indexes, dedupe key, dead letters.
+-- Returns false (and drops its index entries) when the job's hash is gone.
 local function finish(id, state, now)
   local job = P .. 'job:' .. id
   local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at')
   local login, batch, old = f[1], f[2], f[3]
+  if not login then
+    drop_orphan(id)
+    return false
+  end
   redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now)
   count_move(batch, old, state)
   -- one `results` stream entry per finished job, so a downstream service
@@ -77,6 +95,43 @@ local function finish(id, state, now)
     redis.call('ZADD', P .. 'dead', now, id)
   end
   redis.call('ZADD', P .. 'finished', now, id)
+  return true
+end
+
+-- Requeue one dead letter as a fresh run (new session, new deadline,
+-- attempts reset), keeping its step history. `run` ('' for none) marks the
+-- job as requeued by one `dead retry --all` walk, so that walk never counts
+-- it twice should it die again. Returns 'requeued', 'skipped' (not dead, or
+-- its login has another unfinished job), 'seen' (requeued by this walk
+-- already) or 'orphan' (its hash is gone; its index entries are dropped).
+local function requeue_dead(id, now, run)
+  local job = P .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'dead_retry')
+  local login, batch, state = f[1], f[2], f[3]
+  if not login then
+    drop_orphan(id)
+    return 'orphan'
+  end
+  if run ~= '' and f[4] == run then return 'seen' end
+  local active = P .. 'active:' .. login
+  if not (state == 'failed' or state == 'timed_out') or redis.call('EXISTS', active) == 1 then
+    return 'skipped'
+  end
+  redis.call('HDEL', job, 'token', 'started')
+  redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'request_id', '',
+    'deadline', '', 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
+  if run ~= '' then
+    redis.call('HSET', job, 'dead_retry', run)
+  end
+  redis.call('HINCRBY', job, 'requeued', 1)
+  count_move(batch, state, 'queued')
+  redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
+  redis.call('ZREM', P .. 'dead', id)
+  redis.call('ZREM', P .. 'finished', id)
+  redis.call('SET', active, id)
+  redis.call('SET', P .. 'latest:' .. login, id)
+  redis.call('ZADD', due_key(id), now, id)
+  return 'requeued'
 end
 
 -- Delete a finished job for good (retention, dead-letter purge): its hash,

@@ -1,5 +1,9 @@
--- enqueue(batch, priority, loginId...) -> {enqueued, already_active, already_in_batch}
+-- enqueue(batch, priority, loginId1, jobId1, loginId2, jobId2, ...)
+--   -> {enqueued, already_active, already_in_batch}
 -- priority: high | normal | low (the claim order of the due queues).
+-- Job ids are UUIDv7 chosen by the enqueuer, never a Redis counter: a counter
+-- restarts at 1 when Redis loses data, and a stale step of an old job would
+-- then name a new job of another login.
 -- A login whose newest job belongs to this batch is skipped (running the same
 -- enqueue twice is idempotent, even after the batch finished); a login with an
 -- unfinished job (active:<login>) is skipped, so enqueueing the same login
@@ -10,18 +14,29 @@ local batch, prio = ARGV[1], ARGV[2]
 local queue = P .. 'due'
 if prio == 'high' or prio == 'low' then queue = P .. 'due:' .. prio end
 local now = now_ms()
-local base = tonumber(redis.call('GET', P .. 'next_id') or 0) or 0
-local last = base
+-- The login's `active` pointer names a job whose hash is gone (evicted,
+-- deleted): the pointer is stale, take it over instead of skipping the login
+-- forever.
+local function orphan_active(login, id)
+  local active = P .. 'active:' .. login
+  local held = redis.call('GET', active)
+  if held and redis.call('EXISTS', P .. 'job:' .. held) == 0 then
+    redis.call('SET', active, id)
+    return true
+  end
+  return false
+end
+local created = 0
 local due, latest = {}, {}
 local in_batch = 0
-for i = 3, #ARGV do
-  local login = ARGV[i]
-  local id = tostring(last + 1)
+for i = 3, #ARGV, 2 do
+  local login, id = ARGV[i], ARGV[i + 1]
   local newest = redis.call('GET', P .. 'latest:' .. login)
   if newest and redis.call('HGET', P .. 'job:' .. newest, 'batch') == batch then
     in_batch = in_batch + 1
-  elseif redis.call('SET', P .. 'active:' .. login, id, 'NX') then
-    last = last + 1
+  elseif redis.call('SET', P .. 'active:' .. login, id, 'NX')
+      or orphan_active(login, id) then
+    created = created + 1
     if queue == P .. 'due' then
       redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
     else
@@ -33,7 +48,6 @@ for i = 3, #ARGV do
     latest[#latest + 1] = id
   end
 end
-local created = last - base
 -- variadic writes in bounded slices (never one unpack of an unbounded list)
 local function in_slices(command, key, args)
   local slice = 512
@@ -47,7 +61,6 @@ local function in_slices(command, key, args)
   end
 end
 if created > 0 then
-  redis.call('SET', P .. 'next_id', last)
   in_slices('ZADD', queue, due)
   in_slices('MSET', nil, latest)
   redis.call('HINCRBY', P .. 'counts', 'queued', created)
@@ -58,4 +71,4 @@ if created > 0 then
   redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
   redis.call('ZADD', P .. 'batches', 'NX', now, batch)
 end
-return { created, #ARGV - 2 - created - in_batch, in_batch }
+return { created, (#ARGV - 2) / 2 - created - in_batch, in_batch }

@@ -1,12 +1,12 @@
--- extend(lease_ms, id1, seq1, id2, seq2, ...) -> {1|0, ...}
+-- extend(lease_ms, id1, token1, id2, token2, ...) -> {1|0, ...}
 -- Heartbeat and pre-call check in one: a lease still held (token matches, lease
 -- present) is pushed to now + lease and answers 1; a lost one answers 0.
 local lease = tonumber(ARGV[1])
 local now = now_ms()
 local held = {}
 for i = 2, #ARGV, 2 do
-  local id, seq = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', P .. 'job:' .. id, 'seq') == seq
+  local id, token = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', P .. 'job:' .. id, 'token') == token
       and redis.call('ZSCORE', P .. 'leases', id) then
     redis.call('ZADD', P .. 'leases', now + lease, id)
     held[#held + 1] = 1

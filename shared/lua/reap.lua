@@ -1,28 +1,54 @@
--- reap(limit) -> {requeued, timed_out}
+-- reap(limit, sweep) -> {requeued, timed_out, orphans}
 -- Leases past expiry go back to due (now, or the job's not_before if a call
--- was in flight: see begin.lua), with a new fencing token so the crashed or
--- stalled holder can no longer commit. Unleased jobs whose polling
+-- was in flight: see begin.lua), their fencing token deleted so the crashed
+-- or stalled holder can no longer commit. Unleased jobs whose polling
 -- deadline has passed finish as timed_out even if no worker picks them up.
-local limit = tonumber(ARGV[1])
+-- Index entries whose job hash is gone (evicted, deleted) are dropped and
+-- counted as orphans, never read as jobs: one missing hash must not break
+-- every reap. Besides the leases and deadlines it reaps, each call sweeps
+-- about `sweep` entries of each due queue, `dead` and `finished`, resuming
+-- where the previous call stopped (ZSCAN cursors kept in `reap:sweep`).
+local limit, sweep = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
+local requeued, timed_out, orphans = 0, 0, 0
 local expired = redis.call('ZRANGE', P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   redis.call('ZREM', P .. 'leases', id)
   local job = P .. 'job:' .. id
   if redis.call('EXISTS', job) == 1 then
-    redis.call('HINCRBY', job, 'seq', 1)
+    redis.call('HDEL', job, 'token')
     local not_before = tonumber(redis.call('HGET', job, 'not_before') or 0) or 0
     redis.call('ZADD', due_key(id), math.max(now, not_before), id)
+    requeued = requeued + 1
+  else
+    drop_orphan(id)
+    orphans = orphans + 1
   end
 end
-local timed_out = 0
 local late = redis.call('ZRANGE', P .. 'deadlines', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(late) do
-  if not redis.call('ZSCORE', P .. 'leases', id) then
-    redis.call('HSET', P .. 'job:' .. id, 'err_code', 'POLL_TIMEOUT',
+  local job = P .. 'job:' .. id
+  if redis.call('EXISTS', job) == 0 then
+    drop_orphan(id)
+    orphans = orphans + 1
+  elseif not redis.call('ZSCORE', P .. 'leases', id) then
+    redis.call('HSET', job, 'err_code', 'POLL_TIMEOUT',
       'err_msg', 'deadline passed while the job waited to be polled', 'last', 'reap:deadline')
     finish(id, 'timed_out', now)
     timed_out = timed_out + 1
   end
 end
-return { #expired, timed_out }
+local cursors = P .. 'reap:sweep'
+for _, name in ipairs({ 'due:high', 'due', 'due:low', 'dead', 'finished' }) do
+  local page = redis.call('ZSCAN', P .. name, redis.call('HGET', cursors, name) or '0',
+    'COUNT', sweep)
+  for i = 1, #page[2], 2 do
+    local id = page[2][i]
+    if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
+      drop_orphan(id)
+      orphans = orphans + 1
+    end
+  end
+  redis.call('HSET', cursors, name, page[1])
+end
+return { requeued, timed_out, orphans }

@@ -1,13 +1,13 @@
--- release(id1, seq1, id2, seq2, ...) -> released
+-- release(id1, token1, id2, token2, ...) -> released
 -- Gives back claimed steps that never ran (graceful shutdown): they are due
--- again now, with a new fencing token.
+-- again now, their fencing token deleted (the next claim sets a fresh one).
 local now = now_ms()
 local released = 0
 for i = 1, #ARGV, 2 do
-  local id, seq = ARGV[i], ARGV[i + 1]
+  local id, token = ARGV[i], ARGV[i + 1]
   local job = P .. 'job:' .. id
-  if redis.call('HGET', job, 'seq') == seq and redis.call('ZREM', P .. 'leases', id) == 1 then
-    redis.call('HINCRBY', job, 'seq', 1)
+  if redis.call('HGET', job, 'token') == token and redis.call('ZREM', P .. 'leases', id) == 1 then
+    redis.call('HDEL', job, 'token')
     redis.call('ZADD', due_key(id), now, id)
     released = released + 1
   end

@@ -4,23 +4,107 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::LoginId;
 
-/// A job's id: a counter allocated by Redis at enqueue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct JobId(pub u64);
+/// A job's id: a UUIDv7 chosen by the enqueuer. Unlike a Redis counter it
+/// never repeats when Redis loses data (FLUSHALL, a restart without
+/// persistence, a failover that drops writes), so a step still in flight
+/// for an old job can never name a new job of another login. Time-ordered,
+/// so ids sort roughly by enqueue time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub Uuid);
 
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+impl JobId {
+    /// A fresh id (UUIDv7: 48 bits of milliseconds, 74 random bits).
+    pub fn new() -> Self {
+        JobId(Uuid::now_v7())
     }
 }
 
+impl Default for JobId {
+    fn default() -> Self {
+        JobId::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A job id that is not a hyphenated UUID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid job id {0:?}: expected a UUID such as 0190c5e2-8a4b-7c3d-9e1f-2a3b4c5d6e7f")]
+pub struct BadJobId(pub String);
+
 impl FromStr for JobId {
-    type Err = std::num::ParseIntError;
+    type Err = BadJobId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(JobId)
+        Uuid::try_parse(s)
+            .map(JobId)
+            .map_err(|_| BadJobId(s.to_owned()))
+    }
+}
+
+/// The fencing token of one claim: random, chosen by the claimer (one
+/// random 128-bit base per claim call, plus the job's index in it), and
+/// stored in the job hash as `token`. Reap, release, cancel and dead-letter
+/// retry delete it, so a stale holder never matches again; being random, it
+/// cannot repeat after Redis loses data the way a counter restarts at 1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A fresh random claim base: `<32 hex digits>`; the claim script appends
+    /// `.<index>` for each job it claims.
+    pub fn random_base() -> String {
+        format!("{:032x}", rand::random::<u128>())
+    }
+
+    /// A token as read back from the job hash.
+    pub fn from_stored(token: impl Into<String>) -> Self {
+        ClaimToken(token.into())
+    }
+
+    /// The token as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClaimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Names one commit attempt of a step (random 128 bits), stored in the job
+/// hash as `commit_id` when applied. A retry of a commit whose answer was
+/// lost (a timeout, a cut connection) carries the same id, so the store can
+/// tell "already applied" from "fenced" and never applies it twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommitId(u128);
+
+impl CommitId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        CommitId(rand::random())
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
     }
 }
 
@@ -156,8 +240,9 @@ pub struct JobSnapshot {
     pub batch: String,
     /// Its state.
     pub state: JobState,
-    /// Fencing token: bumped by every claim, reap and release.
-    pub seq: u64,
+    /// Fencing token of the claim this snapshot was read under; `None` when
+    /// no claim holds the job (reaped, released, cancelled, committed).
+    pub token: Option<ClaimToken>,
     /// The Flinks session (`RequestId`) while polling.
     pub request_id: Option<String>,
     /// When polling must stop (ms since the Unix epoch, Redis clock); set

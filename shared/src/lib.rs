@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`login_id`]: `LoginId`, a validated UUID.
-//! - [`job`]: `JobId`, `JobState`, `JobSnapshot`, `StepError`.
+//! - [`job`]: `JobId` (UUIDv7), `ClaimToken`, `CommitId`, `JobState`, `JobSnapshot`, `StepError`.
 //! - [`classify`]: a Flinks answer's kind, by FlinksCode first, then HTTP status.
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
@@ -26,7 +26,9 @@ pub mod telemetry;
 pub mod transition;
 
 pub use classify::{AnswerKind, classify, known_code};
-pub use job::{JobId, JobSnapshot, JobState, Priority, StepError, UnknownState};
+pub use job::{
+    BadJobId, ClaimToken, CommitId, JobId, JobSnapshot, JobState, Priority, StepError, UnknownState,
+};
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
 pub use result_record::{ResultPlace, ResultRecord, StoredResult};

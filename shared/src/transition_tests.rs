@@ -23,11 +23,11 @@ fn tick(now_ms: u64) -> Tick {
 
 fn job(state: JobState) -> JobSnapshot {
     JobSnapshot {
-        id: JobId(7),
+        id: JobId::new(),
         login: LoginId::parse("5e115eac-1209-4f19-641c-08d6d484e2fe").expect("valid"),
         batch: "b".into(),
         state,
-        seq: 3,
+        token: None,
         request_id: None,
         deadline_ms: None,
         attempts: 0,

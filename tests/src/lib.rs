@@ -7,11 +7,13 @@
 //! - [`sim`]: the Flinks simulator (axum), scripted per login, counting what it sees.
 //! - [`bench`]: the `flinkq-bench` scenarios, yardsticks and report.
 //! - [`prom_text`]: reads scraped `/metrics` text for assertions.
+//! - [`delay_proxy`]: a TCP proxy that delays, holds or cuts traffic (a slow link to Redis or Flinks).
 //! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
 //! - [`scenario`]: the usual end-to-end test bed (Redis, simulator, worker setup, store) in one call.
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
 pub mod bench;
+pub mod delay_proxy;
 pub mod prom_text;
 pub mod redis_harness;
 pub mod scenario;

@@ -2,14 +2,16 @@
 //! redis-server, the Flinks simulator, a work directory, a worker setup
 //! polling at the given interval, and a store to watch the jobs.
 
+use std::process::Output;
 use std::time::Duration;
 
-use flinkq_shared::LoginId;
 use flinkq_shared::store::{StateCounts, Store, StoreConfig};
+use flinkq_shared::{JobSnapshot, LoginId};
 
+use crate::delay_proxy::DelayProxy;
 use crate::redis_harness::{RedisOptions, RedisServer};
 use crate::sim::{Script, SimConfig, SimHandle, Simulator};
-use crate::worker_process::{WorkerSetup, wait_for};
+use crate::worker_process::{WorkerSetup, flinkq_cli, wait_for};
 
 /// One test's world. Everything is torn down when it is dropped.
 #[derive(Debug)]
@@ -117,5 +119,45 @@ impl Scenario {
             },
         )
         .await;
+    }
+
+    /// Puts a [`DelayProxy`] between Redis and the workers spawned from now
+    /// on (the scenario's own store stays direct, so a test can watch
+    /// Redis while the workers' link is slow).
+    pub async fn redis_through_proxy(&mut self) -> DelayProxy {
+        let proxy = DelayProxy::start(("127.0.0.1", self.redis.port()))
+            .await
+            .expect("delay proxy to redis");
+        self.setup.redis_url = self.setup.redis_url.replace(
+            &format!("127.0.0.1:{}", self.redis.port()),
+            &proxy.addr().to_string(),
+        );
+        proxy
+    }
+
+    /// Puts a [`DelayProxy`] between the simulator and the workers spawned
+    /// from now on: a slow Flinks.
+    pub async fn flinks_through_proxy(&mut self) -> DelayProxy {
+        let proxy = DelayProxy::start(self.sim.addr())
+            .await
+            .expect("delay proxy to the simulator");
+        let through = |url: &str| url.replace(&self.sim.base_url(), &format!("http://{}", proxy.addr()));
+        self.setup.authorize_url = through(&self.sim.authorize_url());
+        self.setup.investments_url = through(&self.sim.investments_url());
+        proxy
+    }
+
+    /// Runs the `flinkq` CLI against this scenario's Redis and namespace.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        flinkq_cli(&self.redis.url(), &self.setup.namespace, args, None)
+    }
+
+    /// The newest job of `login` (panics if it has none).
+    pub async fn job_of(&self, login: &LoginId) -> JobSnapshot {
+        self.store
+            .job_for_login(login)
+            .await
+            .expect("read the login's job")
+            .unwrap_or_else(|| panic!("login {login} has no job"))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use flinkq_shared::store::{Store, StoreConfig};
+use flinkq_shared::store::{CommitOutcome, Store, StoreConfig};
 use flinkq_shared::{
     JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
 };
@@ -76,11 +76,9 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
         },
         &Policy::default(),
     );
-    assert!(
-        store
-            .commit(job.id, job.seq, &failed)
-            .await
-            .expect("commit")
+    assert_eq!(
+        store.commit(job, &failed).await.expect("commit"),
+        CommitOutcome::Applied
     );
     let third = store
         .enqueue("b3", &[login])
@@ -115,7 +113,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     assert_eq!(reaped.requeued, 1);
     assert_eq!(
         store
-            .extend(lease, &[(stale.id, stale.seq)])
+            .extend(lease, &[(stale.id, stale.token.clone().expect("token"))])
             .await
             .expect("extend"),
         vec![false]
@@ -127,37 +125,32 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
         .expect("reclaim");
     let fresh = &fresh_claim.jobs[0];
     assert_eq!(fresh.id, stale.id);
-    assert!(fresh.seq > stale.seq, "every claim bumps the fencing token");
+    assert!(stale.token.is_some() && fresh.token.is_some());
+    assert_ne!(fresh.token, stale.token, "every claim draws a new fencing token");
 
     let now = fresh_claim.now_ms;
     let stale_change = authorized(&stale, "stale-session", now, &Policy::default());
-    assert!(
-        !store
-            .commit(stale.id, stale.seq, &stale_change)
-            .await
-            .expect("commit")
+    assert_eq!(
+        store.commit(&stale, &stale_change).await.expect("commit"),
+        CommitOutcome::Fenced
     );
     let unchanged = store.job(stale.id).await.expect("read").expect("job");
     assert_eq!(unchanged.state, JobState::Queued);
     assert_eq!(unchanged.request_id, None);
-    assert_eq!(unchanged.seq, fresh.seq);
+    assert_eq!(unchanged.token, fresh.token);
 
     let fresh_change = authorized(fresh, "fresh-session", now, &Policy::default());
-    assert!(
-        store
-            .commit(fresh.id, fresh.seq, &fresh_change)
-            .await
-            .expect("commit")
+    assert_eq!(
+        store.commit(fresh, &fresh_change).await.expect("commit"),
+        CommitOutcome::Applied
     );
     let changed = store.job(fresh.id).await.expect("read").expect("job");
     assert_eq!(changed.state, JobState::Polling);
     assert_eq!(changed.request_id.as_deref(), Some("fresh-session"));
     // and a commit is applied once: the same token cannot commit twice
-    assert!(
-        !store
-            .commit(fresh.id, fresh.seq, &fresh_change)
-            .await
-            .expect("commit")
+    assert_eq!(
+        store.commit(fresh, &fresh_change).await.expect("commit"),
+        CommitOutcome::Fenced
     );
 }
 
@@ -177,7 +170,10 @@ async fn stale_worker_is_fenced_even_before_the_job_is_claimed_again() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.reap(100).await.expect("reap");
     let t = authorized(stale, "late", claimed.now_ms, &Policy::default());
-    assert!(!store.commit(stale.id, stale.seq, &t).await.expect("commit"));
+    assert_eq!(
+        store.commit(stale, &t).await.expect("commit"),
+        CommitOutcome::Fenced
+    );
 }
 
 #[tokio::test]
@@ -220,11 +216,9 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
         due_ms: Some(claimed.now_ms + 60_000),
         ..t
     };
-    assert!(
-        store
-            .commit(job.id, job.seq, &parked)
-            .await
-            .expect("commit")
+    assert_eq!(
+        store.commit(job, &parked).await.expect("commit"),
+        CommitOutcome::Applied
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
     let reaped = store.reap(100).await.expect("reap");

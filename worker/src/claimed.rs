@@ -39,7 +39,7 @@ impl StepClock {
 /// A claimed step. Dropping it frees its concurrency slot and forgets its lease.
 #[derive(Debug)]
 pub struct ClaimedStep {
-    /// The job as claimed; `seq` is this claim's fencing token.
+    /// The job as claimed; `token` is this claim's fencing token.
     pub job: JobSnapshot,
     /// Redis time, as of the claim.
     pub clock: StepClock,

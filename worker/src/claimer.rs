@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flinkq_shared::ClaimToken;
 use flinkq_shared::store::Store;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -92,7 +93,12 @@ impl Claimer {
             for job in claimed.jobs {
                 let Some(slot) = slots.pop() else { break };
                 let step = ClaimedStep {
-                    _lease: self.leases.hold(job.id, job.seq),
+                    // a claimed snapshot always carries its token; an empty
+                    // one (never stored) matches nothing
+                    _lease: self.leases.hold(
+                        job.id,
+                        job.token.clone().unwrap_or_else(|| ClaimToken::from_stored("")),
+                    ),
                     job,
                     clock: StepClock::new(claimed.now_ms + 1, sent),
                     _slot: slot,

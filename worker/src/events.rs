@@ -42,6 +42,18 @@ pub enum Event<'a> {
         /// `fenced`, `lost`, or `commit_failed`.
         reason: &'static str,
     },
+    /// A commit whose answer was lost (a Redis timeout, a cut connection)
+    /// was settled by a retry or a read-back.
+    CommitAfterLostAnswer {
+        /// What the store said.
+        outcome: LostAnswer,
+    },
+    /// Index entries dropped by one reap pass because their job hash is
+    /// gone (evicted or deleted).
+    OrphansDropped {
+        /// How many.
+        count: u64,
+    },
     /// Jobs timed out by the reaper (no worker held them).
     JobsTimedOutByReaper {
         /// How many.
@@ -57,6 +69,37 @@ pub enum Event<'a> {
         /// Which operation.
         op: &'static str,
     },
+}
+
+/// How a commit whose answer was lost turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostAnswer {
+    /// It was applied: the step is done, it counts as committed.
+    Applied,
+    /// It was not applied, and can no longer be (its claim was spent): the
+    /// step runs again after its lease.
+    NotApplied,
+    /// Redis did not answer the read-back either: if the commit was not
+    /// applied, the step runs again after its lease.
+    Unknown,
+}
+
+impl LostAnswer {
+    /// Every outcome (the metric's label values).
+    pub const ALL: [LostAnswer; 3] = [
+        LostAnswer::Applied,
+        LostAnswer::NotApplied,
+        LostAnswer::Unknown,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostAnswer::Applied => "applied",
+            LostAnswer::NotApplied => "not_applied",
+            LostAnswer::Unknown => "unknown",
+        }
+    }
 }
 
 /// Where events go.

@@ -11,15 +11,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use apalis_core::task::Task;
-use flinkq_shared::store::{Begin, RateLimit, Store};
+use flinkq_shared::store::{Begin, CommitOutcome, RateLimit, Store};
 use flinkq_shared::{
-    FailureKind, JobSnapshot, Outcome, Plan, Policy, ResultRecord, Step, StepError, Tick,
-    Transition, TransitionKind, plan, transition,
+    ClaimToken, CommitId, FailureKind, JobSnapshot, Outcome, Plan, Policy, ResultRecord, Step,
+    StepError, Tick, Transition, TransitionKind, plan, transition,
 };
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::claimed::ClaimedStep;
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, LostAnswer};
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
 use crate::result_sink::ResultSink;
 use crate::wake::ClaimWake;
@@ -27,6 +27,8 @@ use crate::wake::ClaimWake;
 /// Backoff bounds of commit retries.
 const COMMIT_RETRY_MIN: Duration = Duration::from_millis(100);
 const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
+/// Read-backs of a commit whose answer was lost, once the lease is over.
+const RESOLVE_ATTEMPTS: u32 = 5;
 
 /// Everything a step needs.
 #[derive(Debug)]
@@ -119,10 +121,12 @@ impl Executor {
             Step::Poll { .. } => self.policy.poll_interval,
             Step::Authorize => Duration::ZERO,
         };
+        let no_token = ClaimToken::from_stored("");
+        let token = job.token.as_ref().unwrap_or(&no_token);
         loop {
             match self
                 .store
-                .begin_step(job.id, job.seq, self.lease, spacing, self.rate_limit)
+                .begin_step(job.id, token, self.lease, spacing, self.rate_limit)
                 .await
             {
                 Ok(Begin::Held) => return true,
@@ -188,9 +192,12 @@ impl Executor {
     }
 
     /// Commits, retrying Redis errors (an outage, a failover) for as long as
-    /// the lease still holds: a short outage costs no repeated call. Past
-    /// that, the step is left to run again after its lease expires.
-    /// Returns whether the transition was applied.
+    /// the lease still holds: a short outage costs no repeated call. Every
+    /// retry carries the same commit id, so a retry of a commit that was
+    /// applied but whose answer was lost reads "already applied". Past the
+    /// lease, the commit is settled by a read-back. Returns whether the
+    /// transition was applied: an applied commit is never counted as fenced
+    /// or abandoned.
     async fn commit(
         &self,
         job: &JobSnapshot,
@@ -198,18 +205,23 @@ impl Executor {
         result: Option<&ResultRecord>,
         lease_until: Instant,
     ) -> bool {
+        let commit_id = CommitId::random();
         let mut delay = COMMIT_RETRY_MIN;
         loop {
             match self
                 .store
-                .commit_with_result(job.id, job.seq, t, result)
+                .commit_with_result(job, commit_id, t, result)
                 .await
             {
-                Ok(true) => {
+                Ok(CommitOutcome::Applied) => {
                     log_transition(t);
                     return true;
                 }
-                Ok(false) => {
+                Ok(CommitOutcome::AlreadyApplied) => {
+                    self.applied_after_lost_answer(t);
+                    return true;
+                }
+                Ok(CommitOutcome::Fenced) => {
                     info!(state = %t.state, "fenced: this claim is stale, the transition was not applied");
                     self.events.emit(Event::StepAbandoned { reason: "fenced" });
                     return false;
@@ -221,15 +233,64 @@ impl Executor {
                     delay = (delay * 2).min(COMMIT_RETRY_MAX);
                 }
                 Err(error) => {
-                    warn!(%error, "commit failed and the lease is over; the step will run again");
+                    warn!(%error, "commit failed and the lease is over; reading back whether it was applied");
                     self.events.emit(Event::RedisError { op: "commit" });
+                    return self.resolve(job, commit_id, t).await;
+                }
+            }
+        }
+    }
+
+    /// Settles a commit whose answer was lost: a few read-backs with backoff.
+    /// "Not applied" is final (the read-back spends the claim), so the step
+    /// safely runs again after its lease.
+    async fn resolve(&self, job: &JobSnapshot, commit_id: CommitId, t: &Transition) -> bool {
+        let mut delay = COMMIT_RETRY_MIN;
+        for _ in 0..RESOLVE_ATTEMPTS {
+            match self.store.resolve_commit(job, commit_id).await {
+                Ok(true) => {
+                    self.applied_after_lost_answer(t);
+                    return true;
+                }
+                Ok(false) => {
+                    info!(state = %t.state, "commit not applied (its answer was lost); the step will run again after its lease");
+                    self.events.emit(Event::CommitAfterLostAnswer {
+                        outcome: LostAnswer::NotApplied,
+                    });
                     self.events.emit(Event::StepAbandoned {
                         reason: "commit_failed",
                     });
                     return false;
                 }
+                Err(error) => {
+                    warn!(%error, retry_in = ?delay, "cannot read back the commit; retrying");
+                    self.events.emit(Event::RedisError {
+                        op: "resolve_commit",
+                    });
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(COMMIT_RETRY_MAX);
+                }
             }
         }
+        warn!(
+            state = %t.state,
+            "cannot tell whether the commit was applied (Redis does not answer); if it was not, the step will run again after its lease"
+        );
+        self.events.emit(Event::CommitAfterLostAnswer {
+            outcome: LostAnswer::Unknown,
+        });
+        self.events.emit(Event::StepAbandoned {
+            reason: "commit_failed",
+        });
+        false
+    }
+
+    fn applied_after_lost_answer(&self, t: &Transition) {
+        info!(state = %t.state, "commit applied after a lost answer");
+        self.events.emit(Event::CommitAfterLostAnswer {
+            outcome: LostAnswer::Applied,
+        });
+        log_transition(t);
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flinkq_shared::JobId;
+use flinkq_shared::{ClaimToken, JobId};
 use flinkq_shared::store::{PurgeSet, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -17,23 +17,26 @@ use crate::metrics::Metrics;
 /// Leases held by this process: job id → fencing token.
 #[derive(Debug, Default, Clone)]
 pub struct HeldLeases {
-    held: Arc<Mutex<HashMap<JobId, u64>>>,
+    held: Arc<Mutex<HashMap<JobId, ClaimToken>>>,
 }
 
 impl HeldLeases {
     /// Records a claimed step; the guard forgets it when the step ends.
-    pub fn hold(&self, id: JobId, seq: u64) -> LeaseGuard {
-        self.lock().insert(id, seq);
+    pub fn hold(&self, id: JobId, token: ClaimToken) -> LeaseGuard {
+        self.lock().insert(id, token.clone());
         LeaseGuard {
             leases: self.clone(),
             id,
-            seq,
+            token,
         }
     }
 
     /// Every lease held now.
-    pub fn snapshot(&self) -> Vec<(JobId, u64)> {
-        self.lock().iter().map(|(id, seq)| (*id, *seq)).collect()
+    pub fn snapshot(&self) -> Vec<(JobId, ClaimToken)> {
+        self.lock()
+            .iter()
+            .map(|(id, token)| (*id, token.clone()))
+            .collect()
     }
 
     /// How many steps are held.
@@ -46,7 +49,7 @@ impl HeldLeases {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, ClaimToken>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -57,13 +60,13 @@ impl HeldLeases {
 pub struct LeaseGuard {
     leases: HeldLeases,
     id: JobId,
-    seq: u64,
+    token: ClaimToken,
 }
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         let mut held = self.leases.lock();
-        if held.get(&self.id) == Some(&self.seq) {
+        if held.get(&self.id) == Some(&self.token) {
             held.remove(&self.id);
         }
     }
@@ -134,10 +137,14 @@ pub async fn reaper(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // counted over the whole pass, logged once: an eviction storm must
+        // not flood the log with one line per entry
+        let mut orphans = 0;
         loop {
             match store.reap(REAP_LIMIT).await {
                 Ok(reaped) => {
                     health.redis_ok();
+                    orphans += reaped.orphans;
                     if reaped.timed_out > 0 {
                         events.emit(Event::JobsTimedOutByReaper {
                             count: reaped.timed_out,
@@ -150,7 +157,9 @@ pub async fn reaper(
                             "reaped"
                         );
                     }
-                    if reaped.requeued < REAP_LIMIT as u64 && reaped.timed_out < REAP_LIMIT as u64 {
+                    if reaped.requeued + reaped.orphans < REAP_LIMIT as u64
+                        && reaped.timed_out < REAP_LIMIT as u64
+                    {
                         break;
                     }
                 }
@@ -161,6 +170,13 @@ pub async fn reaper(
                     break;
                 }
             }
+        }
+        if orphans > 0 {
+            events.emit(Event::OrphansDropped { count: orphans });
+            warn!(
+                orphans,
+                "dropped queue and index entries whose job hash is gone (evicted or deleted); set Redis' maxmemory-policy to noeviction so jobs are not lost"
+            );
         }
         match store.purge(PurgeSet::Finished, retention, REAP_LIMIT).await {
             Ok(0) => {}

@@ -12,11 +12,19 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, LostAnswer};
 
 /// Every Redis operation that reports errors (the `op` label).
-const REDIS_OPS: [&str; 8] = [
-    "claim", "begin", "commit", "extend", "reap", "purge", "stats", "webhook",
+const REDIS_OPS: [&str; 9] = [
+    "claim",
+    "begin",
+    "commit",
+    "resolve_commit",
+    "extend",
+    "reap",
+    "purge",
+    "stats",
+    "webhook",
 ];
 
 /// Codes the worker itself gives to failures without a FlinksCode.
@@ -45,6 +53,8 @@ pub struct Metrics {
     in_flight: IntGauge,
     redis_errors: IntCounterVec,
     webhook: IntCounterVec,
+    lost_answers: IntCounterVec,
+    orphans: IntCounter,
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
@@ -122,6 +132,16 @@ impl Metrics {
                 "POSTs of batch completions to FLINKQ_BATCH_WEBHOOK, by outcome (delivered, failed).",
                 &["outcome"],
             ),
+            lost_answers: counter(
+                "flinkq_commits_after_lost_answer_total",
+                "Commits whose answer was lost (Redis timeout), by how the retry or read-back settled them: applied (applied after a lost answer, counted as committed), not_applied, unknown.",
+                &["outcome"],
+            ),
+            orphans: IntCounter::new(
+                "flinkq_orphan_entries_dropped_total",
+                "Queue and index entries the reaper dropped because their job hash was gone (evicted or deleted).",
+            )
+            .expect("valid counter"),
         };
         let build = IntGaugeVec::new(
             Opts::new(
@@ -170,6 +190,12 @@ impl Metrics {
         registry
             .register(Box::new(metrics.webhook.clone()))
             .expect("register");
+        registry
+            .register(Box::new(metrics.lost_answers.clone()))
+            .expect("register");
+        registry
+            .register(Box::new(metrics.orphans.clone()))
+            .expect("register");
         // Labelled series exist from the start, so dashboards and alerts
         // never query a missing series.
         for state in JobState::ALL {
@@ -210,6 +236,9 @@ impl Metrics {
         }
         for outcome in ["delivered", "failed"] {
             metrics.webhook.with_label_values(&[outcome]);
+        }
+        for outcome in LostAnswer::ALL {
+            metrics.lost_answers.with_label_values(&[outcome.as_str()]);
         }
         metrics
     }
@@ -301,6 +330,11 @@ impl EventSink for Metrics {
                     .inc_by(count);
             }
             Event::RedisError { op } => self.redis_errors.with_label_values(&[op]).inc(),
+            Event::CommitAfterLostAnswer { outcome } => self
+                .lost_answers
+                .with_label_values(&[outcome.as_str()])
+                .inc(),
+            Event::OrphansDropped { count } => self.orphans.inc_by(count),
             Event::WebhookDelivery { delivered } => self
                 .webhook
                 .with_label_values(&[if delivered { "delivered" } else { "failed" }])

@@ -39,6 +39,20 @@ pub enum StoreError {
         /// Why.
         source: redis::RedisError,
     },
+    /// A login's result pointer names another login (or none) as its owner:
+    /// its data is not this login's and is never shown.
+    #[error(
+        "the stored result {key} belongs to {}, not to {login}: refusing to read it; delete the key (`DEL {key}`) and run a new job for {login}",
+        owner.as_deref().map_or("no login (written by an older flinkq?)".to_owned(), |o| format!("login {o}"))
+    )]
+    ForeignResult {
+        /// The pointer's key.
+        key: String,
+        /// The login asked for.
+        login: String,
+        /// The login the pointer names, if any.
+        owner: Option<String>,
+    },
     /// A script answered something flinkq cannot read: a version mismatch or
     /// a key written by something else.
     #[error(

@@ -2,7 +2,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]) |
+//! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]); `<id>` is a UUIDv7 chosen by the enqueuer, `token` the fencing token of the claim holding it, `commit_id` the last applied commit |
 //! | `active:<loginId>` | string | id of the login's unfinished job (dedupe) |
 //! | `latest:<loginId>` | string | id of the login's newest job |
 //! | `due:high`, `due`, `due:low` | zset | job id → when its next step may run (ms); claimed in that order |
@@ -12,17 +12,22 @@
 //! | `batches` | zset | batch name → first enqueue (ms) |
 //! | `dead` | zset | failed and timed-out job ids by finish time |
 //! | `finished` | zset | every finished job id by finish time (retention) |
-//! | `next_id` | string | job id counter |
+//! | `reap:sweep` | hash | where the reaper's orphan sweep resumes in each due queue, `dead` and `finished` (ZSCAN cursors) |
 //! | `logins` | set | the registry `flinkq refresh` enqueues |
 //! | `events` | stream | one `batch_completed` entry per batch completion, with its counts |
 //! | `results` | stream | one entry per finished job: job, login, batch, state, and `sink` + `location` of the payload or the `error` code |
-//! | `result:<loginId>` | hash | the login's newest result: job, stored, sink (`file`/`redis`), data (path or gzip payload); with a TTL |
+//! | `result:<loginId>` | hash | the login's newest result: job, login (checked by every reader), stored, sink (`file`/`redis`), data (path or gzip payload); with a TTL |
 //! | `schedule:tick:<ms>` | string | per-tick lease of `flinkq schedule`: the replica running the tick (renewed while it runs; adopted by another replica if it expires mid-run) |
 //! | `schedule:run:<ms>` | hash | one scheduler run: replica, batch, kind, state, enqueued, already_active |
 //! | `schedule:runs` | zset | tick (ms) of the recorded runs (newest 1000 kept) |
 //! | `schedule:last` | string | the newest tick a scheduler ran, or its first-start baseline (ms) |
 //!
 //! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
+//!
+//! Nothing here depends on Redis keeping its data: job ids (UUIDv7), claim
+//! tokens and commit ids are random values chosen by the clients, so none
+//! repeats after a FLUSHALL, a restart without persistence or a failover
+//! that lost writes; every commit and every result read checks the login.
 
 mod counts;
 mod error;
@@ -48,7 +53,9 @@ pub use results::ResultEntry;
 pub use schedule::{AdoptedRun, RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
 use scripts::Scripts;
 
-use crate::{JobId, JobSnapshot, LoginId, Priority, ResultRecord, Transition};
+use crate::{
+    ClaimToken, CommitId, JobId, JobSnapshot, LoginId, Priority, ResultRecord, Transition,
+};
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -214,6 +221,66 @@ pub struct Reaped {
     pub requeued: u64,
     /// Jobs finished as `timed_out`.
     pub timed_out: u64,
+    /// Index entries dropped because their job hash is gone (evicted or
+    /// deleted).
+    pub orphans: u64,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The transition was applied now.
+    Applied,
+    /// This commit id was applied before: a retry of a commit whose answer
+    /// was lost. Nothing changed now.
+    AlreadyApplied,
+    /// The caller's claim is stale (token, lease or login do not match, or
+    /// the job is gone): nothing changed.
+    Fenced,
+}
+
+impl CommitOutcome {
+    /// True when the transition is in the store (now or before).
+    pub fn is_applied(self) -> bool {
+        self != CommitOutcome::Fenced
+    }
+}
+
+/// Where a `dead retry --all` walk is: its bound and cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadWalk {
+    /// Only dead letters that died at or before this (Redis ms) are walked;
+    /// `None` before the first page (the first page sets it to Redis' now).
+    pub bound_ms: Option<u64>,
+    /// The last (score, id) walked.
+    pub after: Option<(u64, JobId)>,
+    /// Marks the jobs this walk requeued (random, one per walk).
+    pub run: String,
+    /// True once the walk reached the bound.
+    pub done: bool,
+}
+
+impl DeadWalk {
+    /// A walk from the oldest dead letter.
+    pub fn start() -> Self {
+        DeadWalk {
+            bound_ms: None,
+            after: None,
+            run: format!("{:032x}", rand::random::<u128>()),
+            done: false,
+        }
+    }
+}
+
+/// What one page of a dead-letter walk did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeadPage {
+    /// Dead letters requeued.
+    pub requeued: u64,
+    /// Left dead: their login has another unfinished job.
+    pub skipped: u64,
+    /// Ids whose job hash was gone, dropped from the indexes.
+    pub orphans: u64,
 }
 
 /// A connection to flinkq's keys in one namespace. Cheap to clone.
@@ -313,7 +380,7 @@ impl Store {
             let mut call = self.scripts.enqueue.key(self.keys.prefix());
             call.arg(batch).arg(priority.as_str());
             for login in chunk {
-                call.arg(login.to_string());
+                call.arg(login.to_string()).arg(JobId::new().to_string());
             }
             pipe.invoke_script(&call);
         }
@@ -347,6 +414,7 @@ impl Store {
             .key(self.keys.prefix())
             .arg(max)
             .arg(millis(lease))
+            .arg(ClaimToken::random_base())
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command(OP))?;
@@ -365,8 +433,8 @@ impl Store {
                 let (id, fields) = items
                     .split_first()
                     .ok_or_else(|| StoreError::reply(OP, "empty job"))?;
-                let id = reply::int(id).ok_or_else(|| StoreError::reply(OP, "bad job id"))?;
-                reply::snapshot(OP, JobId(id as u64), &reply::field_map(fields))
+                let id = reply::job_id(OP, id)?;
+                reply::snapshot(OP, id, &reply::field_map(fields))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Claimed {
@@ -376,30 +444,40 @@ impl Store {
         })
     }
 
-    /// Applies `transition` to job `id` if `seq` is still its fencing token and
-    /// its lease is live. Returns false when the caller was fenced out.
-    pub async fn commit(&self, id: JobId, seq: u64, t: &Transition) -> Result<bool, StoreError> {
-        self.commit_with_result(id, seq, t, None).await
+    /// Applies `t` to `job` if the claim it was read under still holds (its
+    /// token and lease, and the job still belongs to its login), under a
+    /// fresh commit id.
+    pub async fn commit(
+        &self,
+        job: &JobSnapshot,
+        t: &Transition,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.commit_with_result(job, CommitId::random(), t, None)
+            .await
     }
 
-    /// [`Store::commit`], recording where a succeeded job's payload is (or
-    /// storing the payload itself) in the same atomic step.
+    /// [`Store::commit`] under `commit_id` (the same for every retry of one
+    /// commit, so a retry after a lost answer reads
+    /// [`CommitOutcome::AlreadyApplied`]), recording where a succeeded job's
+    /// payload is (or storing the payload itself) in the same atomic step.
     pub async fn commit_with_result(
         &self,
-        id: JobId,
-        seq: u64,
+        job: &JobSnapshot,
+        commit_id: CommitId,
         t: &Transition,
         result: Option<&ResultRecord>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<CommitOutcome, StoreError> {
         let mut conn = self.conn.clone();
         let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         let error = t.error.as_ref();
-        let applied: i64 = self
+        let answer: i64 = self
             .scripts
             .commit
             .key(self.keys.prefix())
-            .arg(id.0)
-            .arg(seq)
+            .arg(job.id.to_string())
+            .arg(token_arg(job.token.as_ref()))
+            .arg(job.login.to_string())
+            .arg(commit_id.to_string())
             .arg(t.state.as_str())
             .arg(opt(t.due_ms))
             .arg(t.request_id.as_deref().unwrap_or_default())
@@ -418,6 +496,33 @@ impl Store {
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("commit"))?;
+        Ok(match answer {
+            1 => CommitOutcome::Applied,
+            2 => CommitOutcome::AlreadyApplied,
+            _ => CommitOutcome::Fenced,
+        })
+    }
+
+    /// Settles a commit whose answer was lost, once the caller stopped
+    /// retrying it: true if `commit_id` was applied. False is final: the
+    /// claim's token is deleted, so the lost commit can no longer apply
+    /// should it still reach Redis.
+    pub async fn resolve_commit(
+        &self,
+        job: &JobSnapshot,
+        commit_id: CommitId,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let applied: i64 = self
+            .scripts
+            .resolve_commit
+            .key(self.keys.prefix())
+            .arg(job.id.to_string())
+            .arg(token_arg(job.token.as_ref()))
+            .arg(commit_id.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("resolve_commit"))?;
         Ok(applied == 1)
     }
 
@@ -426,7 +531,7 @@ impl Store {
     pub async fn extend(
         &self,
         lease: Duration,
-        held: &[(JobId, u64)],
+        held: &[(JobId, ClaimToken)],
     ) -> Result<Vec<bool>, StoreError> {
         if held.is_empty() {
             return Ok(Vec::new());
@@ -434,8 +539,8 @@ impl Store {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.extend.key(self.keys.prefix());
         call.arg(millis(lease));
-        for (id, seq) in held {
-            call.arg(id.0).arg(*seq);
+        for (id, token) in held {
+            call.arg(id.to_string()).arg(token.as_str());
         }
         let flags: Vec<i64> = call
             .invoke_async(&mut conn)
@@ -451,7 +556,7 @@ impl Store {
     pub async fn begin_step(
         &self,
         id: JobId,
-        seq: u64,
+        token: &ClaimToken,
         lease: Duration,
         spacing: Duration,
         limit: RateLimit,
@@ -462,8 +567,8 @@ impl Store {
             .begin
             .key(self.keys.prefix())
             .arg(millis(lease))
-            .arg(id.0)
-            .arg(seq)
+            .arg(id.to_string())
+            .arg(token.as_str())
             .arg(millis(spacing))
             .arg(limit.per_second)
             .arg(limit.burst)
@@ -478,13 +583,16 @@ impl Store {
     }
 
     /// Puts expired leases back in `due` and times out jobs past their
-    /// deadline; at most `limit` of each per call.
+    /// deadline, at most `limit` of each per call; drops index entries whose
+    /// job hash is gone, sweeping about `limit` entries of every other index
+    /// per call.
     pub async fn reap(&self, limit: usize) -> Result<Reaped, StoreError> {
         let mut conn = self.conn.clone();
-        let (requeued, timed_out): (u64, u64) = self
+        let (requeued, timed_out, orphans): (u64, u64, u64) = self
             .scripts
             .reap
             .key(self.keys.prefix())
+            .arg(limit)
             .arg(limit)
             .invoke_async(&mut conn)
             .await
@@ -492,18 +600,19 @@ impl Store {
         Ok(Reaped {
             requeued,
             timed_out,
+            orphans,
         })
     }
 
     /// Gives back claimed steps that never ran; returns how many were released.
-    pub async fn release(&self, held: &[(JobId, u64)]) -> Result<u64, StoreError> {
+    pub async fn release(&self, held: &[(JobId, ClaimToken)]) -> Result<u64, StoreError> {
         if held.is_empty() {
             return Ok(0);
         }
         let mut conn = self.conn.clone();
         let mut call = self.scripts.release.key(self.keys.prefix());
-        for (id, seq) in held {
-            call.arg(id.0).arg(*seq);
+        for (id, token) in held {
+            call.arg(id.to_string()).arg(token.as_str());
         }
         call.invoke_async(&mut conn)
             .await
@@ -514,15 +623,19 @@ impl Store {
     /// the login has none. A worker holding the job is fenced out.
     pub async fn cancel(&self, login: &LoginId) -> Result<Option<JobId>, StoreError> {
         let mut conn = self.conn.clone();
-        let id: i64 = self
+        const OP: &str = "cancel";
+        let id: Value = self
             .scripts
             .cancel
             .key(self.keys.prefix())
             .arg(login.to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(StoreError::command("cancel"))?;
-        Ok(u64::try_from(id).ok().map(JobId))
+            .map_err(StoreError::command(OP))?;
+        match id {
+            Value::Int(_) => Ok(None),
+            id => reply::job_id(OP, &id).map(Some),
+        }
     }
 
     /// Ids of up to `limit` dead letters (failed or timed out) from
@@ -531,11 +644,12 @@ impl Store {
         let mut conn = self.conn.clone();
         let start = isize::try_from(offset).unwrap_or(isize::MAX);
         let stop = start.saturating_add(isize::try_from(limit).unwrap_or(isize::MAX)) - 1;
-        let ids: Vec<u64> = conn
+        const OP: &str = "ZRANGE dead";
+        let ids: Vec<String> = conn
             .zrange(self.keys.dead(), start, stop)
             .await
-            .map_err(StoreError::command("ZRANGE dead"))?;
-        Ok(ids.into_iter().map(JobId).collect())
+            .map_err(StoreError::command(OP))?;
+        ids.iter().map(|id| reply::parse_job_id(OP, id)).collect()
     }
 
     /// How many dead letters there are.
@@ -577,11 +691,53 @@ impl Store {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.retry_dead.key(self.keys.prefix());
         for id in ids {
-            call.arg(id.0);
+            call.arg(id.to_string());
         }
         call.invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("retry_dead"))
+    }
+
+    /// Requeues the next page of at most `limit` dead letters of `walk`
+    /// (see [`DeadWalk`]) and moves its cursor. Call until `walk.done`:
+    /// each dead letter present at the first page is requeued once, even
+    /// while workers send requeued jobs back to `dead`.
+    pub async fn retry_dead_page(
+        &self,
+        walk: &mut DeadWalk,
+        limit: usize,
+    ) -> Result<DeadPage, StoreError> {
+        const OP: &str = "retry_dead_page";
+        let mut conn = self.conn.clone();
+        let (after_score, after_id) = walk
+            .after
+            .as_ref()
+            .map_or((-1, String::new()), |(score, id)| {
+                (i64::try_from(*score).unwrap_or(i64::MAX), id.to_string())
+            });
+        let answer: (u64, u64, u64, u64, i64, String, i64) = self
+            .scripts
+            .retry_dead_page
+            .key(self.keys.prefix())
+            .arg(walk.bound_ms.map(|b| b.to_string()).unwrap_or_default())
+            .arg(after_score)
+            .arg(after_id)
+            .arg(limit.max(1))
+            .arg(&walk.run)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command(OP))?;
+        let (requeued, skipped, orphans, bound_ms, next_score, next_id, done) = answer;
+        walk.bound_ms = Some(bound_ms);
+        if let Ok(score) = u64::try_from(next_score) {
+            walk.after = Some((score, reply::parse_job_id(OP, &next_id)?));
+        }
+        walk.done = done == 1;
+        Ok(DeadPage {
+            requeued,
+            skipped,
+            orphans,
+        })
     }
 
     /// Deletes up to `limit` jobs that finished more than `older_than` ago:
@@ -764,12 +920,13 @@ impl Store {
     /// The newest job of a login, finished or not.
     pub async fn job_for_login(&self, login: &LoginId) -> Result<Option<JobSnapshot>, StoreError> {
         let mut conn = self.conn.clone();
-        let id: Option<u64> = conn
+        const OP: &str = "GET latest";
+        let id: Option<String> = conn
             .get(self.keys.latest(login))
             .await
-            .map_err(StoreError::command("GET latest"))?;
+            .map_err(StoreError::command(OP))?;
         match id {
-            Some(id) => self.job(JobId(id)).await,
+            Some(id) => self.job(reply::parse_job_id(OP, &id)?).await,
             None => Ok(None),
         }
     }
@@ -786,6 +943,12 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A claim token as a script argument: none (never matches a stored token)
+/// is the empty string.
+fn token_arg(token: Option<&ClaimToken>) -> &str {
+    token.map_or("", ClaimToken::as_str)
 }
 
 fn millis(duration: Duration) -> u64 {

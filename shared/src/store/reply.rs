@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use redis::Value;
 
 use super::StoreError;
-use crate::{JobId, JobSnapshot, JobState, LoginId, StepError};
+use crate::{ClaimToken, JobId, JobSnapshot, JobState, LoginId, StepError};
 
 pub(crate) fn text(value: &Value) -> Option<String> {
     match value {
@@ -31,6 +31,18 @@ pub(crate) fn array(value: &Value) -> Option<&[Value]> {
         Value::Array(items) => Some(items),
         _ => None,
     }
+}
+
+/// A job id a script returned.
+pub(crate) fn job_id(op: &'static str, value: &Value) -> Result<JobId, StoreError> {
+    let text = text(value).ok_or_else(|| StoreError::reply(op, "job id is not text"))?;
+    parse_job_id(op, &text)
+}
+
+/// A job id read from an index or a pointer.
+pub(crate) fn parse_job_id(op: &'static str, text: &str) -> Result<JobId, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::reply(op, format!("{e} (written by an older flinkq?)")))
 }
 
 /// A flat `field, value, field, value` list (HGETALL in a script) as a map.
@@ -100,7 +112,7 @@ pub(crate) fn snapshot(
         login,
         batch: get("batch").unwrap_or_default().to_owned(),
         state,
-        seq: num("seq")?.unwrap_or(0),
+        token: get("token").map(ClaimToken::from_stored),
         request_id: get("request_id").map(str::to_owned),
         deadline_ms: num("deadline")?,
         attempts: count("attempts")?,

@@ -45,14 +45,14 @@ impl Store {
             .into_iter()
             .map(|(id, fields)| {
                 let get = |name: &str| fields.get(name).cloned();
-                let job = get("job")
+                let job: JobId = get("job")
                     .and_then(|j| j.parse().ok())
                     .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: no job id")))?;
                 let state = get("state")
                     .and_then(|s| s.parse().ok())
                     .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: bad state")))?;
                 Ok(ResultEntry {
-                    job: JobId(job),
+                    job,
                     login: get("login").unwrap_or_default(),
                     batch: get("batch").unwrap_or_default(),
                     state,
@@ -65,7 +65,10 @@ impl Store {
             .collect()
     }
 
-    /// The login's newest stored result, if one is kept.
+    /// The login's newest stored result, if one is kept. A pointer that does
+    /// not name `login` as its owner (another login's result moved under this
+    /// key, or one written before pointers carried their login) is refused
+    /// with [`StoreError::ForeignResult`]: its data is never returned.
     pub async fn stored_result(&self, login: &LoginId) -> Result<Option<StoredResult>, StoreError> {
         const OP: &str = "HGETALL result";
         let mut conn = self.conn.clone();
@@ -83,7 +86,15 @@ impl Store {
                 .map(str::to_owned)
         };
         let bad = |what: &str| StoreError::reply(OP, format!("result of {login}: {what}"));
-        let job = text(&fields, "job")
+        let owner = text(&fields, "login");
+        if owner.as_deref() != Some(login.to_string().as_str()) {
+            return Err(StoreError::ForeignResult {
+                key: self.keys.result(login),
+                login: login.to_string(),
+                owner,
+            });
+        }
+        let job: JobId = text(&fields, "job")
             .and_then(|j| j.parse().ok())
             .ok_or_else(|| bad("no job id"))?;
         let stored_ms = text(&fields, "stored")
@@ -97,7 +108,7 @@ impl Store {
             other => return Err(bad(&format!("unknown sink {other:?}"))),
         };
         Ok(Some(StoredResult {
-            job: JobId(job),
+            job,
             stored_ms,
             place,
         }))

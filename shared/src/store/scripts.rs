@@ -16,24 +16,28 @@ macro_rules! script {
 /// All scripts, hashed once.
 #[derive(Debug)]
 pub struct Scripts {
-    /// `enqueue(batch, loginId...)`.
+    /// `enqueue(batch, priority, loginId, jobId, ...)`.
     pub enqueue: Script,
-    /// `claim(n, lease_ms)`.
+    /// `claim(n, lease_ms, token_base)`.
     pub claim: Script,
-    /// `commit(id, seq, ...)`.
+    /// `commit(id, token, login, commit_id, ...)`.
     pub commit: Script,
-    /// `extend(lease_ms, id, seq, ...)`.
+    /// `resolve_commit(id, token, commit_id)`.
+    pub resolve_commit: Script,
+    /// `extend(lease_ms, id, token, ...)`.
     pub extend: Script,
-    /// `begin(lease_ms, id, seq, spacing_ms)`.
+    /// `begin(lease_ms, id, token, spacing_ms)`.
     pub begin: Script,
-    /// `reap(limit)`.
+    /// `reap(limit, sweep)`.
     pub reap: Script,
-    /// `release(id, seq, ...)`.
+    /// `release(id, token, ...)`.
     pub release: Script,
     /// `cancel(loginId)`.
     pub cancel: Script,
     /// `retry_dead(id...)`.
     pub retry_dead: Script,
+    /// `retry_dead_page(bound_ms, after_score, after_id, limit, run)`.
+    pub retry_dead_page: Script,
     /// `purge(set, older_than_ms, limit)`.
     pub purge: Script,
     /// `stats()`.
@@ -55,12 +59,14 @@ impl Scripts {
             enqueue: Script::new(script!("enqueue.lua")),
             claim: Script::new(script!("claim.lua")),
             commit: Script::new(script!("commit.lua")),
+            resolve_commit: Script::new(script!("resolve_commit.lua")),
             extend: Script::new(script!("extend.lua")),
             begin: Script::new(script!("begin.lua")),
             reap: Script::new(script!("reap.lua")),
             release: Script::new(script!("release.lua")),
             cancel: Script::new(script!("cancel.lua")),
             retry_dead: Script::new(script!("retry_dead.lua")),
+            retry_dead_page: Script::new(script!("retry_dead_page.lua")),
             purge: Script::new(script!("purge.lua")),
             stats: Script::new(script!("stats.lua")),
             schedule_claim: Script::new(script!("schedule_claim.lua")),
