@@ -141,7 +141,8 @@ impl Scenario {
         let proxy = DelayProxy::start(self.sim.addr())
             .await
             .expect("delay proxy to the simulator");
-        let through = |url: &str| url.replace(&self.sim.base_url(), &format!("http://{}", proxy.addr()));
+        let through =
+            |url: &str| url.replace(&self.sim.base_url(), &format!("http://{}", proxy.addr()));
         self.setup.authorize_url = through(&self.sim.authorize_url());
         self.setup.investments_url = through(&self.sim.investments_url());
         proxy

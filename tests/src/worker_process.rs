@@ -174,6 +174,13 @@ impl WorkerProcess {
         None
     }
 
+    /// Its `/metrics`, parsed; `None` while it does not answer.
+    pub async fn metrics(&self) -> Option<Vec<crate::prom_text::Sample>> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        Some(crate::prom_text::parse(&text))
+    }
+
     /// Has it exited on its own? Returns the status if so.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child

@@ -126,7 +126,10 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     let fresh = &fresh_claim.jobs[0];
     assert_eq!(fresh.id, stale.id);
     assert!(stale.token.is_some() && fresh.token.is_some());
-    assert_ne!(fresh.token, stale.token, "every claim draws a new fencing token");
+    assert_ne!(
+        fresh.token, stale.token,
+        "every claim draws a new fencing token"
+    );
 
     let now = fresh_claim.now_ms;
     let stale_change = authorized(&stale, "stale-session", now, &Policy::default());

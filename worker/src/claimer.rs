@@ -97,7 +97,9 @@ impl Claimer {
                     // one (never stored) matches nothing
                     _lease: self.leases.hold(
                         job.id,
-                        job.token.clone().unwrap_or_else(|| ClaimToken::from_stored("")),
+                        job.token
+                            .clone()
+                            .unwrap_or_else(|| ClaimToken::from_stored("")),
                     ),
                     job,
                     clock: StepClock::new(claimed.now_ms + 1, sent),

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flinkq_shared::{ClaimToken, JobId};
 use flinkq_shared::store::{PurgeSet, Store};
+use flinkq_shared::{ClaimToken, JobId};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 

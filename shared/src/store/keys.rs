@@ -120,7 +120,9 @@ mod tests {
     fn keys_share_one_hash_tag() {
         let keys = Keys::new("nightly");
         assert_eq!(keys.prefix(), "flinkq:{nightly}:");
-        let id: JobId = "0190c5e2-8a4b-7c3d-9e1f-2a3b4c5d6e7f".parse().expect("uuid");
+        let id: JobId = "0190c5e2-8a4b-7c3d-9e1f-2a3b4c5d6e7f"
+            .parse()
+            .expect("uuid");
         assert_eq!(
             keys.job(id),
             "flinkq:{nightly}:job:0190c5e2-8a4b-7c3d-9e1f-2a3b4c5d6e7f"

@@ -1,0 +1,549 @@
+//! Identity survives Redis losing data, and operations ride out Redis
+//! faults (issue 10, "Trust"): job ids and claim tokens that cannot repeat,
+//! commits and result pointers that check their login, commits whose answer
+//! was lost read back instead of miscounted, index entries whose job is gone
+//! cleaned up, and `flinkq dead retry --all` requeueing each dead letter once.
+//! Real redis-server, real simulator, real worker processes; slow links are
+//! the test kit's `DelayProxy`.
+
+use std::time::Duration;
+
+use flinkq_shared::result_record::compress;
+use flinkq_shared::store::{CommitOutcome, Store, StoreConfig, StoreError};
+use flinkq_shared::{
+    CommitId, JobId, JobSnapshot, JobState, LoginId, Outcome, Policy, ResultRecord, Tick,
+    Transition, transition,
+};
+use flinkq_tests::delay_proxy::DelayProxy;
+use flinkq_tests::prom_text;
+use flinkq_tests::redis_harness::RedisServer;
+use flinkq_tests::scenario::Scenario;
+use flinkq_tests::sim::Script;
+use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli, wait_for};
+use redis::AsyncCommands;
+
+/// Generous: the machine running the tests may be loaded.
+const WAIT: Duration = Duration::from_secs(40);
+
+/// One field of a job hash, read directly.
+async fn job_field(store: &Store, id: JobId, field: &str) -> Option<String> {
+    let mut conn = store.connection();
+    conn.hget(store.keys().job(id), field).await.ok().flatten()
+}
+
+/// A worker metric's value (summed over series matching `labels`), once the
+/// worker answers.
+async fn metric(worker: &WorkerProcess, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let samples = wait_for("the worker's /metrics", WAIT, async || {
+        worker.metrics().await
+    })
+    .await;
+    prom_text::value(&samples, name, labels).unwrap_or(0.0)
+}
+
+/// How Redis loses its data under a step in flight.
+#[derive(Debug, Clone, Copy)]
+enum DataLoss {
+    Flushall,
+    RestartWithoutPersistence,
+}
+
+/// Login A's second poll (the one Flinks answers 200) is begun and held on
+/// its way to Flinks; Redis loses everything; login B is enqueued into the
+/// empty Redis and claimed; then A's 200 arrives. Before job ids were
+/// random, B's job took A's id (the counter restarted at 1) and A's stale
+/// step committed A's payload into it.
+async fn stale_step_meets_a_new_job_after(loss: DataLoss) {
+    let interval = Duration::from_millis(1500);
+    let mut s = Scenario::start(interval).await;
+    // nothing expires while the step is held: only the data loss fences it
+    s.setup.lease = Duration::from_secs(25);
+    s.setup
+        .extra_env
+        .push(("FLINKQ_HTTP_TIMEOUT".into(), "20s".into()));
+    let flinks = s.flinks_through_proxy().await;
+    let a = s.logins(1, &Script::pending(1))[0];
+    let b = s.logins(1, &Script::default())[0];
+    let worker = WorkerProcess::spawn(&s.setup);
+    s.enqueue("a", &[a]).await;
+
+    let polled = wait_for("A's first poll (202) to commit", WAIT, async || {
+        let job = s.store.job_for_login(&a).await.ok()??;
+        (job.polls >= 1).then_some(job)
+    })
+    .await;
+    flinks.pause();
+    // the second poll's begin records not_before ≈ its start + interval:
+    // past the first poll's commit + 1.5 intervals only once it has begun
+    let begun_after = polled.updated_ms + interval.as_millis() as u64 * 3 / 2;
+    wait_for("A's second poll to begin", WAIT, async || {
+        let not_before: u64 = job_field(&s.store, polled.id, "not_before")
+            .await?
+            .parse()
+            .ok()?;
+        (not_before >= begun_after).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.sim.login_stats(&a.to_string()).investments_calls,
+        1,
+        "A's second poll must be held by the proxy (the test machine was too slow to pause in time)"
+    );
+
+    match loss {
+        DataLoss::Flushall => {
+            let mut conn = s.store.connection();
+            let () = redis::cmd("FLUSHALL")
+                .query_async(&mut conn)
+                .await
+                .expect("FLUSHALL");
+        }
+        DataLoss::RestartWithoutPersistence => {
+            s.redis.start_again().expect("restart redis-server");
+        }
+    }
+    let report = wait_for("B to be enqueued", WAIT, async || {
+        s.store.enqueue("b", &[b]).await.ok()
+    })
+    .await;
+    assert_eq!(report.enqueued, 1);
+    let claimed_b = wait_for("B to be claimed", WAIT, async || {
+        let job = s.store.job_for_login(&b).await.ok()??;
+        job.token.is_some().then_some(job)
+    })
+    .await;
+    assert_ne!(
+        claimed_b.id, polled.id,
+        "job ids never repeat after Redis lost its data"
+    );
+    assert_ne!(claimed_b.token, polled.token, "nor do claim tokens");
+    flinks.resume();
+
+    wait_for("A's stale step to be fenced", WAIT, async || {
+        let fenced = metric(&worker, "flinkq_steps_total", &[("outcome", "fenced")]).await;
+        (fenced >= 1.0).then_some(())
+    })
+    .await;
+    let done = wait_for("B to finish", WAIT, async || {
+        let job = s.store.job_for_login(&b).await.ok()??;
+        job.state.is_terminal().then_some(job)
+    })
+    .await;
+    assert_eq!(
+        (done.id, done.state),
+        (claimed_b.id, JobState::Succeeded),
+        "{done:?}"
+    );
+    assert!(
+        s.store.job(polled.id).await.expect("read").is_none(),
+        "A's stale commit must not bring its job back"
+    );
+    assert!(
+        s.store.stored_result(&a).await.expect("read").is_none(),
+        "A's stale commit must not store a result"
+    );
+    let counts = s.store.counts(None).await.expect("counts");
+    assert_eq!((counts.succeeded, counts.total), (1, 1));
+
+    let out = s.cli(&["result", &b.to_string()]);
+    let payload = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(payload.contains(&b.to_string()), "B's payload names B");
+    assert!(
+        !payload.contains(&a.to_string()),
+        "`flinkq result B` must never print A's data"
+    );
+}
+
+#[tokio::test]
+async fn stale_step_never_commits_into_a_job_of_another_login() {
+    stale_step_meets_a_new_job_after(DataLoss::Flushall).await;
+}
+
+#[tokio::test]
+async fn ids_and_tokens_never_repeat_after_a_restart_without_persistence() {
+    stale_step_meets_a_new_job_after(DataLoss::RestartWithoutPersistence).await;
+}
+
+#[tokio::test]
+async fn result_pointer_of_another_login_is_refused() {
+    let redis = RedisServer::start().expect("redis-server");
+    let store = Store::connect(&StoreConfig::new(redis.url(), "t"))
+        .await
+        .expect("store");
+    let (a, b) = (LoginId::random(), LoginId::random());
+    store.enqueue("b", &[a]).await.expect("enqueue");
+    let claimed = store
+        .claim(1, Duration::from_secs(10))
+        .await
+        .expect("claim");
+    let job = &claimed.jobs[0];
+    let ready = transition(
+        job,
+        Outcome::Ready,
+        Tick {
+            now_ms: claimed.now_ms,
+            jitter: 0.0,
+        },
+        &Policy::default(),
+    );
+    let secret = "A-private-holdings";
+    let record = ResultRecord::Redis {
+        gzip: compress(format!("{{\"Login\":\"{a}\",\"Note\":\"{secret}\"}}").as_bytes()),
+        ttl: Duration::from_secs(600),
+    };
+
+    // a commit that names another login than its job's is refused
+    let mut impostor = job.clone();
+    impostor.login = b;
+    let refused = store
+        .commit_with_result(&impostor, CommitId::random(), &ready, Some(&record))
+        .await
+        .expect("commit");
+    assert_eq!(refused, CommitOutcome::Fenced);
+    assert!(store.stored_result(&b).await.expect("read").is_none());
+
+    let applied = store
+        .commit_with_result(job, CommitId::random(), &ready, Some(&record))
+        .await
+        .expect("commit");
+    assert_eq!(applied, CommitOutcome::Applied);
+    let own = store.stored_result(&a).await.expect("read A").expect("A's");
+    assert_eq!(own.job, job.id);
+
+    // A's pointer copied under B's key: refused, its data never returned
+    let mut conn = store.connection();
+    let keys = store.keys();
+    let () = redis::cmd("COPY")
+        .arg(keys.result(&a))
+        .arg(keys.result(&b))
+        .query_async(&mut conn)
+        .await
+        .map(|_: i64| ())
+        .expect("COPY");
+    let error = store
+        .stored_result(&b)
+        .await
+        .expect_err("another login's pointer");
+    assert!(matches!(error, StoreError::ForeignResult { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&a.to_string()) && message.contains(&b.to_string()),
+        "{message}"
+    );
+    let out = flinkq_cli(&redis.url(), "t", &["result", &b.to_string()], None);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    assert!(stderr.contains("belongs to"), "{stderr}");
+
+    // a pointer that names no login (written before pointers carried one)
+    // is refused too
+    let _: i64 = conn
+        .hdel(keys.result(&a), "login")
+        .await
+        .expect("HDEL login");
+    assert!(matches!(
+        store.stored_result(&a).await,
+        Err(StoreError::ForeignResult { owner: None, .. })
+    ));
+}
+
+#[tokio::test]
+async fn commit_answer_lost_to_a_timeout_is_read_back_not_counted_as_fenced() {
+    let interval = Duration::from_millis(1500);
+    let mut s = Scenario::start(interval).await;
+    s.setup.lease = Duration::from_secs(3);
+    s.setup.extra_env.extend([
+        ("FLINKQ_REDIS_TIMEOUT".into(), "300ms".into()),
+        ("FLINKQ_HTTP_TIMEOUT".into(), "2s".into()),
+    ]);
+    let redis_link = s.redis_through_proxy().await;
+    let flinks = s.flinks_through_proxy().await;
+    let login = s.logins(1, &Script::pending(1))[0];
+    let worker = WorkerProcess::spawn(&s.setup);
+    s.enqueue("lost", &[login]).await;
+
+    // hold the 200 poll on its way to Flinks, slow Redis past the worker's
+    // timeout, then let the 200 through: its commit reaches Redis after
+    // the worker gave up waiting for the answer
+    let polled = wait_for("the first poll (202) to commit", WAIT, async || {
+        let job = s.store.job_for_login(&login).await.ok()??;
+        (job.polls >= 1).then_some(job)
+    })
+    .await;
+    flinks.pause();
+    let begun_after = polled.updated_ms + interval.as_millis() as u64 * 3 / 2;
+    wait_for("the second poll to begin", WAIT, async || {
+        let not_before: u64 = job_field(&s.store, polled.id, "not_before")
+            .await?
+            .parse()
+            .ok()?;
+        (not_before >= begun_after).then_some(())
+    })
+    .await;
+    redis_link.set_delay(Duration::from_millis(1200));
+    flinks.resume();
+
+    let done = wait_for("the job to finish", WAIT, async || {
+        let job = s.store.job(polled.id).await.ok()??;
+        job.state.is_terminal().then_some(job)
+    })
+    .await;
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    redis_link.set_delay(Duration::ZERO);
+
+    wait_for("the lost answer to be settled", WAIT, async || {
+        let settled = metric(
+            &worker,
+            "flinkq_commits_after_lost_answer_total",
+            &[("outcome", "applied")],
+        )
+        .await;
+        (settled >= 1.0).then_some(())
+    })
+    .await;
+    for outcome in ["fenced", "commit_failed"] {
+        assert_eq!(
+            metric(&worker, "flinkq_steps_total", &[("outcome", outcome)]).await,
+            0.0,
+            "an applied commit must not count as {outcome}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &worker,
+            "flinkq_steps_total",
+            &[("step", "poll"), ("outcome", "finish")]
+        )
+        .await,
+        1.0,
+        "the finish is counted once"
+    );
+    assert_eq!(
+        s.sim.login_stats(&login.to_string()).investments_calls,
+        2,
+        "the step was not run again"
+    );
+    let log = std::fs::read_to_string(&s.setup.log_file).expect("worker log");
+    assert!(log.contains("commit applied after a lost answer"), "{log}");
+    assert!(!log.contains("fenced:"), "{log}");
+}
+
+#[tokio::test]
+async fn reaper_survives_index_entries_whose_job_is_gone() {
+    let mut s = Scenario::start(Duration::from_millis(200)).await;
+    let store = s.store.clone();
+    let logins: Vec<LoginId> = (0..6).map(|_| LoginId::random()).collect();
+    store.enqueue("mixed", &logins).await.expect("enqueue");
+
+    // two expiring leases, two jobs parked past a near deadline, one dead
+    // letter, one left due: of each pair one loses its hash
+    let leased = store
+        .claim(4, Duration::from_millis(200))
+        .await
+        .expect("claim");
+    let policy = Policy {
+        poll_timeout: Duration::from_millis(150),
+        ..Policy::default()
+    };
+    let parked = |job: &JobSnapshot| {
+        let t = transition(
+            job,
+            Outcome::Authorized {
+                request_id: "s".into(),
+            },
+            Tick {
+                now_ms: leased.now_ms,
+                jitter: 0.0,
+            },
+            &policy,
+        );
+        Transition {
+            due_ms: Some(leased.now_ms + 60_000),
+            ..t
+        }
+    };
+    for job in &leased.jobs[2..] {
+        let outcome = store.commit(job, &parked(job)).await.expect("park");
+        assert_eq!(outcome, CommitOutcome::Applied);
+    }
+    let dying = store
+        .claim(1, Duration::from_secs(10))
+        .await
+        .expect("claim");
+    let dying_job = &dying.jobs[0];
+    let failed = transition(
+        dying_job,
+        Outcome::Failed {
+            kind: flinkq_shared::FailureKind::NeedsUser,
+            error: flinkq_shared::StepError {
+                code: "INVALID_LOGIN".into(),
+                http_status: Some(401),
+                message: "bad".into(),
+            },
+            retry_after: None,
+        },
+        Tick {
+            now_ms: dying.now_ms,
+            jitter: 0.0,
+        },
+        &Policy::default(),
+    );
+    store.commit(dying_job, &failed).await.expect("fail");
+    let mut conn = store.connection();
+    let due_ids: Vec<String> = conn
+        .zrange(store.keys().due(), 0, -1)
+        .await
+        .expect("ZRANGE due");
+    assert_eq!(due_ids.len(), 1);
+    let left_due: JobId = due_ids[0].parse().expect("a job id");
+
+    let (healthy_lease, gone_lease) = (leased.jobs[0].id, leased.jobs[1].id);
+    let (healthy_late, gone_late) = (leased.jobs[2].id, leased.jobs[3].id);
+    let gone = [gone_lease, gone_late, dying_job.id, left_due];
+    let keys: Vec<String> = gone.iter().map(|id| store.keys().job(*id)).collect();
+    let _: i64 = conn.del(&keys).await.expect("DEL job hashes");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let reaped = store.reap(100).await.expect("reap survives missing hashes");
+    assert_eq!(
+        (reaped.requeued, reaped.timed_out, reaped.orphans),
+        (1, 1, 4)
+    );
+    let indexes = [
+        "due",
+        "due:high",
+        "due:low",
+        "leases",
+        "deadlines",
+        "dead",
+        "finished",
+    ];
+    for id in gone {
+        for index in indexes {
+            let key = format!("{}{index}", store.keys().prefix());
+            let score: Option<f64> = conn.zscore(&key, id.to_string()).await.expect("ZSCORE");
+            assert_eq!(score, None, "orphan {id} left in {index}");
+        }
+    }
+    let late = store.job(healthy_late).await.expect("read").expect("job");
+    assert_eq!(late.state, JobState::TimedOut);
+    let requeued = store.job(healthy_lease).await.expect("read").expect("job");
+    assert_eq!((requeued.state, requeued.token), (JobState::Queued, None));
+    assert_eq!(store.reap(100).await.expect("reap again").orphans, 0);
+
+    // a real worker: dead letters whose hashes vanish are dropped by its
+    // reaper, logged once for the pass, while it keeps working
+    s.setup.lease = Duration::from_millis(600);
+    let doomed = s.logins(3, &Script::invalid());
+    s.enqueue("doomed", &doomed).await;
+    let worker = WorkerProcess::spawn(&s.setup);
+    s.wait_finished("doomed", WAIT).await;
+    let mut evicted = Vec::new();
+    for login in &doomed[..2] {
+        evicted.push(store.keys().job(s.job_of(login).await.id));
+    }
+    let _: i64 = conn.del(&evicted).await.expect("DEL dead job hashes");
+    wait_for(
+        "the worker's reaper to drop the orphans",
+        WAIT,
+        async || {
+            let dropped = metric(&worker, "flinkq_orphan_entries_dropped_total", &[]).await;
+            (dropped >= 2.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(&worker, "flinkq_orphan_entries_dropped_total", &[]).await,
+        2.0
+    );
+    let log = std::fs::read_to_string(&s.setup.log_file).expect("worker log");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("whose job hash is gone"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line per reap pass: {lines:?}");
+    assert!(lines[0].contains("orphans=2"), "{}", lines[0]);
+    // the requeued healthy job was run to its end meanwhile
+    let healthy = s
+        .store
+        .job(healthy_lease)
+        .await
+        .expect("read")
+        .expect("job");
+    wait_for("the requeued job to finish", WAIT, async || {
+        let job = s.store.job(healthy.id).await.ok()??;
+        job.state.is_terminal().then_some(())
+    })
+    .await;
+    assert_eq!(s.store.dead_count().await.expect("dead"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_retry_all_requeues_each_dead_letter_once_in_pages() {
+    const DEAD: usize = 2_500;
+    let s = Scenario::start(Duration::from_millis(200)).await;
+    let logins = s.logins(DEAD, &Script::invalid());
+    s.enqueue("doomed", &logins).await;
+    let _worker = WorkerProcess::spawn(&s.setup);
+    let counts = s.wait_finished("doomed", Duration::from_secs(90)).await;
+    assert_eq!(counts.failed, DEAD as u64);
+    let dead = s.store.dead_ids(0, DEAD * 2).await.expect("dead ids");
+    assert_eq!(dead.len(), DEAD);
+
+    // the CLI crosses a slow link while the worker sends every requeued
+    // job straight back to `dead` (its login is still invalid)
+    let link = DelayProxy::start(("127.0.0.1", s.redis.port()))
+        .await
+        .expect("proxy");
+    link.set_delay(Duration::from_millis(30));
+    let (url, namespace) = (link.redis_url(), s.setup.namespace.clone());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            flinkq_cli(&url, &namespace, &["dead", "retry", "--all"], None)
+        }),
+    )
+    .await
+    .expect("`flinkq dead retry --all` terminates")
+    .expect("CLI task");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("requeued {DEAD}, skipped 0")),
+        "{stdout}"
+    );
+
+    let done = s.wait_finished("doomed", Duration::from_secs(90)).await;
+    assert_eq!(done.failed, DEAD as u64);
+    let mut pipe = redis::pipe();
+    for id in &dead {
+        pipe.hget(s.store.keys().job(*id), "requeued");
+    }
+    let mut conn = s.store.connection();
+    let requeued: Vec<Option<u64>> = pipe.query_async(&mut conn).await.expect("HGET requeued");
+    let not_once: Vec<_> = dead
+        .iter()
+        .zip(&requeued)
+        .filter(|(_, n)| **n != Some(1))
+        .collect();
+    assert!(
+        not_once.is_empty(),
+        "{} jobs not requeued exactly once, e.g. {:?}",
+        not_once.len(),
+        not_once.first()
+    );
+    assert_eq!(s.sim.totals().authorize_calls, 2 * DEAD as u64);
+}
