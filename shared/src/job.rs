@@ -271,3 +271,36 @@ pub struct JobSnapshot {
     /// When the claimed step was due (ms); only set on claimed snapshots.
     pub due_ms: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_hyphenated_uuids_that_round_trip() {
+        let id = JobId::new();
+        let shown = id.to_string();
+        assert_eq!(shown.len(), 36, "{shown}");
+        assert_eq!(shown.parse::<JobId>(), Ok(id));
+        assert_eq!(id.0.get_version_num(), 7);
+        assert_eq!(
+            serde_json::to_value(id).expect("json"),
+            serde_json::Value::String(shown)
+        );
+    }
+
+    #[test]
+    fn counter_ids_of_older_versions_are_refused() {
+        let error = "42".parse::<JobId>().expect_err("not a uuid");
+        assert!(error.to_string().contains("\"42\""), "{error}");
+    }
+
+    #[test]
+    fn claim_bases_and_commit_ids_are_random_128_bit_hex() {
+        let (a, b) = (ClaimToken::random_base(), ClaimToken::random_base());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert_ne!(CommitId::random(), CommitId::random());
+        assert_eq!(CommitId::random().to_string().len(), 32);
+    }
+}

@@ -170,3 +170,68 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: watch::Rece
     };
     tokio::join!(reader, writer);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream that echoes what it receives.
+    async fn echo() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = stream.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn round_trip(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+        stream.write_all(bytes).await?;
+        let mut back = vec![0; bytes.len()];
+        stream.read_exact(&mut back).await?;
+        Ok(back)
+    }
+
+    #[tokio::test]
+    async fn delays_holds_and_cuts() {
+        let proxy = DelayProxy::start(echo().await).await.expect("proxy");
+        let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+        assert_eq!(
+            round_trip(&mut stream, b"ping").await.expect("echo"),
+            b"ping"
+        );
+
+        // both directions are delayed: at least twice the delay per round trip
+        proxy.set_delay(Duration::from_millis(150));
+        let sent = Instant::now();
+        round_trip(&mut stream, b"slow").await.expect("echo");
+        assert!(sent.elapsed() >= Duration::from_millis(300));
+        proxy.set_delay(Duration::ZERO);
+
+        // paused: nothing comes back until resumed
+        proxy.pause();
+        stream.write_all(b"held").await.expect("write");
+        let mut back = [0; 4];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), stream.read_exact(&mut back)).await;
+        assert!(waited.is_err(), "a paused proxy delivers nothing");
+        proxy.resume();
+        stream.read_exact(&mut back).await.expect("delivered");
+        assert_eq!(&back, b"held");
+
+        // cut: the open connection is closed, a new one works
+        proxy.cut();
+        let mut byte = [0; 1];
+        assert!(matches!(stream.read(&mut byte).await, Ok(0) | Err(_)));
+        let mut fresh = TcpStream::connect(proxy.addr()).await.expect("reconnect");
+        assert_eq!(
+            round_trip(&mut fresh, b"again").await.expect("echo"),
+            b"again"
+        );
+    }
+}
