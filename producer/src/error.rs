@@ -164,7 +164,9 @@ impl CliError {
             | CliError::NoResult { .. } => exit::NOT_FOUND,
             CliError::ResultFile { .. } => exit::NO_INPUT,
             CliError::Spool { .. } => 73,
-            CliError::CorruptResult { .. } => exit::DATA,
+            CliError::CorruptResult { .. } | CliError::Store(StoreError::ForeignResult { .. }) => {
+                exit::DATA
+            }
             CliError::Store(StoreError::Unreachable { .. } | StoreError::BadUrl { .. }) => {
                 exit::UNAVAILABLE
             }

@@ -236,7 +236,7 @@ async fn result_pointer_of_another_login_is_refused() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(!out.status.success(), "{stdout}");
+    assert_eq!(out.status.code(), Some(65), "EX_DATAERR: {stdout}{stderr}");
     assert!(!stdout.contains(secret) && !stderr.contains(secret));
     assert!(stderr.contains("belongs to"), "{stderr}");
 
