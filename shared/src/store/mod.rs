@@ -2,7 +2,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]); `<id>` is a UUIDv7 chosen by the enqueuer, `token` the fencing token of the claim holding it, `commit_id` the last applied commit |
+//! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]); `<id>` is a UUIDv7 chosen by the enqueuer, `token` the fencing token of the claim holding it, `commit_id` the last applied commit, `dead_retry` the `dead retry --all` walk that last requeued it |
 //! | `active:<loginId>` | string | id of the login's unfinished job (dedupe) |
 //! | `latest:<loginId>` | string | id of the login's newest job |
 //! | `due:high`, `due`, `due:low` | zset | job id → when its next step may run (ms); claimed in that order |
