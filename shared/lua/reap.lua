@@ -1,8 +1,9 @@
 -- reap(limit) -> {requeued, timed_out}
 -- Leases past expiry go back to due (now, or the job's not_before if a call
 -- was in flight: see begin.lua), with a new fencing token so the crashed or
--- stalled holder can no longer commit. Unleased jobs whose polling
--- deadline has passed finish as timed_out even if no worker picks them up.
+-- stalled holder can no longer commit. Unleased jobs past their bound finish
+-- as timed_out even if no worker picks them up: the polling deadline, or,
+-- for a job without a session yet, the authorize deadline (claim.lua).
 local limit = tonumber(ARGV[1])
 local now = now_ms()
 local expired = redis.call('ZRANGE', P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
@@ -19,8 +20,14 @@ local timed_out = 0
 local late = redis.call('ZRANGE', P .. 'deadlines', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(late) do
   if not redis.call('ZSCORE', P .. 'leases', id) then
-    redis.call('HSET', P .. 'job:' .. id, 'err_code', 'POLL_TIMEOUT',
-      'err_msg', 'deadline passed while the job waited to be polled', 'last', 'reap:deadline')
+    local job = P .. 'job:' .. id
+    if (redis.call('HGET', job, 'deadline') or '') == '' then
+      redis.call('HSET', job, 'err_code', 'AUTHORIZE_TIMEOUT',
+        'err_msg', 'no session by the authorize deadline (FLINKQ_AUTHORIZE_TIMEOUT)', 'last', 'reap:authorize_deadline')
+    else
+      redis.call('HSET', job, 'err_code', 'POLL_TIMEOUT',
+        'err_msg', 'deadline passed while the job waited to be polled', 'last', 'reap:deadline')
+    end
     finish(id, 'timed_out', now)
     timed_out = timed_out + 1
   end

@@ -1,6 +1,7 @@
 -- release(id1, seq1, id2, seq2, ...) -> released
 -- Gives back claimed steps that never ran (graceful shutdown): they are due
--- again now, with a new fencing token.
+-- again now, with a new fencing token, and their claim is not counted
+-- against the job (it never ran: it cannot be a poison pill).
 local now = now_ms()
 local released = 0
 for i = 1, #ARGV, 2 do
@@ -8,6 +9,7 @@ for i = 1, #ARGV, 2 do
   local job = P .. 'job:' .. id
   if redis.call('HGET', job, 'seq') == seq and redis.call('ZREM', P .. 'leases', id) == 1 then
     redis.call('HINCRBY', job, 'seq', 1)
+    redis.call('HINCRBY', job, 'claims', -1)
     redis.call('ZADD', due_key(id), now, id)
     released = released + 1
   end

@@ -1,6 +1,7 @@
 -- retry_dead(id...) -> {requeued, skipped}
 -- Puts failed and timed-out jobs back in the queue as fresh runs (new
--- session, new deadline, attempts reset), keeping their step history. A job
+-- session, new deadlines, attempts, sessions and claims reset), keeping
+-- their step history. A job
 -- whose login has another unfinished job is skipped.
 local now = now_ms()
 local requeued, skipped = 0, 0
@@ -12,7 +13,7 @@ for i = 1, #ARGV do
   local active = login and (P .. 'active:' .. login)
   if (state == 'failed' or state == 'timed_out') and redis.call('EXISTS', active) == 0 then
     redis.call('HINCRBY', job, 'seq', 1)
-    redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'request_id', '',
+    redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'sessions', 0, 'claims', 0, 'request_id', '',
       'deadline', '', 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
     redis.call('HDEL', job, 'started')
     redis.call('HINCRBY', job, 'requeued', 1)

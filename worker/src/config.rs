@@ -120,6 +120,23 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
 
+    /// How long a job may go without a session, counted from its first
+    /// claim: past it, a job whose Authorize keeps answering 202 or "retry
+    /// later" ends `timed_out` (AUTHORIZE_TIMEOUT).
+    #[arg(long, env = "FLINKQ_AUTHORIZE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub authorize_timeout: Duration,
+
+    /// Sessions one run of a job may obtain: a login whose sessions are lost
+    /// (SESSION_EXPIRED) each time fails after this many.
+    #[arg(long, env = "FLINKQ_MAX_SESSIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+
+    /// Claims of a job without a commit before it fails as a poison pill
+    /// (POISON_PILL): a job that crashes its worker (out of memory, a panic)
+    /// is not handed to the next one forever.
+    #[arg(long, env = "FLINKQ_MAX_CLAIMS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_claims: u32,
+
     /// How long SIGTERM waits for running steps before exiting anyway (their
     /// leases then expire and the steps run again elsewhere).
     #[arg(long, env = "FLINKQ_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -181,6 +198,9 @@ impl WorkerConfig {
             retry_base: self.retry_base,
             retry_cap: self.retry_cap,
             max_attempts: self.max_attempts,
+            authorize_timeout: self.authorize_timeout,
+            max_sessions: self.max_sessions,
+            max_claims: self.max_claims,
         }
     }
 }
@@ -234,6 +254,11 @@ mod tests {
         assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:9187");
         assert_eq!(config.redis.redis_url, "redis://127.0.0.1:6379");
         assert!(config.auth_key.is_none());
+        assert_eq!(config.policy().authorize_timeout, Duration::from_secs(1800));
+        assert_eq!(
+            (config.policy().max_sessions, config.policy().max_claims),
+            (5, 5)
+        );
     }
 
     #[test]
