@@ -210,21 +210,28 @@ pub fn bound_ms(job: &JobSnapshot, policy: &Policy) -> Option<u64> {
 pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Policy) -> Transition {
     let now = tick.now_ms;
     match outcome {
-        Outcome::Authorized { request_id } => Transition {
-            kind: TransitionKind::Advance,
-            state: JobState::Polling,
-            due_ms: Some(now),
-            request_id: Some(request_id),
+        Outcome::Authorized { request_id } => {
             // The limit starts with the first /Investments call, which runs
             // right after this commit; written now so a crash in between
             // cannot restart the clock. A re-authorize keeps the original.
-            deadline_ms: Some(job.deadline_ms.unwrap_or(now + millis(policy.poll_timeout))),
-            attempts: 0,
-            auths: job.auths + 1,
-            sessions: job.sessions + 1,
-            last: "authorize:200".into(),
-            ..carry(job)
-        },
+            let deadline = job
+                .deadline_ms
+                .unwrap_or(now.saturating_add(millis(policy.poll_timeout)));
+            Transition {
+                kind: TransitionKind::Advance,
+                state: JobState::Polling,
+                // a session that came after the deadline: wake at the
+                // deadline (already past) and end there, never scheduled past it
+                due_ms: Some(now.min(deadline)),
+                request_id: Some(request_id),
+                deadline_ms: Some(deadline),
+                attempts: 0,
+                auths: job.auths + 1,
+                sessions: job.sessions + 1,
+                last: "authorize:200".into(),
+                ..carry(job)
+            }
+        }
         Outcome::Ready => Transition {
             polls: job.polls + 1,
             last: "poll:200".into(),
