@@ -40,7 +40,7 @@ impl Default for Policy {
             retry_cap: Duration::from_secs(60),
             max_attempts: 10,
             authorize_timeout: Duration::from_secs(30 * 60),
-            max_sessions: 5,
+            max_sessions: 10,
             max_claims: 5,
         }
     }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use flinkq_shared::LoginId;
 use flinkq_shared::store::{StateCounts, Store, StoreConfig};
+use flinkq_shared::{JobSnapshot, LoginId};
 
 use crate::redis_harness::{RedisOptions, RedisServer};
 use crate::sim::{Script, SimConfig, SimHandle, Simulator};
@@ -99,6 +99,15 @@ impl Scenario {
             (counts.total > 0 && counts.unfinished() == 0).then_some(counts)
         })
         .await
+    }
+
+    /// The newest job of `login` (panics if it has none).
+    pub async fn job(&self, login: &LoginId) -> JobSnapshot {
+        self.store
+            .job_for_login(login)
+            .await
+            .expect("read the job")
+            .unwrap_or_else(|| panic!("no job for login {login}"))
     }
 
     /// Waits until the simulator has seen at least `polls` /Investments

@@ -128,7 +128,7 @@ pub struct WorkerConfig {
 
     /// Sessions one run of a job may obtain: a login whose sessions are lost
     /// (SESSION_EXPIRED) each time fails after this many.
-    #[arg(long, env = "FLINKQ_MAX_SESSIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "FLINKQ_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
 
     /// Claims of a job without a commit before it fails as a poison pill
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(config.policy().authorize_timeout, Duration::from_secs(1800));
         assert_eq!(
             (config.policy().max_sessions, config.policy().max_claims),
-            (5, 5)
+            (10, 5)
         );
     }
 
