@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use flinkq_shared::{JobState, LocalCode};
+use flinkq_shared::{JobState, LocalCode, LoginId, Outcome, Policy, Tick, transition};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{Fault, SPACING_TOLERANCE, Script, ScriptedFault};
 use flinkq_tests::worker_process::{WorkerProcess, wait_for};
@@ -231,4 +231,86 @@ async fn job_that_crashes_its_worker_fails_as_a_poison_pill() {
         (MAX_CLAIMS, MAX_CLAIMS),
         "Flinks saw one call per crash, max_claims of them"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_without_a_session_is_reaped_at_its_authorize_deadline_even_never_claimed_again() {
+    let world = Scenario::start(INTERVAL).await;
+    let login = LoginId::random();
+    world.enqueue("unclaimed", &[login]).await;
+    // claimed once, its worker dies mid-Authorize (no commit), and no
+    // worker ever claims it again: only the reaper runs
+    let claimed = world
+        .store
+        .claim_bounded(1, Duration::from_millis(100), Duration::from_millis(400))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.jobs.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reaped = world.store.reap(100).await.expect("reap");
+    assert_eq!(reaped.requeued, 1, "the dead worker's lease");
+    let mut timed_out = reaped.timed_out;
+    wait_for("the reaper to end the job", WAIT, async || {
+        timed_out += world.store.reap(100).await.ok()?.timed_out;
+        (timed_out == 1).then_some(())
+    })
+    .await;
+    let job = world.job(&login).await;
+    assert_eq!(job.state, JobState::TimedOut);
+    assert_eq!(
+        job.error.map(|e| e.code).as_deref(),
+        Some(LocalCode::AuthorizeTimeout.as_str())
+    );
+    assert!(job.finished_ms.expect("finished") >= claimed.now_ms + 400);
+    let counts = world.wait_finished("unclaimed", WAIT).await;
+    assert_eq!(counts.timed_out, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_without_a_commit_are_counted_and_a_commit_or_release_resets_them() {
+    let world = Scenario::start(INTERVAL).await;
+    let login = LoginId::random();
+    world.enqueue("claims", &[login]).await;
+    let lease = Duration::from_millis(100);
+    for expected in 1..=2 {
+        let claimed = world.store.claim(1, lease).await.expect("claim");
+        assert_eq!(claimed.jobs[0].claims, expected, "claim {expected}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        world.store.reap(100).await.expect("reap");
+    }
+    // a step given back unstarted at shutdown does not count
+    let claimed = world
+        .store
+        .claim(1, Duration::from_secs(10))
+        .await
+        .expect("claim");
+    let job = &claimed.jobs[0];
+    assert_eq!(job.claims, 3);
+    world
+        .store
+        .release(&[(job.id, job.seq)])
+        .await
+        .expect("release");
+    assert_eq!(world.job(&login).await.claims, 2);
+    // an applied commit resets the count
+    let claimed = world
+        .store
+        .claim(1, Duration::from_secs(10))
+        .await
+        .expect("claim");
+    let job = &claimed.jobs[0];
+    assert_eq!(job.claims, 3);
+    let tick = Tick {
+        now_ms: claimed.now_ms,
+        jitter: 0.0,
+    };
+    let snoozed = transition(job, Outcome::Pending, tick, &Policy::default());
+    assert!(
+        world
+            .store
+            .commit(job.id, job.seq, &snoozed)
+            .await
+            .expect("commit")
+    );
+    assert_eq!(world.job(&login).await.claims, 0);
 }
