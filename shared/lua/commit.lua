@@ -8,11 +8,13 @@
 -- the step: its fencing token equals the job's and its lease is live. A stale
 -- worker (lease expired, reaped, claimed elsewhere) changes nothing.
 -- An applied commit resets `claims` (see claim.lua): the job did not kill
--- the worker that ran this step.
+-- the worker that ran this step; a fenced one gives its claim back.
 local id, seq, state = ARGV[1], ARGV[2], ARGV[3]
 local job = P .. 'job:' .. id
-if redis.call('HGET', job, 'seq') ~= seq then return 0 end
-if not redis.call('ZSCORE', P .. 'leases', id) then return 0 end
+if redis.call('HGET', job, 'seq') ~= seq or not redis.call('ZSCORE', P .. 'leases', id) then
+  give_back_claim(job)
+  return 0
+end
 local now = now_ms()
 redis.call('ZREM', P .. 'leases', id)
 redis.call('HSET', job,

@@ -23,6 +23,16 @@ local function due_key(id)
   return P .. 'due'
 end
 
+-- Take back one of the job's `claims` (claims since its last commit, see
+-- claim.lua): its holder came back alive — it gave the step back unstarted,
+-- or it lost the claim (a lease that expired under load) and was fenced — so
+-- that claim is no sign of a job that kills its worker (a poison pill).
+local function give_back_claim(job)
+  if (tonumber(redis.call('HGET', job, 'claims') or 0) or 0) > 0 then
+    redis.call('HINCRBY', job, 'claims', -1)
+  end
+end
+
 -- Move one job between per-state counters, globally and for its batch.
 local function count_move(batch, from, to)
   if from == to then return end

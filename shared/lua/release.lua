@@ -9,7 +9,7 @@ for i = 1, #ARGV, 2 do
   local job = P .. 'job:' .. id
   if redis.call('HGET', job, 'seq') == seq and redis.call('ZREM', P .. 'leases', id) == 1 then
     redis.call('HINCRBY', job, 'seq', 1)
-    redis.call('HINCRBY', job, 'claims', -1)
+    give_back_claim(job)
     redis.call('ZADD', due_key(id), now, id)
     released = released + 1
   end

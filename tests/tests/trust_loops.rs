@@ -267,48 +267,65 @@ async fn job_without_a_session_is_reaped_at_its_authorize_deadline_even_never_cl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_without_a_commit_are_counted_and_a_commit_or_release_resets_them() {
+async fn claims_count_until_a_commit_and_a_holder_that_comes_back_alive_gives_its_claim_back() {
     let world = Scenario::start(INTERVAL).await;
     let login = LoginId::random();
     world.enqueue("claims", &[login]).await;
     let lease = Duration::from_millis(100);
+    let long = Duration::from_secs(10);
+    let tick = |now_ms| Tick {
+        now_ms,
+        jitter: 0.0,
+    };
+    // two holders lose their lease (crashed, or stalled past it)
+    let mut stale = Vec::new();
     for expected in 1..=2 {
         let claimed = world.store.claim(1, lease).await.expect("claim");
         assert_eq!(claimed.jobs[0].claims, expected, "claim {expected}");
+        stale.push(claimed);
         tokio::time::sleep(Duration::from_millis(200)).await;
         world.store.reap(100).await.expect("reap");
     }
-    // a step given back unstarted at shutdown does not count
-    let claimed = world
-        .store
-        .claim(1, Duration::from_secs(10))
-        .await
-        .expect("claim");
+    let claimed = world.store.claim(1, long).await.expect("claim");
+    assert_eq!(claimed.jobs[0].claims, 3);
+    // the second one was alive after all: its fenced commit gives its claim back
+    let late = &stale[1].jobs[0];
+    let t = transition(
+        late,
+        Outcome::Pending,
+        tick(stale[1].now_ms),
+        &Policy::default(),
+    );
+    assert!(
+        !world
+            .store
+            .commit(late.id, late.seq, &t)
+            .await
+            .expect("commit")
+    );
+    assert_eq!(world.job(&login).await.claims, 2);
+    // a step given back unstarted at shutdown does not count either
     let job = &claimed.jobs[0];
-    assert_eq!(job.claims, 3);
     world
         .store
         .release(&[(job.id, job.seq)])
         .await
         .expect("release");
-    assert_eq!(world.job(&login).await.claims, 2);
+    assert_eq!(world.job(&login).await.claims, 1);
     // an applied commit resets the count
-    let claimed = world
-        .store
-        .claim(1, Duration::from_secs(10))
-        .await
-        .expect("claim");
+    let claimed = world.store.claim(1, long).await.expect("claim");
     let job = &claimed.jobs[0];
-    assert_eq!(job.claims, 3);
-    let tick = Tick {
-        now_ms: claimed.now_ms,
-        jitter: 0.0,
-    };
-    let snoozed = transition(job, Outcome::Pending, tick, &Policy::default());
+    assert_eq!(job.claims, 2);
+    let t = transition(
+        job,
+        Outcome::Pending,
+        tick(claimed.now_ms),
+        &Policy::default(),
+    );
     assert!(
         world
             .store
-            .commit(job.id, job.seq, &snoozed)
+            .commit(job.id, job.seq, &t)
             .await
             .expect("commit")
     );
