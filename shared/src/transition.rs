@@ -134,58 +134,8 @@ pub struct Transition {
 /// more than `max_claims` times without a commit) or past its bound (see
 /// [`bound_ms`]).
 pub fn plan(job: &JobSnapshot, now_ms: u64, policy: &Policy) -> Plan {
-    if job.claims > policy.max_claims {
-        let error = StepError {
-            code: LocalCode::PoisonPill.as_str().into(),
-            http_status: None,
-            message: format!(
-                "claimed {} times without a commit (FLINKQ_MAX_CLAIMS={}): the worker died on it \
-                 each time (out of memory, a panic, a kill); find the cause in the worker logs, \
-                 then `flinkq dead retry`",
-                job.claims, policy.max_claims
-            ),
-        };
-        return Plan::Finish(finish(job, JobState::Failed, Some(error), "claim:poison"));
-    }
-    let pending = job
-        .last
-        .as_deref()
-        .filter(|l| l.ends_with(":202"))
-        .map(|_| 202);
-    if let Some(deadline) = job.deadline_ms
-        && now_ms >= deadline
-    {
-        let error = StepError {
-            code: LocalCode::PollTimeout.as_str().into(),
-            http_status: pending,
-            message: "still pending at the polling deadline (Flinks: poll for at most 30 minutes by default)".into(),
-        };
-        return Plan::Finish(finish(
-            job,
-            JobState::TimedOut,
-            Some(error),
-            "claim:deadline",
-        ));
-    }
-    if job.deadline_ms.is_none()
-        && let Some(bound) = bound_ms(job, policy)
-        && now_ms >= bound
-    {
-        let last = job.last.as_deref().unwrap_or("none");
-        let error = StepError {
-            code: LocalCode::AuthorizeTimeout.as_str().into(),
-            http_status: pending,
-            message: format!(
-                "no session within FLINKQ_AUTHORIZE_TIMEOUT ({}) of the first claim; last answer: {last}",
-                humantime::format_duration(policy.authorize_timeout)
-            ),
-        };
-        return Plan::Finish(finish(
-            job,
-            JobState::TimedOut,
-            Some(error),
-            "claim:authorize_deadline",
-        ));
+    if let Some(end) = poison_pill(job, policy).or_else(|| past_bound(job, now_ms, policy)) {
+        return Plan::Finish(end);
     }
     match (&job.state, &job.request_id) {
         (JobState::Polling, Some(request_id)) => Plan::Run(Step::Poll {
@@ -193,6 +143,59 @@ pub fn plan(job: &JobSnapshot, now_ms: u64, policy: &Policy) -> Plan {
         }),
         _ => Plan::Run(Step::Authorize),
     }
+}
+
+/// `failed` with `POISON_PILL` for a job claimed more than `max_claims`
+/// times without a commit: each of its workers died on it, so the next one
+/// would too.
+fn poison_pill(job: &JobSnapshot, policy: &Policy) -> Option<Transition> {
+    if job.claims <= policy.max_claims {
+        return None;
+    }
+    let error = StepError {
+        code: LocalCode::PoisonPill.as_str().into(),
+        http_status: None,
+        message: format!(
+            "claimed {} times without a commit (FLINKQ_MAX_CLAIMS={}): the worker died on it \
+             each time (out of memory, a panic, a kill); find the cause in the worker logs, \
+             then `flinkq dead retry`",
+            job.claims, policy.max_claims
+        ),
+    };
+    Some(finish(job, JobState::Failed, Some(error), "claim:poison"))
+}
+
+/// `timed_out` for a job claimed at or after its bound: `POLL_TIMEOUT` past
+/// the polling deadline, `AUTHORIZE_TIMEOUT` past the authorize deadline.
+fn past_bound(job: &JobSnapshot, now_ms: u64, policy: &Policy) -> Option<Transition> {
+    if now_ms < bound_ms(job, policy)? {
+        return None;
+    }
+    let pending = job
+        .last
+        .as_deref()
+        .filter(|l| l.ends_with(":202"))
+        .map(|_| 202);
+    let (error, last) = if job.deadline_ms.is_some() {
+        let error = StepError {
+            code: LocalCode::PollTimeout.as_str().into(),
+            http_status: pending,
+            message: "still pending at the polling deadline (Flinks: poll for at most 30 minutes by default)".into(),
+        };
+        (error, "claim:deadline")
+    } else {
+        let error = StepError {
+            code: LocalCode::AuthorizeTimeout.as_str().into(),
+            http_status: pending,
+            message: format!(
+                "no session within FLINKQ_AUTHORIZE_TIMEOUT ({}) of the first claim; last answer: {}",
+                humantime::format_duration(policy.authorize_timeout),
+                job.last.as_deref().unwrap_or("none")
+            ),
+        };
+        (error, "claim:authorize_deadline")
+    };
+    Some(finish(job, JobState::TimedOut, Some(error), last))
 }
 
 /// When the job must have ended (ms, Redis clock): its polling deadline once
