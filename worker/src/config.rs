@@ -123,7 +123,7 @@ pub struct WorkerConfig {
     /// How long a job may go without a session, counted from its first
     /// claim: past it, a job whose Authorize keeps answering 202 or "retry
     /// later" ends `timed_out` (AUTHORIZE_TIMEOUT).
-    #[arg(long, env = "FLINKQ_AUTHORIZE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FLINKQ_AUTHORIZE_TIMEOUT", default_value = "30m", value_parser = parse_authorize_timeout)]
     pub authorize_timeout: Duration,
 
     /// Sessions one run of a job may obtain: a login whose sessions are lost
@@ -232,6 +232,16 @@ fn parse_ttl(input: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+fn parse_authorize_timeout(input: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(input).map_err(|e| e.to_string())?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "authorize timeout {input} would time every job out at its first claim: use e.g. 30m"
+        ));
+    }
+    Ok(timeout)
+}
+
 fn parse_lease(input: &str) -> Result<Duration, String> {
     let lease = humantime::parse_duration(input).map_err(|e| e.to_string())?;
     if lease < Duration::from_millis(300) {
@@ -274,6 +284,11 @@ mod tests {
         let err = WorkerConfig::try_parse_from(["w", "--results", "s3"]).expect_err("bad sink");
         assert!(err.to_string().contains("files, redis"), "{err}");
         assert!(WorkerConfig::try_parse_from(["w", "--result-ttl", "0s"]).is_err());
+        let err = WorkerConfig::try_parse_from(["w", "--authorize-timeout", "0s"])
+            .expect_err("zero authorize timeout");
+        assert!(err.to_string().contains("--authorize-timeout"), "{err}");
+        assert!(WorkerConfig::try_parse_from(["w", "--max-sessions", "0"]).is_err());
+        assert!(WorkerConfig::try_parse_from(["w", "--max-claims", "0"]).is_err());
     }
 
     #[test]
