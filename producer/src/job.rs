@@ -44,6 +44,11 @@ pub fn write_human(job: &JobSnapshot, out: &mut impl Write) -> std::io::Result<(
         job.attempts,
         job.last.as_deref().unwrap_or("-")
     )?;
+    writeln!(
+        out,
+        "limits    {} sessions this run, {} claims since the last commit",
+        job.sessions, job.claims
+    )?;
     match &job.error {
         Some(error) => writeln!(out, "error     {error}"),
         None => writeln!(out, "error     -"),

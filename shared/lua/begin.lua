@@ -1,7 +1,7 @@
 -- begin(lease_ms, id, token, spacing_ms, rate_per_sec, burst) -> 1 held | 0 lost | -ms throttled
 -- Called right before a step calls Flinks, as its one script call:
 -- 1. Confirms the claim still holds (token matches, lease present) and
---    renews the lease.
+--    renews the lease; a lost one is given back (give_back_claim).
 -- 2. Applies the global rate limit toward Flinks (GCRA over a single
 --    `ratelimit` key shared by every worker): at most `burst` calls at once
 --    and `rate_per_sec` after that. A throttled caller gets -wait_ms and
@@ -14,6 +14,7 @@ local lease, id, token = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local spacing, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local job = P .. 'job:' .. id
 if redis.call('HGET', job, 'token') ~= token or not redis.call('ZSCORE', P .. 'leases', id) then
+  give_back_claim(job)
   return 0
 end
 local now = now_ms()

@@ -1,4 +1,4 @@
--- claim(n, lease_ms, token_base) -> {now, next_due or -1, {{id, field, value, ...}, ...}}
+-- claim(n, lease_ms, token_base, authorize_timeout_ms) -> {now, next_due or -1, {{id, field, value, ...}, ...}}
 -- (each job's fields include its due time as the virtual field `due`)
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
 -- range), high priority first, then normal, then low; gives each job a
@@ -6,9 +6,14 @@
 -- in this call, so tokens never repeat, even after Redis loses data), and
 -- returns their snapshots plus the earliest due time still
 -- waiting in any queue, so the claimer can sleep exactly until then.
+-- Each claim adds one to the job's `claims` (reset by an applied commit, so
+-- a job that keeps killing its worker is seen as a poison pill). The first
+-- claim starts the job's clock and puts its authorize deadline in
+-- `deadlines`, so reap ends it even if no worker claims it again.
 local n = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local token_base = ARGV[3]
+local authorize_timeout = tonumber(ARGV[4])
 local now = now_ms()
 local claimed = {}
 local next_due = nil
@@ -27,8 +32,10 @@ for _, queue in ipairs(DUE_QUEUES) do
     local state = redis.call('HGET', job, 'state')
     if state and not TERMINAL[state] then
       redis.call('HSET', job, 'token', token_base .. '.' .. (#claimed + 1))
+      redis.call('HINCRBY', job, 'claims', 1)
       if not redis.call('HGET', job, 'started') then
         redis.call('HSET', job, 'started', now)
+        redis.call('ZADD', P .. 'deadlines', 'NX', now + authorize_timeout, id)
       end
       redis.call('ZADD', P .. 'leases', now + lease, id)
       local fields = redis.call('HGETALL', job)

@@ -1,6 +1,6 @@
 -- commit(id, token, login, commit_id, state, due, request_id, deadline,
 --        attempts, polls, auths, retries, err_code, err_http, err_msg, last,
---        result_sink, result_data, result_ttl_ms)
+--        result_sink, result_data, result_ttl_ms, sessions)
 --   -> 1 applied | 0 fenced | 2 already applied (a retry of this commit_id)
 -- result_sink ('' | 'file' | 'redis') comes with a succeeded job: the login's
 -- result pointer `result:<login>` (the file's path, or the gzip payload
@@ -12,12 +12,17 @@
 -- claimed elsewhere, or its job lost with Redis' data) changes nothing.
 -- `commit_id` names this commit: a retry after a lost answer (a timeout) is
 -- recognised as already applied, not taken for a fenced step.
+-- An applied commit resets `claims` (see claim.lua): the job did not kill
+-- the worker that ran this step; a fenced one gives its claim back.
 local id, token, login, commit_id, state = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local job = P .. 'job:' .. id
 local held = redis.call('HMGET', job, 'login', 'token', 'commit_id')
 if held[3] == commit_id then return 2 end
-if held[1] ~= login or held[2] ~= token then return 0 end
-if not redis.call('ZSCORE', P .. 'leases', id) then return 0 end
+if held[1] ~= login then return 0 end
+if held[2] ~= token or not redis.call('ZSCORE', P .. 'leases', id) then
+  give_back_claim(job)
+  return 0
+end
 local now = now_ms()
 redis.call('ZREM', P .. 'leases', id)
 -- the claim is spent: nothing else may commit or call under it
@@ -26,7 +31,8 @@ redis.call('HSET', job,
   'request_id', ARGV[7], 'deadline', ARGV[8], 'attempts', ARGV[9],
   'polls', ARGV[10], 'auths', ARGV[11], 'retries', ARGV[12],
   'err_code', ARGV[13], 'err_http', ARGV[14], 'err_msg', ARGV[15],
-  'last', ARGV[16], 'updated', now, 'commit_id', commit_id)
+  'last', ARGV[16], 'updated', now, 'commit_id', commit_id,
+  'sessions', ARGV[20], 'claims', 0)
 if state == 'succeeded' and ARGV[17] ~= '' then
   local result = P .. 'result:' .. login
   redis.call('DEL', result)

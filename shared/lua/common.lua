@@ -23,6 +23,16 @@ local function due_key(id)
   return P .. 'due'
 end
 
+-- Take back one of the job's `claims` (claims since its last commit, see
+-- claim.lua): its holder came back alive — it gave the step back unstarted,
+-- or it lost the claim (a lease that expired under load) and was fenced — so
+-- that claim is no sign of a job that kills its worker (a poison pill).
+local function give_back_claim(job)
+  if (tonumber(redis.call('HGET', job, 'claims') or 0) or 0) > 0 then
+    redis.call('HINCRBY', job, 'claims', -1)
+  end
+end
+
 -- Move one job between per-state counters, globally and for its batch.
 local function count_move(batch, from, to)
   if from == to then return end
@@ -98,8 +108,8 @@ local function finish(id, state, now)
   return true
 end
 
--- Requeue one dead letter as a fresh run (new session, new deadline,
--- attempts reset), keeping its step history. `run` ('' for none) marks the
+-- Requeue one dead letter as a fresh run (new session, new deadlines,
+-- attempts, sessions and claims reset), keeping its step history. `run` ('' for none) marks the
 -- job as requeued by one `dead retry --all` walk, so that walk never counts
 -- it twice should it die again. Returns 'requeued', 'skipped' (not dead, or
 -- its login has another unfinished job), 'seen' (requeued by this walk
@@ -118,8 +128,8 @@ local function requeue_dead(id, now, run)
     return 'skipped'
   end
   redis.call('HDEL', job, 'token', 'started')
-  redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'request_id', '',
-    'deadline', '', 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
+  redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'sessions', 0, 'claims', 0,
+    'request_id', '', 'deadline', '', 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
   if run ~= '' then
     redis.call('HSET', job, 'dead_retry', run)
   end

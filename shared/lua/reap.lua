@@ -1,8 +1,9 @@
 -- reap(limit, sweep) -> {requeued, timed_out, orphans}
 -- Leases past expiry go back to due (now, or the job's not_before if a call
 -- was in flight: see begin.lua), their fencing token deleted so the crashed
--- or stalled holder can no longer commit. Unleased jobs whose polling
--- deadline has passed finish as timed_out even if no worker picks them up.
+-- or stalled holder can no longer commit. Unleased jobs past their bound
+-- finish as timed_out even if no worker picks them up: the polling deadline,
+-- or, for a job without a session yet, the authorize deadline (claim.lua).
 -- Index entries whose job hash is gone (evicted, deleted) are dropped and
 -- counted as orphans, never read as jobs: one missing hash must not break
 -- every reap. Besides the leases and deadlines it reaps, each call sweeps
@@ -32,8 +33,13 @@ for _, id in ipairs(late) do
     drop_orphan(id)
     orphans = orphans + 1
   elseif not redis.call('ZSCORE', P .. 'leases', id) then
-    redis.call('HSET', job, 'err_code', 'POLL_TIMEOUT',
-      'err_msg', 'deadline passed while the job waited to be polled', 'last', 'reap:deadline')
+    if (redis.call('HGET', job, 'deadline') or '') == '' then
+      redis.call('HSET', job, 'err_code', 'AUTHORIZE_TIMEOUT',
+        'err_msg', 'no session by the authorize deadline (FLINKQ_AUTHORIZE_TIMEOUT)', 'last', 'reap:authorize_deadline')
+    else
+      redis.call('HSET', job, 'err_code', 'POLL_TIMEOUT',
+        'err_msg', 'deadline passed while the job waited to be polled', 'last', 'reap:deadline')
+    end
     finish(id, 'timed_out', now)
     timed_out = timed_out + 1
   end

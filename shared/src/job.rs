@@ -252,8 +252,15 @@ pub struct JobSnapshot {
     pub attempts: u32,
     /// /Investments calls made.
     pub polls: u32,
-    /// Successful Authorize calls.
+    /// Successful Authorize calls, over the job's whole life.
     pub auths: u32,
+    /// Sessions obtained in the current run (reset by `flinkq dead retry`);
+    /// limited by [`crate::Policy::max_sessions`].
+    pub sessions: u32,
+    /// Claims since the last applied commit: each claim adds one, a commit
+    /// resets it, a release at shutdown gives it back. Above
+    /// [`crate::Policy::max_claims`] the job is a poison pill.
+    pub claims: u32,
     /// Transient failures retried, in all.
     pub retries: u32,
     /// Enqueue time (ms).

@@ -5,6 +5,7 @@
 //!
 //! - [`login_id`]: `LoginId`, a validated UUID.
 //! - [`job`]: `JobId` (UUIDv7), `ClaimToken`, `CommitId`, `JobState`, `JobSnapshot`, `StepError`.
+//! - [`local_code`]: `LocalCode`, the error codes flinkq gives a job itself.
 //! - [`classify`]: a Flinks answer's kind, by FlinksCode first, then HTTP status.
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
@@ -17,6 +18,7 @@
 pub mod classify;
 pub mod instance;
 pub mod job;
+pub mod local_code;
 pub mod login_id;
 pub mod policy;
 pub mod redis_args;
@@ -29,9 +31,10 @@ pub use classify::{AnswerKind, classify, known_code};
 pub use job::{
     BadJobId, ClaimToken, CommitId, JobId, JobSnapshot, JobState, Priority, StepError, UnknownState,
 };
+pub use local_code::LocalCode;
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
 pub use result_record::{ResultPlace, ResultRecord, StoredResult};
 pub use transition::{
-    FailureKind, Outcome, Plan, Step, Tick, Transition, TransitionKind, plan, transition,
+    FailureKind, Outcome, Plan, Step, Tick, Transition, TransitionKind, bound_ms, plan, transition,
 };

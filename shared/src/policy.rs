@@ -1,4 +1,5 @@
-//! The timing policy of a job: poll interval, polling deadline, retry backoff.
+//! The timing policy of a job: poll interval, deadlines, retry backoff, and
+//! the limits that keep every loop bounded (attempts, sessions, claims).
 
 use std::time::Duration;
 
@@ -18,6 +19,16 @@ pub struct Policy {
     pub retry_cap: Duration,
     /// Consecutive transient failures of one step before the job fails.
     pub max_attempts: u32,
+    /// How long a job may go without a session, from its first claim: a job
+    /// whose Authorize keeps answering 202 or asking to retry later ends
+    /// `timed_out` there instead of looping forever.
+    pub authorize_timeout: Duration,
+    /// Sessions one run of a job may obtain: a login whose every session is
+    /// lost at once fails after this many instead of re-authorizing forever.
+    pub max_sessions: u32,
+    /// Claims without a commit before the job fails as a poison pill: a job
+    /// that kills its worker (out of memory, a panic) must not kill the next.
+    pub max_claims: u32,
 }
 
 impl Default for Policy {
@@ -28,6 +39,9 @@ impl Default for Policy {
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(60),
             max_attempts: 10,
+            authorize_timeout: Duration::from_secs(30 * 60),
+            max_sessions: 10,
+            max_claims: 5,
         }
     }
 }
@@ -36,7 +50,8 @@ impl Policy {
     /// Delay before retry number `attempt` (1-based) of a step: exponential
     /// from `retry_base`, capped at `retry_cap`, with full jitter (`jitter` is
     /// a uniform sample in `[0, 1)` supplied by the caller), and never shorter
-    /// than the server's `Retry-After`.
+    /// than the server's `Retry-After` — itself capped at `retry_cap`, so a
+    /// provider answering `Retry-After: 31536000` cannot park a job for a year.
     ///
     /// The attempt count comes from the job in Redis, so a restart does not
     /// reset the backoff.
@@ -55,7 +70,8 @@ impl Policy {
             .nth(attempt.saturating_sub(1) as usize)
             .unwrap_or(self.retry_cap);
         let jittered = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
-        jittered.max(retry_after.unwrap_or_default())
+        let asked = retry_after.unwrap_or_default().min(self.retry_cap);
+        jittered.max(asked)
     }
 }
 
@@ -81,5 +97,16 @@ mod tests {
         let policy = Policy::default();
         let after = Some(Duration::from_secs(30));
         assert_eq!(policy.retry_delay(1, 0.5, after), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_a_year_is_capped_at_the_retry_cap() {
+        let policy = Policy::default();
+        let year = Some(Duration::from_secs(31_536_000));
+        assert_eq!(policy.retry_delay(1, 0.5, year), policy.retry_cap);
+        assert_eq!(
+            policy.retry_delay(1, 0.5, Some(Duration::MAX)),
+            policy.retry_cap
+        );
     }
 }

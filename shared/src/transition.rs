@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{JobSnapshot, JobState, Policy, StepError};
+use crate::{JobSnapshot, JobState, LocalCode, Policy, StepError};
 
 /// The moment a decision is made, supplied by the caller: milliseconds since
 /// the Unix epoch on Redis' clock, and one uniform sample in `[0, 1)` for the
@@ -117,8 +117,10 @@ pub struct Transition {
     pub attempts: u32,
     /// /Investments calls made.
     pub polls: u32,
-    /// Sessions obtained.
+    /// Sessions obtained, over the job's life.
     pub auths: u32,
+    /// Sessions obtained in this run (see [`JobSnapshot::sessions`]).
+    pub sessions: u32,
     /// Transient failures retried in all.
     pub retries: u32,
     /// The error to keep on the job.
@@ -127,23 +129,13 @@ pub struct Transition {
     pub last: String,
 }
 
-/// Decides what a claimed job does: the step its state calls for, or
-/// `timed_out` without a call when the deadline has already passed.
-pub fn plan(job: &JobSnapshot, now_ms: u64) -> Plan {
-    if let Some(deadline) = job.deadline_ms
-        && now_ms >= deadline
-    {
-        let error = StepError {
-            code: "POLL_TIMEOUT".into(),
-            http_status: job.last.as_deref().filter(|l| l.ends_with(":202")).map(|_| 202),
-            message: "still pending at the polling deadline (Flinks: poll for at most 30 minutes by default)".into(),
-        };
-        return Plan::Finish(finish(
-            job,
-            JobState::TimedOut,
-            Some(error),
-            "claim:deadline",
-        ));
+/// Decides what a claimed job does: the step its state calls for, or a
+/// terminal transition without a call when the job is a poison pill (claimed
+/// more than `max_claims` times without a commit) or past its bound (see
+/// [`bound_ms`]).
+pub fn plan(job: &JobSnapshot, now_ms: u64, policy: &Policy) -> Plan {
+    if let Some(end) = poison_pill(job, policy).or_else(|| past_bound(job, now_ms, policy)) {
+        return Plan::Finish(end);
     }
     match (&job.state, &job.request_id) {
         (JobState::Polling, Some(request_id)) => Plan::Run(Step::Poll {
@@ -153,125 +145,257 @@ pub fn plan(job: &JobSnapshot, now_ms: u64) -> Plan {
     }
 }
 
+/// `failed` with `POISON_PILL` for a job claimed more than `max_claims`
+/// times without a commit: each of its workers died on it, so the next one
+/// would too.
+fn poison_pill(job: &JobSnapshot, policy: &Policy) -> Option<Transition> {
+    if job.claims <= policy.max_claims {
+        return None;
+    }
+    let error = StepError {
+        code: LocalCode::PoisonPill.as_str().into(),
+        http_status: None,
+        message: format!(
+            "claimed {} times without a commit (FLINKQ_MAX_CLAIMS={}): the worker died on it \
+             each time (out of memory, a panic, a kill); find the cause in the worker logs, \
+             then `flinkq dead retry`",
+            job.claims, policy.max_claims
+        ),
+    };
+    Some(finish(job, JobState::Failed, Some(error), "claim:poison"))
+}
+
+/// `timed_out` for a job claimed at or after its bound: `POLL_TIMEOUT` past
+/// the polling deadline, `AUTHORIZE_TIMEOUT` past the authorize deadline.
+fn past_bound(job: &JobSnapshot, now_ms: u64, policy: &Policy) -> Option<Transition> {
+    if now_ms < bound_ms(job, policy)? {
+        return None;
+    }
+    let pending = job
+        .last
+        .as_deref()
+        .filter(|l| l.ends_with(":202"))
+        .map(|_| 202);
+    let (error, last) = if job.deadline_ms.is_some() {
+        let error = StepError {
+            code: LocalCode::PollTimeout.as_str().into(),
+            http_status: pending,
+            message: "still pending at the polling deadline (Flinks: poll for at most 30 minutes by default)".into(),
+        };
+        (error, "claim:deadline")
+    } else {
+        let error = StepError {
+            code: LocalCode::AuthorizeTimeout.as_str().into(),
+            http_status: pending,
+            message: format!(
+                "no session within FLINKQ_AUTHORIZE_TIMEOUT ({}) of the first claim; last answer: {}",
+                humantime::format_duration(policy.authorize_timeout),
+                job.last.as_deref().unwrap_or("none")
+            ),
+        };
+        (error, "claim:authorize_deadline")
+    };
+    Some(finish(job, JobState::TimedOut, Some(error), last))
+}
+
+/// When the job must have ended (ms, Redis clock): its polling deadline once
+/// it has one, else its authorize deadline, `authorize_timeout` after its
+/// first claim. `None` for a job never claimed. No transition schedules a
+/// step past it, and `plan` finishes a job claimed at or after it.
+pub fn bound_ms(job: &JobSnapshot, policy: &Policy) -> Option<u64> {
+    job.deadline_ms.or_else(|| {
+        job.started_ms
+            .map(|started| started.saturating_add(millis(policy.authorize_timeout)))
+    })
+}
+
 /// The pure state machine: the transition `outcome` causes for `job` at `tick`.
 pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Policy) -> Transition {
     let now = tick.now_ms;
-    let step = match job.state {
-        JobState::Polling => "poll",
-        _ => "authorize",
-    };
     match outcome {
-        Outcome::Authorized { request_id } => Transition {
-            kind: TransitionKind::Advance,
-            state: JobState::Polling,
-            due_ms: Some(now),
-            request_id: Some(request_id),
+        Outcome::Authorized { request_id } => {
             // The limit starts with the first /Investments call, which runs
             // right after this commit; written now so a crash in between
             // cannot restart the clock. A re-authorize keeps the original.
-            deadline_ms: Some(job.deadline_ms.unwrap_or(now + millis(policy.poll_timeout))),
-            attempts: 0,
-            auths: job.auths + 1,
-            last: "authorize:200".into(),
-            ..carry(job)
-        },
+            let deadline = job
+                .deadline_ms
+                .unwrap_or(now.saturating_add(millis(policy.poll_timeout)));
+            Transition {
+                kind: TransitionKind::Advance,
+                state: JobState::Polling,
+                // a session that came after the deadline: wake at the
+                // deadline (already past) and end there, never scheduled past it
+                due_ms: Some(now.min(deadline)),
+                request_id: Some(request_id),
+                deadline_ms: Some(deadline),
+                attempts: 0,
+                auths: job.auths + 1,
+                sessions: job.sessions + 1,
+                last: "authorize:200".into(),
+                ..carry(job)
+            }
+        }
         Outcome::Ready => Transition {
             polls: job.polls + 1,
             last: "poll:200".into(),
             ..finish(job, JobState::Succeeded, None, "")
         },
-        Outcome::Pending => {
-            let polls = job.polls + u32::from(job.state == JobState::Polling);
-            let next = now + millis(policy.poll_interval);
-            let last = format!("{step}:202");
-            // The next poll would pass the deadline: no more polls. The job
-            // wakes once more at its deadline and ends `timed_out` there (see
-            // `plan`), so it ends at its deadline, not up to an interval early.
-            let due = match job.deadline_ms {
-                Some(deadline) if next >= deadline => deadline,
-                _ => next,
-            };
-            Transition {
-                kind: TransitionKind::Snooze,
-                due_ms: Some(due),
-                attempts: 0,
-                polls,
-                last,
-                ..carry(job)
-            }
-        }
+        Outcome::Pending => on_pending(job, now, policy),
         Outcome::Failed {
             kind,
             error,
             retry_after,
         } => {
-            let last = format!("{step}:{}", error.code);
+            let last = format!("{}:{}", step_name(job), error.code);
             let polls = job.polls + u32::from(job.state == JobState::Polling);
             match kind {
                 FailureKind::NeedsUser | FailureKind::BadRequest => Transition {
                     polls,
                     ..finish(job, JobState::Failed, Some(error), &last)
                 },
-                FailureKind::SessionLost if job.state == JobState::Polling => Transition {
-                    kind: TransitionKind::Reauthorize,
-                    state: JobState::Authorizing,
-                    due_ms: Some(now),
-                    request_id: None,
-                    attempts: 0,
-                    polls,
-                    error: Some(error),
-                    last,
-                    ..carry(job)
-                },
+                FailureKind::SessionLost if job.state == JobState::Polling => {
+                    on_session_lost(job, error, last, now, policy)
+                }
                 // A lost session while authorizing makes no sense: treat it as
                 // a transient failure of Authorize.
                 FailureKind::SessionLost | FailureKind::Transient => {
-                    let attempts = job.attempts + 1;
-                    if attempts >= policy.max_attempts {
-                        let message = format!(
-                            "gave up after {attempts} consecutive transient failures; last: {}",
-                            error.message
-                        );
-                        let error = StepError { message, ..error };
-                        return Transition {
-                            attempts,
-                            polls,
-                            ..finish(job, JobState::Failed, Some(error), &last)
-                        };
-                    }
-                    let mut delay = policy.retry_delay(attempts, tick.jitter, retry_after);
-                    if job.state == JobState::Polling {
-                        // A retried poll is still a poll: never closer than the interval.
-                        delay = delay.max(policy.poll_interval);
-                    }
-                    let due = now + millis(delay);
-                    if let Some(deadline) = job.deadline_ms
-                        && due >= deadline
-                    {
-                        return Transition {
-                            attempts,
-                            polls,
-                            ..finish(job, JobState::TimedOut, Some(error), &last)
-                        };
-                    }
-                    Transition {
-                        kind: TransitionKind::Retry,
-                        state: if job.state == JobState::Queued {
-                            JobState::Authorizing
-                        } else {
-                            job.state
-                        },
-                        due_ms: Some(due),
-                        attempts,
-                        polls,
-                        retries: job.retries + 1,
-                        error: Some(error),
-                        last,
-                        ..carry(job)
-                    }
+                    on_transient(job, error, retry_after, last, tick, policy)
                 }
             }
         }
+    }
+}
+
+/// 202: the same step again after one poll interval — Authorize too, so a
+/// provider answering 202 to Authorize forever is asked once per interval
+/// until the authorize deadline. Never burns a retry.
+fn on_pending(job: &JobSnapshot, now: u64, policy: &Policy) -> Transition {
+    let polls = job.polls + u32::from(job.state == JobState::Polling);
+    Transition {
+        kind: TransitionKind::Snooze,
+        state: next_state(job),
+        due_ms: Some(spaced_until_bound(job, now, policy.poll_interval, policy)),
+        attempts: 0,
+        polls,
+        last: format!("{}:202", step_name(job)),
+        ..carry(job)
+    }
+}
+
+/// The session is gone: authorize again, but no sooner than one poll
+/// interval after the poll that lost it (else a login whose sessions always
+/// expire makes an Authorize + poll pair as fast as the network allows), and
+/// no more than `max_sessions` times in one run.
+fn on_session_lost(
+    job: &JobSnapshot,
+    error: StepError,
+    last: String,
+    now: u64,
+    policy: &Policy,
+) -> Transition {
+    let polls = job.polls + 1;
+    if job.sessions >= policy.max_sessions {
+        let message = format!(
+            "gave up after {} sessions (FLINKQ_MAX_SESSIONS), each lost before the payload; last: {}",
+            job.sessions, error.message
+        );
+        let error = StepError { message, ..error };
+        return Transition {
+            polls,
+            ..finish(job, JobState::Failed, Some(error), &last)
+        };
+    }
+    Transition {
+        kind: TransitionKind::Reauthorize,
+        state: JobState::Authorizing,
+        due_ms: Some(spaced_until_bound(job, now, policy.poll_interval, policy)),
+        request_id: None,
+        attempts: 0,
+        polls,
+        error: Some(error),
+        last,
+        ..carry(job)
+    }
+}
+
+/// A transient failure: the same step after a backoff (at least
+/// `Retry-After`, capped at `retry_cap`; a poll at least the interval), until
+/// `max_attempts`; a retry that would come at or after the job's bound ends
+/// it `timed_out` now, keeping the error.
+fn on_transient(
+    job: &JobSnapshot,
+    error: StepError,
+    retry_after: Option<Duration>,
+    last: String,
+    tick: Tick,
+    policy: &Policy,
+) -> Transition {
+    let polls = job.polls + u32::from(job.state == JobState::Polling);
+    let attempts = job.attempts + 1;
+    if attempts >= policy.max_attempts {
+        let message = format!(
+            "gave up after {attempts} consecutive transient failures; last: {}",
+            error.message
+        );
+        let error = StepError { message, ..error };
+        return Transition {
+            attempts,
+            polls,
+            ..finish(job, JobState::Failed, Some(error), &last)
+        };
+    }
+    let mut delay = policy.retry_delay(attempts, tick.jitter, retry_after);
+    if job.state == JobState::Polling {
+        // A retried poll is still a poll: never closer than the interval.
+        delay = delay.max(policy.poll_interval);
+    }
+    let due = tick.now_ms.saturating_add(millis(delay));
+    if due >= job_bound(job, tick.now_ms, policy) {
+        return Transition {
+            attempts,
+            polls,
+            ..finish(job, JobState::TimedOut, Some(error), &last)
+        };
+    }
+    Transition {
+        kind: TransitionKind::Retry,
+        state: next_state(job),
+        due_ms: Some(due),
+        attempts,
+        polls,
+        retries: job.retries + 1,
+        error: Some(error),
+        last,
+        ..carry(job)
+    }
+}
+
+/// `now + wait`, or the job's bound if that comes first: the job then wakes
+/// once more at its bound and `plan` ends it there, without a call.
+fn spaced_until_bound(job: &JobSnapshot, now: u64, wait: Duration, policy: &Policy) -> u64 {
+    now.saturating_add(millis(wait))
+        .min(job_bound(job, now, policy))
+}
+
+/// [`bound_ms`] of a claimed job (a snapshot without `started` counts from now).
+fn job_bound(job: &JobSnapshot, now: u64, policy: &Policy) -> u64 {
+    bound_ms(job, policy).unwrap_or_else(|| now.saturating_add(millis(policy.authorize_timeout)))
+}
+
+/// The step the job's state calls for, as a label.
+fn step_name(job: &JobSnapshot) -> &'static str {
+    match job.state {
+        JobState::Polling => "poll",
+        _ => "authorize",
+    }
+}
+
+/// A queued job that ran a step is authorizing from then on.
+fn next_state(job: &JobSnapshot) -> JobState {
+    if job.state == JobState::Queued {
+        JobState::Authorizing
+    } else {
+        job.state
     }
 }
 
@@ -286,6 +410,7 @@ fn carry(job: &JobSnapshot) -> Transition {
         attempts: job.attempts,
         polls: job.polls,
         auths: job.auths,
+        sessions: job.sessions,
         retries: job.retries,
         error: job.error.clone(),
         last: job.last.clone().unwrap_or_default(),

@@ -11,6 +11,9 @@ fn policy() -> Policy {
         retry_base: Duration::from_secs(1),
         retry_cap: Duration::from_secs(60),
         max_attempts: 5,
+        authorize_timeout: Duration::from_secs(30 * 60),
+        max_sessions: 3,
+        max_claims: 5,
     }
 }
 
@@ -33,6 +36,8 @@ fn job(state: JobState) -> JobSnapshot {
         attempts: 0,
         polls: 0,
         auths: 0,
+        sessions: 0,
+        claims: 1,
         retries: 0,
         created_ms: NOW - 60 * SEC,
         started_ms: None,
@@ -49,6 +54,7 @@ fn polling(deadline_ms: u64) -> JobSnapshot {
         request_id: Some("req-1".into()),
         deadline_ms: Some(deadline_ms),
         auths: 1,
+        sessions: 1,
         ..job(JobState::Polling)
     }
 }
@@ -68,15 +74,15 @@ fn failure(kind: FailureKind, code: &str, status: u16) -> Outcome {
 #[test]
 fn queued_and_authorizing_jobs_authorize_polling_jobs_poll() {
     assert_eq!(
-        plan(&job(JobState::Queued), NOW),
+        plan(&job(JobState::Queued), NOW, &policy()),
         Plan::Run(Step::Authorize)
     );
     assert_eq!(
-        plan(&job(JobState::Authorizing), NOW),
+        plan(&job(JobState::Authorizing), NOW, &policy()),
         Plan::Run(Step::Authorize)
     );
     assert_eq!(
-        plan(&polling(NOW + SEC), NOW),
+        plan(&polling(NOW + SEC), NOW, &policy()),
         Plan::Run(Step::Poll {
             request_id: "req-1".into()
         })
@@ -85,7 +91,7 @@ fn queued_and_authorizing_jobs_authorize_polling_jobs_poll() {
 
 #[test]
 fn a_job_claimed_after_its_deadline_times_out_without_a_call() {
-    let Plan::Finish(t) = plan(&polling(NOW), NOW) else {
+    let Plan::Finish(t) = plan(&polling(NOW), NOW, &policy()) else {
         panic!("expected Finish")
     };
     assert_eq!(t.state, JobState::TimedOut);
@@ -177,7 +183,7 @@ fn pending_waits_for_the_deadline_when_the_next_poll_would_pass_it() {
         last: Some("poll:202".into()),
         ..polling(deadline)
     };
-    let Plan::Finish(t) = plan(&waiting, deadline) else {
+    let Plan::Finish(t) = plan(&waiting, deadline, &policy()) else {
         panic!("expected Finish at the deadline")
     };
     assert_eq!(t.state, JobState::TimedOut);
@@ -303,9 +309,13 @@ fn session_lost_authorizes_again_with_the_same_deadline() {
     assert_eq!(t.state, JobState::Authorizing);
     assert_eq!(t.request_id, None);
     assert_eq!(t.deadline_ms, Some(NOW + 600 * SEC));
-    assert_eq!(t.due_ms, Some(NOW));
     assert_eq!(
-        plan(&job(JobState::Authorizing), NOW),
+        t.due_ms,
+        Some(NOW + 10 * SEC),
+        "authorizes again one poll interval after the poll that lost the session"
+    );
+    assert_eq!(
+        plan(&job(JobState::Authorizing), NOW, &policy()),
         Plan::Run(Step::Authorize)
     );
 }
@@ -332,4 +342,188 @@ fn needs_user_and_bad_request_fail_at_once_keeping_code_status_and_message() {
         assert_eq!(error.message, format!("{code} said Flinks"));
         assert_eq!(t.last, format!("authorize:{code}"));
     }
+}
+
+/// A job claimed for the first time at `NOW - elapsed`, still without a session.
+fn authorizing_since(elapsed_ms: u64) -> JobSnapshot {
+    JobSnapshot {
+        started_ms: Some(NOW - elapsed_ms),
+        ..job(JobState::Authorizing)
+    }
+}
+
+#[test]
+fn a_job_without_a_session_at_its_authorize_deadline_times_out_without_a_call() {
+    let bound = 30 * 60 * SEC;
+    assert_eq!(
+        plan(&authorizing_since(bound - 1), NOW, &policy()),
+        Plan::Run(Step::Authorize)
+    );
+    let waiting = JobSnapshot {
+        last: Some("authorize:202".into()),
+        ..authorizing_since(bound)
+    };
+    let Plan::Finish(t) = plan(&waiting, NOW, &policy()) else {
+        panic!("expected Finish at the authorize deadline")
+    };
+    assert_eq!(t.state, JobState::TimedOut);
+    let error = t.error.expect("error");
+    assert_eq!(
+        (error.code.as_str(), error.http_status),
+        ("AUTHORIZE_TIMEOUT", Some(202))
+    );
+    assert!(error.message.contains("authorize:202"), "{}", error.message);
+    // a job that has a session is bounded by its polling deadline instead
+    let polling = JobSnapshot {
+        started_ms: Some(NOW - bound),
+        ..polling(NOW + SEC)
+    };
+    assert!(matches!(
+        plan(&polling, NOW, &policy()),
+        Plan::Run(Step::Poll { .. })
+    ));
+}
+
+#[test]
+fn authorize_pending_snoozes_one_interval_and_wakes_at_the_authorize_deadline() {
+    let t = transition(
+        &JobSnapshot {
+            started_ms: Some(NOW),
+            ..job(JobState::Queued)
+        },
+        Outcome::Pending,
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Snooze);
+    assert_eq!(t.state, JobState::Authorizing);
+    assert_eq!(t.due_ms, Some(NOW + 10 * SEC));
+    assert_eq!((t.polls, t.attempts, t.retries), (0, 0, 0));
+    assert_eq!(t.last, "authorize:202");
+    // 5 s before the authorize deadline: wake at it, not past it
+    let t = transition(
+        &authorizing_since(30 * 60 * SEC - 5 * SEC),
+        Outcome::Pending,
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.due_ms, Some(NOW + 5 * SEC));
+}
+
+#[test]
+fn session_lost_after_max_sessions_fails_keeping_the_flinks_code() {
+    let exhausted = JobSnapshot {
+        sessions: 3,
+        auths: 7,
+        ..polling(NOW + 600 * SEC)
+    };
+    let t = transition(
+        &exhausted,
+        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.state, JobState::Failed);
+    let error = t.error.expect("error kept");
+    assert_eq!(
+        (error.code.as_str(), error.http_status),
+        ("SESSION_EXPIRED", Some(401))
+    );
+    assert!(
+        error.message.starts_with("gave up after 3 sessions"),
+        "{}",
+        error.message
+    );
+    // one session fewer: authorize again, and the next session is counted
+    let t = transition(
+        &JobSnapshot {
+            sessions: 2,
+            ..exhausted
+        },
+        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Reauthorize);
+    let lost = JobSnapshot {
+        state: JobState::Authorizing,
+        sessions: t.sessions,
+        ..job(JobState::Authorizing)
+    };
+    let t = transition(
+        &lost,
+        Outcome::Authorized {
+            request_id: "r".into(),
+        },
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.sessions, 3);
+}
+
+#[test]
+fn session_lost_near_the_deadline_wakes_at_the_deadline_not_past_it() {
+    let t = transition(
+        &polling(NOW + 3 * SEC),
+        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Reauthorize);
+    assert_eq!(t.due_ms, Some(NOW + 3 * SEC));
+}
+
+#[test]
+fn retry_after_a_year_on_authorize_is_capped_at_the_retry_cap() {
+    let outcome = Outcome::Failed {
+        kind: FailureKind::Transient,
+        error: StepError {
+            code: "TOO_MANY_REQUESTS".into(),
+            http_status: Some(429),
+            message: "slow down".into(),
+        },
+        retry_after: Some(Duration::from_secs(31_536_000)),
+    };
+    let t = transition(&authorizing_since(0), outcome.clone(), tick(NOW), &policy());
+    assert_eq!(t.kind, TransitionKind::Retry);
+    assert_eq!(t.due_ms, Some(NOW + 60 * SEC), "capped at FLINKQ_RETRY_CAP");
+    // within one retry cap of the authorize deadline: timed out now
+    let t = transition(
+        &authorizing_since(30 * 60 * SEC - 30 * SEC),
+        outcome,
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.state, JobState::TimedOut);
+    assert_eq!(
+        t.error.map(|e| e.code),
+        Some("TOO_MANY_REQUESTS".to_owned())
+    );
+}
+
+#[test]
+fn a_job_claimed_more_than_max_claims_times_without_a_commit_fails_as_a_poison_pill() {
+    let crashed = JobSnapshot {
+        claims: 5,
+        ..polling(NOW + 600 * SEC)
+    };
+    assert!(matches!(
+        plan(&crashed, NOW, &policy()),
+        Plan::Run(Step::Poll { .. })
+    ));
+    let poison = JobSnapshot {
+        claims: 6,
+        ..crashed
+    };
+    let Plan::Finish(t) = plan(&poison, NOW, &policy()) else {
+        panic!("expected Finish for a poison pill")
+    };
+    assert_eq!(t.state, JobState::Failed);
+    let error = t.error.expect("error");
+    assert_eq!(error.code, LocalCode::PoisonPill.as_str());
+    assert!(
+        error.message.contains("claimed 6 times"),
+        "{}",
+        error.message
+    );
 }

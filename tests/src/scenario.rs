@@ -103,6 +103,15 @@ impl Scenario {
         .await
     }
 
+    /// The newest job of `login` (panics if it has none).
+    pub async fn job(&self, login: &LoginId) -> JobSnapshot {
+        self.store
+            .job_for_login(login)
+            .await
+            .expect("read the job")
+            .unwrap_or_else(|| panic!("no job for login {login}"))
+    }
+
     /// Waits until the simulator has seen at least `polls` /Investments
     /// calls of every login in `logins`.
     pub async fn wait_polled(&self, logins: &[LoginId], polls: u32, timeout: Duration) {

@@ -29,6 +29,9 @@ pub struct Claimer {
     pub store: Store,
     /// Lease of each claim.
     pub lease: Duration,
+    /// A job's authorize deadline, counted from its first claim (indexed by
+    /// the claim so the reaper enforces it).
+    pub authorize_timeout: Duration,
     /// Most jobs per claim call.
     pub batch: usize,
     /// Concurrency slots: one per running step.
@@ -70,7 +73,11 @@ impl Claimer {
             // read its TIME after that, so the anchored clock never runs
             // behind Redis' and a poll interval is never cut short.
             let sent = Instant::now();
-            let claimed = match self.store.claim(wanted, self.lease).await {
+            let claimed = match self
+                .store
+                .claim_bounded(wanted, self.lease, self.authorize_timeout)
+                .await
+            {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     self.health.redis_failed(&error);

@@ -120,6 +120,23 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
 
+    /// How long a job may go without a session, counted from its first
+    /// claim: past it, a job whose Authorize keeps answering 202 or "retry
+    /// later" ends `timed_out` (AUTHORIZE_TIMEOUT).
+    #[arg(long, env = "FLINKQ_AUTHORIZE_TIMEOUT", default_value = "30m", value_parser = parse_authorize_timeout)]
+    pub authorize_timeout: Duration,
+
+    /// Sessions one run of a job may obtain: a login whose sessions are lost
+    /// (SESSION_EXPIRED) each time fails after this many.
+    #[arg(long, env = "FLINKQ_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+
+    /// Claims of a job without a commit before it fails as a poison pill
+    /// (POISON_PILL): a job that crashes its worker (out of memory, a panic)
+    /// is not handed to the next one forever.
+    #[arg(long, env = "FLINKQ_MAX_CLAIMS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_claims: u32,
+
     /// How long SIGTERM waits for running steps before exiting anyway (their
     /// leases then expire and the steps run again elsewhere).
     #[arg(long, env = "FLINKQ_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -181,6 +198,9 @@ impl WorkerConfig {
             retry_base: self.retry_base,
             retry_cap: self.retry_cap,
             max_attempts: self.max_attempts,
+            authorize_timeout: self.authorize_timeout,
+            max_sessions: self.max_sessions,
+            max_claims: self.max_claims,
         }
     }
 }
@@ -212,6 +232,16 @@ fn parse_ttl(input: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+fn parse_authorize_timeout(input: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(input).map_err(|e| e.to_string())?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "authorize timeout {input} would time every job out at its first claim: use e.g. 30m"
+        ));
+    }
+    Ok(timeout)
+}
+
 fn parse_lease(input: &str) -> Result<Duration, String> {
     let lease = humantime::parse_duration(input).map_err(|e| e.to_string())?;
     if lease < Duration::from_millis(300) {
@@ -234,6 +264,11 @@ mod tests {
         assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:9187");
         assert_eq!(config.redis.redis_url, "redis://127.0.0.1:6379");
         assert!(config.auth_key.is_none());
+        assert_eq!(config.policy().authorize_timeout, Duration::from_secs(1800));
+        assert_eq!(
+            (config.policy().max_sessions, config.policy().max_claims),
+            (10, 5)
+        );
     }
 
     #[test]
@@ -249,6 +284,11 @@ mod tests {
         let err = WorkerConfig::try_parse_from(["w", "--results", "s3"]).expect_err("bad sink");
         assert!(err.to_string().contains("files, redis"), "{err}");
         assert!(WorkerConfig::try_parse_from(["w", "--result-ttl", "0s"]).is_err());
+        let err = WorkerConfig::try_parse_from(["w", "--authorize-timeout", "0s"])
+            .expect_err("zero authorize timeout");
+        assert!(err.to_string().contains("--authorize-timeout"), "{err}");
+        assert!(WorkerConfig::try_parse_from(["w", "--max-sessions", "0"]).is_err());
+        assert!(WorkerConfig::try_parse_from(["w", "--max-claims", "0"]).is_err());
     }
 
     #[test]

@@ -69,7 +69,8 @@ impl Executor {
         // Until when this worker may still commit: the claim's lease, counted
         // (conservatively) from before the claim or the renewal was sent.
         let mut lease_until = claimed.clock.anchor() + self.lease;
-        let (step_name, transition, result) = match plan(job, claimed.clock.now_ms()) {
+        let (step_name, transition, result) = match plan(job, claimed.clock.now_ms(), &self.policy)
+        {
             Plan::Finish(transition) => ("claim", transition, None),
             Plan::Run(step) => {
                 Span::current().record("step", step.name());

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use flinkq_shared::store::{QueueStats, StateCounts};
-use flinkq_shared::{JobState, TransitionKind, known_code};
+use flinkq_shared::{JobState, LocalCode, TransitionKind, known_code};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
@@ -356,6 +356,7 @@ fn outcome(kind: TransitionKind) -> &'static str {
 fn bounded_code(code: &str) -> &'static str {
     known_code(code)
         .or_else(|| LOCAL_CODES.into_iter().find(|local| *local == code))
+        .or_else(|| LocalCode::parse(code).map(LocalCode::as_str))
         .unwrap_or(if code.starts_with("HTTP_") {
             "none"
         } else {

@@ -121,6 +121,7 @@ pub async fn run(
     let claimer = Claimer {
         store,
         lease: config.lease,
+        authorize_timeout: config.authorize_timeout,
         batch: config.claim_batch as usize,
         slots,
         leases,

@@ -7,7 +7,7 @@
 //! | `latest:<loginId>` | string | id of the login's newest job |
 //! | `due:high`, `due`, `due:low` | zset | job id → when its next step may run (ms); claimed in that order |
 //! | `leases` | zset | job id → when the current claim expires (ms) |
-//! | `deadlines` | zset | job id → polling deadline (ms) |
+//! | `deadlines` | zset | job id → its bound (ms): the polling deadline, or before the first session the authorize deadline |
 //! | `counts`, `batch:<b>` | hash | per-state counters |
 //! | `batches` | zset | batch name → first enqueue (ms) |
 //! | `dead` | zset | failed and timed-out job ids by finish time |
@@ -404,8 +404,23 @@ impl Store {
         Ok(total)
     }
 
-    /// Claims up to `max` due jobs for `lease`.
+    /// Claims up to `max` due jobs for `lease`, with the default authorize
+    /// timeout (see [`Store::claim_bounded`]).
     pub async fn claim(&self, max: usize, lease: Duration) -> Result<Claimed, StoreError> {
+        self.claim_bounded(max, lease, crate::Policy::default().authorize_timeout)
+            .await
+    }
+
+    /// Claims up to `max` due jobs for `lease`. A job's first claim starts
+    /// its clock and indexes its authorize deadline, `authorize_timeout`
+    /// later, in `deadlines`, so the reaper ends it there if it never gets a
+    /// session, even when no worker claims it again.
+    pub async fn claim_bounded(
+        &self,
+        max: usize,
+        lease: Duration,
+        authorize_timeout: Duration,
+    ) -> Result<Claimed, StoreError> {
         const OP: &str = "claim";
         let mut conn = self.conn.clone();
         let value: Value = self
@@ -415,6 +430,7 @@ impl Store {
             .arg(max)
             .arg(millis(lease))
             .arg(ClaimToken::random_base())
+            .arg(millis(authorize_timeout))
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command(OP))?;
@@ -493,6 +509,7 @@ impl Store {
             .arg(result.map_or("", ResultRecord::sink))
             .arg(result.map_or(&[][..], ResultRecord::data))
             .arg(result.map_or(0, |r| millis(r.ttl()).max(1)))
+            .arg(t.sessions)
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("commit"))?;

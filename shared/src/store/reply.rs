@@ -118,6 +118,8 @@ pub(crate) fn snapshot(
         attempts: count("attempts")?,
         polls: count("polls")?,
         auths: count("auths")?,
+        sessions: count("sessions")?,
+        claims: count("claims")?,
         retries: count("retries")?,
         created_ms: num("created")?.unwrap_or(0),
         started_ms: num("started")?,

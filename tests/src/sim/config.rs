@@ -58,18 +58,25 @@ pub enum Endpoint {
     Investments,
 }
 
-/// A fault on one call: the `call`-th (1-based) call of this login to `endpoint`.
+/// A fault on one call: the `call`-th (1-based) call of this login to
+/// `endpoint` — or, with `call: 0` ([`ScriptedFault::EVERY_CALL`]), on every
+/// call of it: a provider stuck in one answer (Authorize answering 202
+/// forever, every poll `SESSION_EXPIRED`). A fault for one call number wins
+/// over an every-call fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptedFault {
     /// The endpoint.
     pub endpoint: Endpoint,
-    /// Which call of this login to that endpoint (1-based).
+    /// Which call of this login to that endpoint (1-based); 0 for every call.
     pub call: u32,
     /// What happens instead of the normal answer.
     pub fault: Fault,
 }
 
 impl ScriptedFault {
+    /// The `call` that means every call of the endpoint.
+    pub const EVERY_CALL: u32 = 0;
+
     /// A fault on the `call`-th /Investments call.
     pub fn poll(call: u32, fault: Fault) -> Self {
         ScriptedFault {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::config::{Endpoint, Fault, Script, SimConfig};
+use super::config::{Endpoint, Fault, Script, ScriptedFault, SimConfig};
 use super::payload::investments_payload;
 use super::stats::{LoginStats, Totals, Violation};
 
@@ -140,11 +140,14 @@ impl SimState {
         endpoint: Endpoint,
         call: u32,
     ) -> Option<Fault> {
-        let scripted = script
-            .faults
-            .iter()
-            .find(|f| f.endpoint == endpoint && f.call == call)
-            .map(|f| f.fault.clone());
+        let on = |wanted: u32| {
+            script
+                .faults
+                .iter()
+                .find(|f| f.endpoint == endpoint && f.call == wanted)
+                .map(|f| f.fault.clone())
+        };
+        let scripted = on(call).or_else(|| on(ScriptedFault::EVERY_CALL));
         if scripted.is_some() {
             return scripted;
         }

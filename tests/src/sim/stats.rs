@@ -29,6 +29,34 @@ pub struct LoginStats {
     pub pending_served: u32,
 }
 
+impl LoginStats {
+    /// The shortest wait between a poll and the login's next call of either
+    /// endpoint (a poll, or an Authorize after a lost session); `None` with
+    /// no call after a poll. The Flinks contract: never below the interval.
+    pub fn min_gap_after_a_poll(&self) -> Option<Duration> {
+        let mut calls: Vec<(Instant, bool)> = self
+            .investments_times
+            .iter()
+            .map(|at| (*at, true))
+            .chain(self.authorize_times.iter().map(|at| (*at, false)))
+            .collect();
+        calls.sort_by_key(|(at, _)| *at);
+        calls
+            .windows(2)
+            .filter(|pair| pair[0].1)
+            .map(|pair| pair[1].0.saturating_duration_since(pair[0].0))
+            .min()
+    }
+
+    /// The shortest wait between two Authorize calls; `None` with fewer than two.
+    pub fn min_authorize_spacing(&self) -> Option<Duration> {
+        self.authorize_times
+            .windows(2)
+            .map(|pair| pair[1].saturating_duration_since(pair[0]))
+            .min()
+    }
+}
+
 /// Totals over all logins.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {

@@ -187,3 +187,36 @@ fn login_derived_scripts_are_stable_and_mixed() {
         assert!(scripts.iter().any(|s| s.pending == pending));
     }
 }
+
+#[tokio::test]
+async fn a_fault_on_call_zero_hits_every_call_and_a_numbered_one_wins() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    let pending = Fault::answer(202, Some("OPERATION_PENDING"));
+    sim.set_script(
+        LOGIN,
+        Script {
+            faults: vec![
+                ScriptedFault::authorize(ScriptedFault::EVERY_CALL, pending),
+                ScriptedFault::authorize(3, Fault::answer(503, None)),
+            ],
+            ..Script::default()
+        },
+    );
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, body) = authorize(&sim, LOGIN).await;
+        answers.push((status, body["FlinksCode"].as_str().map(str::to_owned)));
+    }
+    let pending = (202, Some("OPERATION_PENDING".to_owned()));
+    assert_eq!(
+        answers,
+        vec![
+            pending.clone(),
+            pending.clone(),
+            (503, None),
+            pending.clone(),
+            pending
+        ]
+    );
+    assert_eq!(sim.login_stats(LOGIN).authorize_calls, 5);
+}
