@@ -6,6 +6,7 @@
 //! - [`login_id`]: `LoginId`, a validated UUID.
 //! - [`job`]: `JobId`, `JobState`, `JobSnapshot`, `StepError`.
 //! - [`classify`]: a Flinks answer's kind, by FlinksCode first, then HTTP status.
+//! - [`local_code`]: the failure codes flinkq gives itself (timeouts, bad bodies...).
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
 //! - [`store`]: the Redis key schema and the atomic Lua scripts.
@@ -17,6 +18,7 @@
 pub mod classify;
 pub mod instance;
 pub mod job;
+pub mod local_code;
 pub mod login_id;
 pub mod policy;
 pub mod redis_args;
@@ -27,6 +29,7 @@ pub mod transition;
 
 pub use classify::{AnswerKind, classify, known_code};
 pub use job::{JobId, JobSnapshot, JobState, Priority, StepError, UnknownState};
+pub use local_code::LocalCode;
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
 pub use result_record::{ResultPlace, ResultRecord, StoredResult};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use flinkq_shared::store::{QueueStats, StateCounts};
-use flinkq_shared::{JobState, TransitionKind, known_code};
+use flinkq_shared::{JobState, LocalCode, TransitionKind, known_code};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
@@ -17,16 +17,6 @@ use crate::events::{Event, EventSink};
 /// Every Redis operation that reports errors (the `op` label).
 const REDIS_OPS: [&str; 8] = [
     "claim", "begin", "commit", "extend", "reap", "purge", "stats", "webhook",
-];
-
-/// Codes the worker itself gives to failures without a FlinksCode.
-const LOCAL_CODES: [&str; 6] = [
-    "TIMEOUT",
-    "CONNECT",
-    "BODY",
-    "NETWORK",
-    "BAD_BODY",
-    "RESULT_WRITE",
 ];
 
 /// Every flinkq metric, registered in one registry.
@@ -321,7 +311,7 @@ fn outcome(kind: TransitionKind) -> &'static str {
 
 fn bounded_code(code: &str) -> &'static str {
     known_code(code)
-        .or_else(|| LOCAL_CODES.into_iter().find(|local| *local == code))
+        .or_else(|| LocalCode::parse(code).map(LocalCode::as_str))
         .unwrap_or(if code.starts_with("HTTP_") {
             "none"
         } else {

@@ -1,0 +1,76 @@
+//! The codes flinkq gives to failures it finds itself, when the answer has
+//! no FlinksCode to report: network faults, bodies it refuses, results it
+//! cannot write. (`HTTP_<status>` codes are built from the status instead.)
+
+/// A failure code flinkq assigns locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LocalCode {
+    /// The call did not finish within FLINKQ_HTTP_TIMEOUT (body included).
+    Timeout,
+    /// No connection to Flinks could be made.
+    Connect,
+    /// The answer's body broke off while it was being read.
+    Body,
+    /// Any other transport failure.
+    Network,
+    /// A 200 whose body is not valid UTF-8 JSON of the expected shape, or an
+    /// Authorize 200 without a session.
+    BadBody,
+    /// A 200 payload larger than FLINKQ_MAX_PAYLOAD.
+    PayloadTooLarge,
+    /// The payload could not be stored (results directory, disk).
+    ResultWrite,
+}
+
+impl LocalCode {
+    /// Every local code, for bounded metric labels.
+    pub const ALL: [LocalCode; 7] = [
+        LocalCode::Timeout,
+        LocalCode::Connect,
+        LocalCode::Body,
+        LocalCode::Network,
+        LocalCode::BadBody,
+        LocalCode::PayloadTooLarge,
+        LocalCode::ResultWrite,
+    ];
+
+    /// The code as stored in a job's error and used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalCode::Timeout => "TIMEOUT",
+            LocalCode::Connect => "CONNECT",
+            LocalCode::Body => "BODY",
+            LocalCode::Network => "NETWORK",
+            LocalCode::BadBody => "BAD_BODY",
+            LocalCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            LocalCode::ResultWrite => "RESULT_WRITE",
+        }
+    }
+
+    /// The local code spelled `code`, if it is one.
+    pub fn parse(code: &str) -> Option<LocalCode> {
+        LocalCode::ALL
+            .into_iter()
+            .find(|local| local.as_str() == code)
+    }
+}
+
+impl std::fmt::Display for LocalCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_parses_back_and_none_is_a_flinks_code() {
+        for code in LocalCode::ALL {
+            assert_eq!(LocalCode::parse(code.as_str()), Some(code));
+            assert_eq!(crate::known_code(code.as_str()), None, "{code}");
+        }
+        assert_eq!(LocalCode::parse("HTTP_500"), None);
+    }
+}
