@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use flinkq_shared::LoginId;
 use flinkq_shared::store::{StateCounts, Store, StoreConfig};
+use flinkq_shared::{JobSnapshot, LoginId};
 
 use crate::redis_harness::{RedisOptions, RedisServer};
-use crate::sim::{Script, SimConfig, SimHandle, Simulator};
-use crate::worker_process::{WorkerSetup, wait_for};
+use crate::sim::{LoginStats, Script, SimConfig, SimHandle, Simulator};
+use crate::worker_process::{WorkerProcess, WorkerSetup, wait_for};
 
 /// One test's world. Everything is torn down when it is dropped.
 #[derive(Debug)]
@@ -99,6 +99,37 @@ impl Scenario {
             (counts.total > 0 && counts.unfinished() == 0).then_some(counts)
         })
         .await
+    }
+
+    /// The latest job of `login` (it must exist).
+    pub async fn job_of(&self, login: &LoginId) -> JobSnapshot {
+        self.store
+            .job_for_login(login)
+            .await
+            .expect("read the job")
+            .unwrap_or_else(|| panic!("no job for login {login}"))
+    }
+
+    /// One login scripted with `script`, enqueued in batch `one` and run to
+    /// its end by one worker started with `extra_env`. Returns the worker
+    /// (still running), the finished job and what the simulator saw of it.
+    pub async fn run_one(
+        &mut self,
+        script: &Script,
+        extra_env: &[(&str, &str)],
+    ) -> (WorkerProcess, JobSnapshot, LoginStats) {
+        self.setup.extra_env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let login = self.logins(1, script)[0];
+        self.enqueue("one", &[login]).await;
+        let worker = WorkerProcess::spawn(&self.setup);
+        self.wait_finished("one", Duration::from_secs(60)).await;
+        let job = self.job_of(&login).await;
+        let stats = self.sim.login_stats(&login.to_string());
+        (worker, job, stats)
     }
 
     /// Waits until the simulator has seen at least `polls` /Investments
