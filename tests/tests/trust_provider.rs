@@ -196,6 +196,31 @@ async fn oversize_payload_fails_the_job_not_the_process() {
     world.wait_finished("after", Duration::from_secs(60)).await;
     assert_eq!(world.job_of(&next).await.state, JobState::Succeeded);
     assert!(worker.try_exit_status().is_none(), "the worker is still up");
+
+    // the redis sink holds a payload in memory: the same limit bounds it
+    drop(worker);
+    world
+        .setup
+        .extra_env
+        .push(("FLINKQ_RESULTS".into(), "redis".into()));
+    let in_memory = world.logins(
+        1,
+        &on_poll(
+            1,
+            Fault::HugeBody {
+                status: 200,
+                megabytes: 8,
+            },
+        ),
+    )[0];
+    let fits = world.logins(1, &Script::default())[0];
+    world.enqueue("redis", &[in_memory, fits]).await;
+    let mut worker = WorkerProcess::spawn(&world.setup);
+    world.wait_finished("redis", Duration::from_secs(60)).await;
+    let (code, _, _) = error_of(&world.job_of(&in_memory).await);
+    assert_eq!(code, "PAYLOAD_TOO_LARGE");
+    assert_eq!(world.job_of(&fits).await.state, JobState::Succeeded);
+    assert!(worker.try_exit_status().is_none(), "the worker is still up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
