@@ -214,6 +214,11 @@ impl Executor {
                 }
                 Ok(false) => {
                     info!(state = %t.state, "fenced: this claim is stale, the transition was not applied");
+                    if result.is_some() {
+                        // the attempt that owns the job now polls or finds
+                        // its own staged payload; this one's is not needed
+                        self.results.release(&job.id).await;
+                    }
                     self.events.emit(Event::StepAbandoned { reason: "fenced" });
                     return false;
                 }

@@ -15,17 +15,28 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     parse(value, date, now)
 }
 
+/// The longest wait read from an answer: any more is read as this much, so
+/// that no later sum of a timestamp and the wait can overflow (the retry
+/// policy caps it far lower anyway).
+const LONGEST: Duration = Duration::from_secs(u32::MAX as u64);
+
 fn parse(value: &str, date: Option<&str>, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // more digits than a u64 holds is still "a very long time"
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+        let secs = value.parse().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(LONGEST));
     }
     let until = httpdate::parse_http_date(value).ok()?;
     let base = date
         .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
         .unwrap_or(now);
-    Some(until.duration_since(base).unwrap_or(Duration::ZERO))
+    Some(
+        until
+            .duration_since(base)
+            .unwrap_or(Duration::ZERO)
+            .min(LONGEST),
+    )
 }
 
 #[cfg(test)]
@@ -40,9 +51,11 @@ mod tests {
     fn delta_seconds() {
         assert_eq!(parse("120", None, at(0)), Some(Duration::from_secs(120)));
         assert_eq!(parse(" 0 ", None, at(0)), Some(Duration::ZERO));
+        assert_eq!(parse("99999999999999999999999", None, at(0)), Some(LONGEST));
         assert_eq!(
-            parse("99999999999999999999999", None, at(0)),
-            Some(Duration::from_secs(u64::MAX))
+            parse("18446744073709551615", None, at(0)),
+            Some(LONGEST),
+            "never a wait whose milliseconds overflow a timestamp"
         );
         assert_eq!(parse("-5", None, at(0)), None);
         assert_eq!(parse("1.5", None, at(0)), None);
