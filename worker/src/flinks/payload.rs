@@ -72,16 +72,28 @@ pub(super) async fn stream_payload<T: PayloadTarget>(
             .await
             .map_err(|e| PayloadError::Write(e.to_string()))?;
         if chunks.send(chunk).await.is_err() {
-            // the parser stopped: the JSON is already known to be bad
-            break;
+            // The parser stopped before the end: the JSON is already known
+            // to be bad, and its error says why.
+            return Err(parser_error(parser.await));
         }
     }
     utf8.finish()
         .map_err(|offset| PayloadError::NotUtf8 { offset })?;
     drop(chunks);
     match parser.await {
-        Ok(parsed) => parsed.map_err(PayloadError::NotPayload),
-        Err(join) => Err(PayloadError::Write(format!("payload check failed: {join}"))),
+        Ok(Ok(fields)) => Ok(fields),
+        other => Err(parser_error(other)),
+    }
+}
+
+fn parser_error(
+    ended: Result<Result<PayloadFields, serde_json::Error>, tokio::task::JoinError>,
+) -> PayloadError {
+    match ended {
+        Ok(Err(error)) => PayloadError::NotPayload(error),
+        // cannot happen: the parser stops only at a JSON error or the end
+        Ok(Ok(_)) => PayloadError::Write("the payload check ended before the payload".into()),
+        Err(join) => PayloadError::Write(format!("the payload check failed: {join}")),
     }
 }
 
