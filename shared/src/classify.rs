@@ -101,6 +101,8 @@ mod tests {
             // transient, by code
             (401, Some("RETRY_LATER"), Transient),
             (429, Some("TOO_MANY_REQUESTS"), Transient),
+            // Flinks sends its rate limit as a 401: the code decides
+            (401, Some("TOO_MANY_REQUESTS"), Transient),
             (400, Some("CARD_IN_USE"), Transient),
             (400, Some("CONCURRENT_SESSION"), Transient),
             (500, Some("AGGREGATION_ERROR"), Transient),
@@ -136,6 +138,8 @@ mod tests {
             (409, Some("WHATEVER"), BadRequest),
             (204, None, BadRequest),
             (302, None, BadRequest),
+            (301, None, BadRequest),
+            (307, Some("SESSION_EXPIRED"), SessionLost),
             // success
             (200, None, Success),
             (200, Some("NOT_A_KNOWN_CODE"), Success),

@@ -5,8 +5,8 @@
 //!
 //! - [`login_id`]: `LoginId`, a validated UUID.
 //! - [`job`]: `JobId` (UUIDv7), `ClaimToken`, `CommitId`, `JobState`, `JobSnapshot`, `StepError`.
-//! - [`local_code`]: `LocalCode`, the error codes flinkq gives a job itself.
 //! - [`classify`]: a Flinks answer's kind, by FlinksCode first, then HTTP status.
+//! - [`local_code`]: `LocalCode`, the error codes flinkq gives a job itself (timeouts, bad bodies, bounds).
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
 //! - [`store`]: the Redis key schema and the atomic Lua scripts.

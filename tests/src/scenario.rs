@@ -10,8 +10,8 @@ use flinkq_shared::{JobSnapshot, LoginId};
 
 use crate::delay_proxy::DelayProxy;
 use crate::redis_harness::{RedisOptions, RedisServer};
-use crate::sim::{Script, SimConfig, SimHandle, Simulator};
-use crate::worker_process::{WorkerSetup, flinkq_cli, wait_for};
+use crate::sim::{LoginStats, Script, SimConfig, SimHandle, Simulator};
+use crate::worker_process::{WorkerProcess, WorkerSetup, flinkq_cli, wait_for};
 
 /// One test's world. Everything is torn down when it is dropped.
 #[derive(Debug)]
@@ -103,13 +103,26 @@ impl Scenario {
         .await
     }
 
-    /// The newest job of `login` (panics if it has none).
-    pub async fn job(&self, login: &LoginId) -> JobSnapshot {
-        self.store
-            .job_for_login(login)
-            .await
-            .expect("read the job")
-            .unwrap_or_else(|| panic!("no job for login {login}"))
+    /// One login scripted with `script`, enqueued in batch `one` and run to
+    /// its end by one worker started with `extra_env`. Returns the worker
+    /// (still running), the finished job and what the simulator saw of it.
+    pub async fn run_one(
+        &mut self,
+        script: &Script,
+        extra_env: &[(&str, &str)],
+    ) -> (WorkerProcess, JobSnapshot, LoginStats) {
+        self.setup.extra_env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let login = self.logins(1, script)[0];
+        self.enqueue("one", &[login]).await;
+        let worker = WorkerProcess::spawn(&self.setup);
+        self.wait_finished("one", Duration::from_secs(60)).await;
+        let job = self.job_of(&login).await;
+        let stats = self.sim.login_stats(&login.to_string());
+        (worker, job, stats)
     }
 
     /// Waits until the simulator has seen at least `polls` /Investments

@@ -147,6 +147,15 @@ impl WorkerProcess {
         self.child.as_ref().map(Child::id).unwrap_or_default()
     }
 
+    /// The most resident memory the process has used so far (`VmHWM` in
+    /// /proc/<pid>/status), in bytes; `None` once it has exited.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// SIGKILL, no goodbye: what a crash or an OOM kill looks like.
     pub fn sigkill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -130,12 +130,19 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
     world
         .wait_polled(&[login], 1, Duration::from_secs(20))
         .await;
+    // what an attempt of this job leaves when its commit is lost: the
+    // login's file and the job's staged link (a file alone is not this
+    // job's: any stale worker may have written it)
     let file = world.setup.results_dir.join(format!("{login}.json"));
-    std::fs::write(
-        &file,
-        br#"{"Investments": [], "stored": "by an earlier attempt"}"#,
-    )
-    .expect("write result");
+    let payload = br#"{"Investments": [], "stored": "by an earlier attempt"}"#;
+    let job = world.job_of(&login).await;
+    let staged = world
+        .setup
+        .results_dir
+        .join(".staged")
+        .join(format!("{}.json", job.id));
+    std::fs::write(&staged, payload).expect("write staged result");
+    std::fs::write(&file, payload).expect("write result");
     let polls_at_write = world.sim.login_stats(&login.to_string()).investments_calls;
 
     let counts = world.wait_finished("lost", Duration::from_secs(20)).await;

@@ -36,7 +36,7 @@ async fn authorize_pending_forever_is_spaced_and_bounded() {
     let _worker = WorkerProcess::spawn(&world.setup);
     world.wait_finished("pending", WAIT).await;
 
-    let job = world.job(&login).await;
+    let job = world.job_of(&login).await;
     assert_eq!(job.state, JobState::TimedOut, "{job:?}");
     let error = job.error.clone().expect("error kept");
     assert_eq!(error.code, LocalCode::AuthorizeTimeout.as_str(), "{error}");
@@ -77,7 +77,7 @@ async fn session_lost_forever_is_spaced_and_bounded() {
     let _worker = WorkerProcess::spawn(&world.setup);
     world.wait_finished("expired", WAIT).await;
 
-    let job = world.job(&login).await;
+    let job = world.job_of(&login).await;
     assert_eq!(job.state, JobState::Failed, "{job:?}");
     let error = job.error.clone().expect("error kept");
     assert_eq!(
@@ -151,7 +151,7 @@ async fn retry_after_a_year_on_authorize_is_capped_and_bounded() {
     );
 
     // a year asked, the retry cap (1 s) waited
-    assert_eq!(world.job(&once).await.state, JobState::Succeeded);
+    assert_eq!(world.job_of(&once).await.state, JobState::Succeeded);
     let stats = world.sim.login_stats(&once.to_string());
     assert_eq!(stats.authorize_calls, 2);
     let waited = stats.authorize_times[1] - stats.authorize_times[0];
@@ -161,7 +161,7 @@ async fn retry_after_a_year_on_authorize_is_capped_and_bounded() {
     );
 
     // a year asked every time: retried once per cap until the 3 s bound
-    let job = world.job(&always).await;
+    let job = world.job_of(&always).await;
     assert_eq!(job.state, JobState::TimedOut, "{job:?}");
     let code = job.error.map(|e| e.code).unwrap_or_default();
     assert!(
@@ -217,7 +217,7 @@ async fn job_that_crashes_its_worker_fails_as_a_poison_pill() {
         );
     }
 
-    let job = world.job(&login).await;
+    let job = world.job_of(&login).await;
     assert_eq!(job.state, JobState::Failed, "{job:?}");
     let error = job.error.clone().expect("error kept");
     assert_eq!(error.code, LocalCode::PoisonPill.as_str(), "{error}");
@@ -256,7 +256,7 @@ async fn job_without_a_session_is_reaped_at_its_authorize_deadline_even_never_cl
         (timed_out == 1).then_some(())
     })
     .await;
-    let job = world.job(&login).await;
+    let job = world.job_of(&login).await;
     assert_eq!(job.state, JobState::TimedOut);
     assert_eq!(
         job.error.map(|e| e.code).as_deref(),
@@ -301,7 +301,7 @@ async fn claims_count_until_a_commit_and_a_holder_that_comes_back_alive_gives_it
         world.store.commit(late, &t).await.expect("commit"),
         CommitOutcome::Fenced
     );
-    assert_eq!(world.job(&login).await.claims, 2);
+    assert_eq!(world.job_of(&login).await.claims, 2);
     // a step given back unstarted at shutdown does not count either
     let job = &claimed.jobs[0];
     world
@@ -309,7 +309,7 @@ async fn claims_count_until_a_commit_and_a_holder_that_comes_back_alive_gives_it
         .release(&[(job.id, job.token.clone().expect("claimed"))])
         .await
         .expect("release");
-    assert_eq!(world.job(&login).await.claims, 1);
+    assert_eq!(world.job_of(&login).await.claims, 1);
     // an applied commit resets the count
     let claimed = world.store.claim(1, long).await.expect("claim");
     let job = &claimed.jobs[0];
@@ -324,5 +324,5 @@ async fn claims_count_until_a_commit_and_a_holder_that_comes_back_alive_gives_it
         world.store.commit(job, &t).await.expect("commit"),
         CommitOutcome::Applied
     );
-    assert_eq!(world.job(&login).await.claims, 0);
+    assert_eq!(world.job_of(&login).await.claims, 0);
 }

@@ -108,6 +108,14 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub http_timeout: Duration,
 
+    /// Largest /Investments payload taken, in bytes: a number with an
+    /// optional unit (B, KB, MB, GB in powers of 1000; KiB, MiB, GiB in
+    /// powers of 1024). A larger payload fails its job with
+    /// PAYLOAD_TOO_LARGE. Bounds the memory of a payload held for the redis
+    /// sink; the files sink streams it to disk.
+    #[arg(long, env = "FLINKQ_MAX_PAYLOAD", default_value = "64MiB", value_parser = parse_byte_size)]
+    pub max_payload: u64,
+
     /// First retry delay ceiling after a transient failure (doubles per attempt, full jitter).
     #[arg(long, env = "FLINKQ_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
     pub retry_base: Duration,
@@ -242,6 +250,40 @@ fn parse_authorize_timeout(input: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
+/// A byte size such as `64MiB`, `500KB` or `1048576`; zero is refused
+/// (no payload would ever be taken).
+fn parse_byte_size(input: &str) -> Result<u64, String> {
+    let text = input.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{input:?} is not a byte size: use a number with an optional unit B, KB, MB, GB, KiB, MiB or GiB (e.g. 64MiB)"
+            ));
+        }
+    };
+    let count: u64 = digits.parse().map_err(|_| {
+        format!("{input:?} is not a byte size: it must start with a whole number (e.g. 64MiB)")
+    })?;
+    match count.checked_mul(multiplier) {
+        Some(0) => Err(format!(
+            "{input:?} is zero: no payload would ever be taken; use a size such as 64MiB"
+        )),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{input:?} is too large a byte size")),
+    }
+}
+
 fn parse_lease(input: &str) -> Result<Duration, String> {
     let lease = humantime::parse_duration(input).map_err(|e| e.to_string())?;
     if lease < Duration::from_millis(300) {
@@ -269,6 +311,26 @@ mod tests {
             (config.policy().max_sessions, config.policy().max_claims),
             (10, 5)
         );
+        assert_eq!(config.max_payload, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn byte_sizes_take_units_and_refuse_zero() {
+        let parse = |v: &str| WorkerConfig::try_parse_from(["w", "--max-payload", v]);
+        let size = |v: &str| parse(v).expect("parse").max_payload;
+        assert_eq!(size("1048576"), 1 << 20);
+        assert_eq!(size("1MiB"), 1 << 20);
+        assert_eq!(size("2 mb"), 2_000_000);
+        assert_eq!(size("512KiB"), 512 * 1024);
+        assert_eq!(size("1GB"), 1_000_000_000);
+        let err = parse("0").expect_err("zero");
+        assert!(err.to_string().contains("--max-payload"), "{err}");
+        assert!(err.to_string().contains("zero"), "{err}");
+        assert!(parse("0MiB").is_err());
+        assert!(parse("lots").is_err());
+        assert!(parse("5TB").is_err());
+        assert!(parse("-1").is_err());
+        assert!(parse("99999999999GiB").is_err());
     }
 
     #[test]

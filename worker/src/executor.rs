@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use apalis_core::task::Task;
 use flinkq_shared::store::{Begin, CommitOutcome, RateLimit, Store};
 use flinkq_shared::{
-    ClaimToken, CommitId, FailureKind, JobSnapshot, Outcome, Plan, Policy, ResultRecord, Step,
-    StepError, Tick, Transition, TransitionKind, plan, transition,
+    ClaimToken, CommitId, FailureKind, JobSnapshot, LocalCode, Outcome, Plan, Policy, ResultRecord,
+    Step, StepError, Tick, Transition, TransitionKind, plan, transition,
 };
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
@@ -22,6 +22,7 @@ use crate::claimed::ClaimedStep;
 use crate::events::{Event, EventSink, LostAnswer};
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
 use crate::result_sink::ResultSink;
+use crate::results::ResultWriteError;
 use crate::wake::ClaimWake;
 
 /// Backoff bounds of commit retries.
@@ -99,6 +100,10 @@ impl Executor {
             .commit(job, &transition, result.as_ref(), lease_until)
             .await
         {
+            if result.is_some() {
+                // this job's payload is committed: its staged copy has served
+                self.results.release(&job.id).await;
+            }
             if let Some(due) = transition.due_ms {
                 self.wake.scheduled(due);
             }
@@ -157,38 +162,36 @@ impl Executor {
             Step::Authorize => return (self.flinks.authorize(&job.login).await, None),
             Step::Poll { request_id } => request_id,
         };
-        let earlier = job
-            .started_ms
-            .and_then(|started| self.results.stored_by_earlier_attempt(&job.login, started));
-        if let Some(record) = earlier {
-            info!(
-                "the payload was already stored by an earlier attempt of this job; not polling again"
-            );
-            return (Outcome::Ready, Some(record));
-        }
-        match self.flinks.investments(request_id, &job.login).await {
-            InvestmentsAnswer::NotReady(outcome) => (outcome, None),
-            InvestmentsAnswer::Ready(payload) => {
-                match self.results.store(&job.login, payload).await {
-                    Ok(record) => {
-                        debug!(sink = record.sink(), "result stored");
-                        (Outcome::Ready, Some(record))
-                    }
-                    Err(error) => {
-                        warn!(%error, "result not written; the poll will be retried");
-                        let outcome = Outcome::Failed {
-                            kind: FailureKind::Transient,
-                            error: StepError {
-                                code: "RESULT_WRITE".into(),
-                                http_status: None,
-                                message: error.to_string(),
-                            },
-                            retry_after: None,
-                        };
-                        (outcome, None)
-                    }
-                }
+        match self
+            .results
+            .stored_by_earlier_attempt(&job.login, &job.id)
+            .await
+        {
+            Ok(Some(record)) => {
+                info!(
+                    "the payload was already stored by an earlier attempt of this job; not polling again"
+                );
+                return (Outcome::Ready, Some(record));
             }
+            Ok(None) => {}
+            Err(error) => return (result_write_failure(&error), None),
+        }
+        // The 200's body streams into `staged`; any other answer drops it
+        // (and its temp file) here.
+        let mut staged = self.results.stage(&job.login, &job.id);
+        match self
+            .flinks
+            .investments(request_id, &job.login, &mut staged)
+            .await
+        {
+            InvestmentsAnswer::NotReady(outcome) => (outcome, None),
+            InvestmentsAnswer::Ready => match self.results.store(staged).await {
+                Ok(record) => {
+                    debug!(sink = record.sink(), "result stored");
+                    (Outcome::Ready, Some(record))
+                }
+                Err(error) => (result_write_failure(&error), None),
+            },
         }
     }
 
@@ -224,6 +227,11 @@ impl Executor {
                 }
                 Ok(CommitOutcome::Fenced) => {
                     info!(state = %t.state, "fenced: this claim is stale, the transition was not applied");
+                    if result.is_some() {
+                        // the attempt that owns the job now polls or finds
+                        // its own staged payload; this one's is not needed
+                        self.results.release(&job.id).await;
+                    }
                     self.events.emit(Event::StepAbandoned { reason: "fenced" });
                     return false;
                 }
@@ -292,6 +300,20 @@ impl Executor {
             outcome: LostAnswer::Applied,
         });
         log_transition(t);
+    }
+}
+
+/// The payload could not be stored: the poll is retried (transient).
+fn result_write_failure(error: &ResultWriteError) -> Outcome {
+    warn!(%error, "result not written; the poll will be retried");
+    Outcome::Failed {
+        kind: FailureKind::Transient,
+        error: StepError {
+            code: LocalCode::ResultWrite.as_str().into(),
+            http_status: None,
+            message: error.to_string(),
+        },
+        retry_after: None,
     }
 }
 

@@ -10,8 +10,8 @@
 //! - [`claimer`]: the claim loop (batches, concurrency slots, idle sleeps).
 //! - [`claimed`]: a claimed step, its lease guard and its Redis-anchored clock.
 //! - [`executor`]: runs one step and commits its transition.
-//! - [`flinks`]: the Flinks HTTP client and its typed bodies.
-//! - [`results`]: atomic `<loginId>.json` result files.
+//! - [`flinks`]: the Flinks HTTP client, its typed bodies, and answers read under caps (no redirects).
+//! - [`results`]: atomic `<loginId>.json` result files, streamed; `.staged/<jobId>.json` links.
 //! - [`result_sink`]: the configured sink (files or Redis) and what a commit records.
 //! - [`leases`]: held leases, the heartbeat and the reaper.
 //! - [`events`]: what happens, as events (no Prometheus in the domain).

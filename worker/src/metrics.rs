@@ -27,16 +27,6 @@ const REDIS_OPS: [&str; 9] = [
     "webhook",
 ];
 
-/// Codes the worker itself gives to failures without a FlinksCode.
-const LOCAL_CODES: [&str; 6] = [
-    "TIMEOUT",
-    "CONNECT",
-    "BODY",
-    "NETWORK",
-    "BAD_BODY",
-    "RESULT_WRITE",
-];
-
 /// Every flinkq metric, registered in one registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -355,7 +345,6 @@ fn outcome(kind: TransitionKind) -> &'static str {
 
 fn bounded_code(code: &str) -> &'static str {
     known_code(code)
-        .or_else(|| LOCAL_CODES.into_iter().find(|local| *local == code))
         .or_else(|| LocalCode::parse(code).map(LocalCode::as_str))
         .unwrap_or(if code.starts_with("HTTP_") {
             "none"

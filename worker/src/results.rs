@@ -1,10 +1,20 @@
-//! The results directory: one `<loginId>.json` per login, written atomically.
+//! The results directory: one `<loginId>.json` per login, written atomically,
+//! and `.staged/<jobId>.json`, the payload a job's attempt stored, until the
+//! job's commit is applied.
+//!
+//! The staged link is what lets a later attempt of the *same job* reuse a
+//! payload whose commit was lost, without polling Flinks again. It is keyed
+//! on the job id, never on the login file's age: a stale worker (of an
+//! earlier job of the login, or a fenced attempt) may rewrite
+//! `<loginId>.json` at any time, and that must never pass for this job's
+//! payload.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use std::fmt::Display;
+
 use flinkq_shared::LoginId;
+use tokio::io::AsyncWriteExt;
 
 /// Writing a result failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +34,11 @@ pub struct ResultsDir {
     dir: PathBuf,
 }
 
+/// The directory of staged links, inside the results directory (same file
+/// system, so a hard link is possible; hidden, so readers listing
+/// `*.json` do not see it).
+const STAGED: &str = ".staged";
+
 impl ResultsDir {
     /// Uses `dir` (made absolute), creating it and its parents when missing.
     pub fn create(dir: &Path) -> Result<Self, ResultWriteError> {
@@ -31,7 +46,7 @@ impl ResultsDir {
             path: dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(failed)?;
+        std::fs::create_dir_all(dir.join(STAGED)).map_err(failed)?;
         // absolute, so the paths recorded in Redis mean the same to a reader
         let dir = std::fs::canonicalize(dir).map_err(failed)?;
         Ok(ResultsDir { dir })
@@ -42,57 +57,171 @@ impl ResultsDir {
         self.dir.join(format!("{login}.json"))
     }
 
-    /// Was the login's result file written at or after `since_ms` (ms since
-    /// the epoch)? Only a job of that login writes it, and a login has one
-    /// unfinished job at a time: a file newer than the job's first claim is
-    /// that job's payload, stored by an attempt whose commit was lost.
-    pub fn written_since(&self, login: &LoginId, since_ms: u64) -> bool {
-        std::fs::metadata(self.path_of(login))
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.duration_since(std::time::UNIX_EPOCH).ok())
-            .is_some_and(|age| age.as_millis() >= u128::from(since_ms))
+    /// The staged link of one job (named by the job id's Display).
+    fn staged_of(&self, job: &impl Display) -> PathBuf {
+        self.dir.join(STAGED).join(format!("{job}.json"))
     }
 
-    /// Writes `payload` as the login's result: a temp file (mode 0600) in the
-    /// same directory, fsynced, then renamed over the final name, so a reader
-    /// sees the old file or the new one, never half of one. Idempotent: a step
-    /// that runs twice writes the same name twice.
+    fn temp_name(&self, login: &LoginId) -> PathBuf {
+        self.dir.join(format!(
+            ".{login}.json.tmp-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ))
+    }
+
+    /// A new, empty result of `job` for `login`, written chunk by chunk
+    /// into a temp file (created at the first chunk, mode 0600) and removed
+    /// unless [`ResultFile::persist`] is reached.
+    pub fn begin(&self, login: &LoginId, job: &impl Display) -> ResultFile {
+        ResultFile {
+            tmp: self.temp_name(login),
+            target: self.path_of(login),
+            staged: self.staged_of(job),
+            file: None,
+            persisted: false,
+        }
+    }
+
+    /// If an earlier attempt of `job` stored its payload (its staged link
+    /// is there), publishes it again as the login's file (a stale write may
+    /// have replaced it since) and returns the file's path.
+    pub async fn stored_by_earlier_attempt(
+        &self,
+        login: &LoginId,
+        job: &impl Display,
+    ) -> Result<Option<PathBuf>, ResultWriteError> {
+        let staged = self.staged_of(job);
+        let target = self.path_of(login);
+        let tmp = self.temp_name(login);
+        let failed = |source| ResultWriteError {
+            path: target.clone(),
+            source,
+        };
+        match tokio::fs::hard_link(&staged, &tmp).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        }
+        if let Err(e) = tokio::fs::rename(&tmp, &target).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(failed(e));
+        }
+        Ok(Some(target))
+    }
+
+    /// Forgets `job`'s staged payload: its commit was applied (the results
+    /// record now points at the login's file) and no attempt needs it.
+    pub async fn release(&self, job: &impl Display) {
+        let staged = self.staged_of(job);
+        match tokio::fs::remove_file(&staged).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(
+                %error,
+                path = %staged.display(),
+                "cannot remove a staged result link; it is harmless but takes disk space"
+            ),
+        }
+    }
+
+    /// Writes `payload` whole as `job`'s result for `login` (see
+    /// [`ResultFile`]). Returns the login file's path.
     pub async fn write(
         &self,
         login: &LoginId,
-        payload: Vec<u8>,
+        job: &impl Display,
+        payload: &[u8],
     ) -> Result<PathBuf, ResultWriteError> {
-        let path = self.path_of(login);
-        let tmp = self.dir.join(format!(
-            ".{login}.json.tmp-{}-{:x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let target = path.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let written = write_atomically(&tmp, &target, &payload);
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            written
-        })
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
-        result
-            .map(|()| path.clone())
-            .map_err(|source| ResultWriteError { path, source })
+        let mut file = self.begin(login, job);
+        file.write_chunk(payload).await?;
+        file.persist().await
     }
 }
 
-fn write_atomically(tmp: &Path, target: &Path, payload: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)?;
-    file.write_all(payload)?;
-    file.sync_all()?;
+/// A result being written: chunks go to a temp file in the results
+/// directory. Persisting it fsyncs it, links it as the job's staged
+/// payload, then renames it over `<loginId>.json`, so a reader sees the old
+/// file or the new one, never half of one. Dropped unpersisted, the temp
+/// file is removed.
+#[derive(Debug)]
+pub struct ResultFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    staged: PathBuf,
+    file: Option<tokio::fs::File>,
+    persisted: bool,
+}
+
+impl ResultFile {
+    fn failed(&self, source: std::io::Error) -> ResultWriteError {
+        ResultWriteError {
+            path: self.target.clone(),
+            source,
+        }
+    }
+
+    async fn file(&mut self) -> Result<&mut tokio::fs::File, ResultWriteError> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&self.tmp)
+                .await
+                .map_err(|e| self.failed(e))?,
+        };
+        Ok(self.file.insert(file))
+    }
+
+    /// Appends one chunk.
+    pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), ResultWriteError> {
+        let written = self.file().await?.write_all(chunk).await;
+        written.map_err(|e| self.failed(e))
+    }
+
+    /// Makes the result durable and visible; returns `<loginId>.json`.
+    pub async fn persist(mut self) -> Result<PathBuf, ResultWriteError> {
+        let file = self.file().await?;
+        let synced = async {
+            file.flush().await?;
+            file.sync_all().await
+        }
+        .await;
+        synced.map_err(|e| self.failed(e))?;
+        self.file = None;
+        let (tmp, staged, target) = (self.tmp.clone(), self.staged.clone(), self.target.clone());
+        let published = tokio::task::spawn_blocking(move || publish(&tmp, &staged, &target))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        published.map_err(|e| self.failed(e))?;
+        self.persisted = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for ResultFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            // never created, or already renamed: either way nothing to do
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The staged link first: once `<loginId>.json` is this job's, a lost
+/// commit must find the job's payload staged.
+fn publish(tmp: &Path, staged: &Path, target: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(staged) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = staged.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::hard_link(tmp, staged)?;
     std::fs::rename(tmp, target)
 }
 
@@ -101,50 +230,122 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn temp_base(what: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("flinkq-{what}-{}", rand::random::<u64>()))
+    }
+
+    fn leftovers(dir: &Path) -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(dir)
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|name| name.to_string_lossy().contains(".tmp-"))
+            .collect()
+    }
+
     #[tokio::test]
     async fn writes_0600_files_atomically_and_idempotently() {
-        let base = std::env::temp_dir().join(format!("flinkq-results-{}", rand::random::<u64>()));
+        let base = temp_base("results");
         let dir = ResultsDir::create(&base.join("nested")).expect("create");
         let login = LoginId::random();
-        let path = dir
-            .write(&login, b"{\"a\":1}".to_vec())
-            .await
-            .expect("write");
+        let job = "job-7";
+        let path = dir.write(&login, &job, b"{\"a\":1}").await.expect("write");
         let path2 = dir
-            .write(&login, b"{\"a\":2}".to_vec())
+            .write(&login, &job, b"{\"a\":2}")
             .await
             .expect("rewrite");
         assert_eq!(path, path2);
         assert_eq!(std::fs::read(&path).expect("read"), b"{\"a\":2}");
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let leftovers: Vec<_> = std::fs::read_dir(base.join("nested"))
-            .expect("list")
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-            .collect();
-        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+        assert_eq!(
+            leftovers(&base.join("nested")),
+            Vec::<std::ffi::OsString>::new()
+        );
         std::fs::remove_dir_all(&base).expect("cleanup");
     }
 
     #[tokio::test]
-    async fn a_result_counts_only_if_written_since_the_job_started() {
-        let base = std::env::temp_dir().join(format!("flinkq-since-{}", rand::random::<u64>()));
+    async fn a_result_dropped_before_persisting_leaves_nothing() {
+        let base = temp_base("dropped");
         let dir = ResultsDir::create(&base).expect("create");
         let login = LoginId::random();
-        let now_ms = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        };
-        assert!(!dir.written_since(&login, 0), "no file yet");
-        let before = now_ms() - 1_000;
-        dir.write(&login, b"{}".to_vec()).await.expect("write");
-        assert!(dir.written_since(&login, before));
-        assert!(
-            !dir.written_since(&login, now_ms() + 60_000),
-            "an older file belongs to an earlier job"
+        let mut file = dir.begin(&login, &"job-1");
+        file.write_chunk(b"{\"Invest").await.expect("chunk");
+        drop(file);
+        assert_eq!(leftovers(&base), Vec::<std::ffi::OsString>::new());
+        assert!(!dir.path_of(&login).exists());
+        assert_eq!(
+            dir.stored_by_earlier_attempt(&login, &"job-1")
+                .await
+                .expect("look"),
+            None
         );
+        std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+
+    /// The fault: a stale worker's late write of `<loginId>.json` (an
+    /// earlier job of the login, or a fenced attempt) was taken as the
+    /// current job's stored payload because the file was newer than the
+    /// job's first claim.
+    #[tokio::test]
+    async fn stale_result_file_write_is_never_taken_as_another_attempts_result() {
+        let base = temp_base("stale");
+        let dir = ResultsDir::create(&base).expect("create");
+        let login = LoginId::random();
+        let (earlier_job, this_job) = ("job-1", "job-2");
+
+        // a stale worker of the earlier job writes the login's file late,
+        // after this job started: it is not this job's payload
+        dir.write(&login, &earlier_job, b"{\"from\":\"stale\"}")
+            .await
+            .expect("stale write");
+        dir.release(&earlier_job).await;
+        assert_eq!(
+            dir.stored_by_earlier_attempt(&login, &this_job)
+                .await
+                .expect("look"),
+            None
+        );
+        // a plain write of the file (no staged link at all) neither
+        std::fs::write(dir.path_of(&login), b"{\"from\":\"elsewhere\"}").expect("write");
+        assert_eq!(
+            dir.stored_by_earlier_attempt(&login, &this_job)
+                .await
+                .expect("look"),
+            None
+        );
+
+        // an attempt of this job stores its payload, its commit is lost,
+        // then a stale write replaces the login's file: the next attempt
+        // finds this job's payload and publishes it again
+        dir.write(&login, &this_job, b"{\"from\":\"this job\"}")
+            .await
+            .expect("write");
+        // (workers replace the file by rename, never write into it: the
+        // login's file shares its inode with the staged link)
+        dir.write(&login, &earlier_job, b"{\"from\":\"stale\"}")
+            .await
+            .expect("stale write");
+        let path = dir
+            .stored_by_earlier_attempt(&login, &this_job)
+            .await
+            .expect("look")
+            .expect("found");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"{\"from\":\"this job\"}"
+        );
+
+        // once committed, the staged link is gone
+        dir.release(&this_job).await;
+        assert_eq!(
+            dir.stored_by_earlier_attempt(&login, &this_job)
+                .await
+                .expect("look"),
+            None
+        );
+        assert_eq!(leftovers(&base), Vec::<std::ffi::OsString>::new());
         std::fs::remove_dir_all(&base).expect("cleanup");
     }
 }

@@ -54,6 +54,7 @@ pub async fn run(
             investments: config.investments_url.clone(),
             auth_key,
             timeout: config.http_timeout,
+            max_payload: config.max_payload,
         },
         events.clone(),
     )?;

@@ -125,6 +125,50 @@ pub enum Fault {
     MalformedJson,
     /// The session expires now: `SESSION_EXPIRED` (Investments only).
     ExpireSession,
+    // Hostile answers: what a compromised or broken provider could send.
+    // Answered by `sim::hostile`.
+    /// A redirect (`status` 3xx) to `location`, e.g. another origin that
+    /// must never see the auth key.
+    Redirect {
+        /// HTTP status (301, 302, 307, 308...).
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
+    /// A body of `megabytes` MB, streamed from one static chunk (the
+    /// simulator allocates none of it), without a Content-Length. With
+    /// status 200 it is a JSON payload (valid if read whole: an
+    /// `Investments` array padded with whitespace); otherwise an HTML page.
+    HugeBody {
+        /// HTTP status.
+        status: u16,
+        /// Size of the body, in MB (10^6 bytes).
+        megabytes: u32,
+    },
+    /// A 200 whose headers arrive, then nothing, ever: only the client's
+    /// timeout ends it.
+    StalledBody,
+    /// An error envelope whose fields have unexpected types: `Message` is an
+    /// object, `RequestId` a number; `FlinksCode` is a string.
+    MistypedEnvelope {
+        /// HTTP status.
+        status: u16,
+        /// FlinksCode.
+        code: String,
+    },
+    /// A 200 payload of the right shape with invalid UTF-8 inside a JSON
+    /// string.
+    InvalidUtf8,
+    /// An answer with `Retry-After` as an HTTP-date `after_secs` from now,
+    /// and a `Date` header (both from the simulator's clock).
+    RetryAfterDate {
+        /// HTTP status.
+        status: u16,
+        /// FlinksCode, if any.
+        code: Option<String>,
+        /// Seconds from the answer's `Date` to the Retry-After date.
+        after_secs: u64,
+    },
 }
 
 impl Fault {

@@ -74,6 +74,7 @@ async fn reply(answer: Answer) -> Response {
             });
             (StatusCode::OK, Body::from_stream(broken)).into_response()
         }
+        Answer::Hostile(hostile) => hostile.into_response(),
         Answer::Slow(delay) => {
             tokio::time::sleep(delay).await;
             (

@@ -7,7 +7,9 @@
 
 mod config;
 mod handlers;
+mod hostile;
 mod payload;
+mod recorder;
 mod state;
 mod stats;
 
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use config::{DefaultScript, Endpoint, Fault, Script, ScriptedFault, SimConfig};
 pub use payload::investments_payload;
+pub use recorder::{RecordedRequest, RecordingServer};
 pub use state::{CRASH_LEAD, CRASH_WINDOW, SPACING_TOLERANCE};
 pub use stats::{LoginStats, Totals, Violation};
 use tokio::sync::watch;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::config::{Endpoint, Fault, Script, ScriptedFault, SimConfig};
+use super::hostile::HostileAnswer;
 use super::payload::investments_payload;
 use super::stats::{LoginStats, Totals, Violation};
 
@@ -43,6 +44,8 @@ pub enum Answer {
     Reset,
     /// Wait, then answer 503.
     Slow(Duration),
+    /// One of the hostile answers (see `sim::hostile`).
+    Hostile(HostileAnswer),
 }
 
 impl Answer {
@@ -202,6 +205,14 @@ impl SimState {
             Fault::Reset => Answer::Reset,
             Fault::Slow { millis } => Answer::Slow(Duration::from_millis(millis)),
             Fault::MalformedJson => Answer::Malformed,
+            fault @ (Fault::Redirect { .. }
+            | Fault::HugeBody { .. }
+            | Fault::StalledBody
+            | Fault::MistypedEnvelope { .. }
+            | Fault::InvalidUtf8
+            | Fault::RetryAfterDate { .. }) => {
+                Answer::Hostile(HostileAnswer::of(fault, request_id))
+            }
             Fault::ExpireSession => {
                 if let Some(session) = request_id.and_then(|id| self.sessions.get_mut(id)) {
                     session.expired = true;

@@ -220,3 +220,133 @@ async fn a_fault_on_call_zero_hits_every_call_and_a_numbered_one_wins() {
     );
     assert_eq!(sim.login_stats(LOGIN).authorize_calls, 5);
 }
+
+async fn raw_poll(sim: &SimHandle, request_id: &str, login: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(sim.investments_url())
+        .json(&json!({"RequestId": request_id, "LoginId": login, "MostRecentCached": true}))
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn hostile_answers_are_what_they_say() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    let faults = [
+        Fault::Redirect {
+            status: 302,
+            location: "http://127.0.0.1:9/elsewhere".into(),
+        },
+        Fault::HugeBody {
+            status: 500,
+            megabytes: 3,
+        },
+        Fault::HugeBody {
+            status: 200,
+            megabytes: 2,
+        },
+        Fault::MistypedEnvelope {
+            status: 401,
+            code: "SESSION_EXPIRED".into(),
+        },
+        Fault::InvalidUtf8,
+        Fault::RetryAfterDate {
+            status: 429,
+            code: Some("TOO_MANY_REQUESTS".into()),
+            after_secs: 7,
+        },
+        Fault::StalledBody,
+    ];
+    sim.set_script(
+        LOGIN,
+        Script {
+            faults: faults
+                .iter()
+                .enumerate()
+                .map(|(i, fault)| ScriptedFault::poll(i as u32 + 1, fault.clone()))
+                .collect(),
+            ..Script::default()
+        },
+    );
+    let (_, body) = authorize(&sim, LOGIN).await;
+    let request_id = body["RequestId"].as_str().expect("RequestId").to_owned();
+
+    let redirect = raw_poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(
+        redirect.headers()["location"].to_str().ok(),
+        Some("http://127.0.0.1:9/elsewhere")
+    );
+
+    let page = raw_poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(page.status(), 500);
+    assert!(page.content_length().is_none(), "streamed, no length");
+    let page = page.bytes().await.expect("page");
+    assert_eq!(page.len(), 3_000_000);
+    assert!(page.starts_with(b"<html>"));
+
+    let payload = raw_poll(&sim, &request_id, LOGIN)
+        .await
+        .bytes()
+        .await
+        .expect("payload");
+    assert_eq!(payload.len(), 2_000_000);
+    let payload: Value = serde_json::from_slice(&payload).expect("valid JSON when read whole");
+    assert!(payload["Investments"].is_array());
+
+    let mistyped = raw_poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(mistyped.status(), 401);
+    let mistyped: Value = mistyped.json().await.expect("json");
+    assert_eq!(mistyped["FlinksCode"], "SESSION_EXPIRED");
+    assert!(mistyped["Message"].is_object());
+
+    let invalid = raw_poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(invalid.status(), 200);
+    let invalid = invalid.bytes().await.expect("body");
+    assert!(std::str::from_utf8(&invalid).is_err());
+    assert!(invalid.windows(2).any(|w| w == [0xff, 0xfe]));
+
+    let dated = raw_poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(dated.status(), 429);
+    let header = |name: &str| {
+        let value = dated.headers()[name].to_str().expect("ascii");
+        httpdate::parse_http_date(value).expect("an HTTP-date")
+    };
+    assert_eq!(
+        header("retry-after").duration_since(header("date")).ok(),
+        Some(Duration::from_secs(7))
+    );
+
+    let stalled = raw_poll(&sim, &request_id, LOGIN).await;
+    assert_eq!(stalled.status(), 200);
+    let mut stalled = stalled;
+    let waited = tokio::time::timeout(Duration::from_millis(300), stalled.chunk()).await;
+    assert!(waited.is_err(), "no byte of the body ever comes");
+}
+
+#[tokio::test]
+async fn the_recorder_sees_every_request_and_its_headers() {
+    let recorder = RecordingServer::start().await.expect("start");
+    let response = reqwest::Client::new()
+        .post(format!("{}/any/path", recorder.base_url()))
+        .header("flinks-auth-key", "seen")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let seen = recorder.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].uri.as_str()),
+        ("POST", "/any/path")
+    );
+    assert!(
+        seen[0]
+            .headers
+            .contains(&("flinks-auth-key".to_owned(), "seen".to_owned()))
+    );
+}

@@ -1,19 +1,27 @@
 //! `FlinksClient`: Authorize and Investments calls, each answer classified
 //! (FlinksCode first, then HTTP status) into a state-machine [`Outcome`].
+//!
+//! Nothing in an answer is trusted: redirects are never followed (the auth
+//! key must not reach another origin), error bodies are read only up to
+//! [`ERROR_BODY_CAP`], and a 200 payload streams into the caller's target
+//! under the configured limit and counts only as whole, UTF-8, JSON of the
+//! payload's shape.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use flinkq_shared::{AnswerKind, FailureKind, LoginId, Outcome, StepError, classify};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use flinkq_shared::{AnswerKind, FailureKind, LocalCode, LoginId, Outcome, StepError, classify};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
+use reqwest::{Response, StatusCode, Url, redirect};
 use serde::Serialize;
 
-use super::bodies::{AuthorizeRequest, Envelope, InvestmentsPayload, InvestmentsRequest};
+use super::bodies::{AuthorizeRequest, Envelope, InvestmentsRequest};
+use super::payload::{PayloadError, PayloadTarget, read_capped, stream_payload};
+use super::retry_after::retry_after;
 use crate::events::{Event, EventSink};
 use crate::secret::Secret;
 
-/// Where Flinks is.
+/// Where Flinks is, and what flinkq accepts from it.
 #[derive(Debug, Clone)]
 pub struct FlinksEndpoints {
     /// Full Authorize URL.
@@ -22,15 +30,18 @@ pub struct FlinksEndpoints {
     pub investments: Url,
     /// Sent as `flinks-auth-key` when set.
     pub auth_key: Option<Secret>,
-    /// Timeout of one call.
+    /// Timeout of one call, reading the body included.
     pub timeout: Duration,
+    /// Largest 200 payload taken (FLINKQ_MAX_PAYLOAD), in bytes.
+    pub max_payload: u64,
 }
 
 /// The answer of an /Investments call.
 #[derive(Debug)]
 pub enum InvestmentsAnswer {
-    /// HTTP 200 with a payload: the raw body, validated as JSON.
-    Ready(Vec<u8>),
+    /// HTTP 200 with a payload, now whole in the caller's target and checked:
+    /// UTF-8 JSON with an `Investments` array.
+    Ready,
     /// Anything else, as the state machine sees it.
     NotReady(Outcome),
 }
@@ -47,8 +58,14 @@ pub struct FlinksClient {
 /// does not end up in Redis.
 const MAX_MESSAGE: usize = 300;
 
+/// The most read of a body that is not a 200 payload (error pages, 202s,
+/// Authorize answers): far more than any real one, and only
+/// [`MAX_MESSAGE`] of it is kept anyway. The rest is never read.
+pub const ERROR_BODY_CAP: usize = 64 * 1024;
+
 impl FlinksClient {
-    /// Builds the client (rustls, JSON headers, the auth key if any).
+    /// Builds the client (rustls, JSON headers, the auth key if any, no
+    /// redirects).
     pub fn new(
         endpoints: FlinksEndpoints,
         events: Arc<dyn EventSink>,
@@ -64,6 +81,9 @@ impl FlinksClient {
         }
         let http = reqwest::Client::builder()
             .default_headers(headers)
+            // A redirect would resend the auth key, possibly to another
+            // origin: a 3xx is an answer like any other, and a failed step.
+            .redirect(redirect::Policy::none())
             .timeout(endpoints.timeout)
             .connect_timeout(endpoints.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(1024)
@@ -77,141 +97,257 @@ impl FlinksClient {
 
     /// `POST /Authorize`: a session, or why not.
     pub async fn authorize(&self, login: &LoginId) -> Outcome {
+        let started = Instant::now();
         let login = login.to_string();
         let body = AuthorizeRequest {
             login_id: &login,
             most_recent_cached: true,
         };
-        let RawAnswer {
-            status,
-            retry_after,
-            bytes,
-            envelope,
-        } = match self
-            .post("authorize", &self.endpoints.authorize, &body)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(outcome) => return outcome,
+        let (outcome, report) = match self.send(&self.endpoints.authorize, &body).await {
+            Ok(response) => self.authorize_answer(response).await,
+            Err(outcome) => {
+                let report = Report::local(&outcome);
+                (outcome, report)
+            }
         };
-        match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
-            AnswerKind::Success => match envelope.request_id.filter(|id| !id.trim().is_empty()) {
+        self.report("authorize", started, report);
+        outcome
+    }
+
+    async fn authorize_answer(&self, mut response: Response) -> (Outcome, Report) {
+        let status = response.status();
+        if let Some(outcome) = redirected(&response) {
+            return (outcome, Report::status(status, None));
+        }
+        let after = retry_after(response.headers(), SystemTime::now());
+        let (bytes, truncated) = match read_capped(&mut response, ERROR_BODY_CAP).await {
+            Ok(read) => read,
+            Err(error) => {
+                let outcome = network_failure(error);
+                return (outcome, Report::status(status, None));
+            }
+        };
+        let envelope = Envelope::read(&bytes);
+        let report = Report::status(status, envelope.flinks_code.clone());
+        let outcome = match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
+            AnswerKind::Success => match envelope.request_id {
                 Some(request_id) => Outcome::Authorized { request_id },
                 None => failed(
                     FailureKind::BadRequest,
-                    "BAD_BODY",
+                    LocalCode::BadBody.as_str(),
                     Some(status),
-                    "Authorize answered 200 without a RequestId".into(),
+                    if truncated {
+                        format!("Authorize answered 200 with a body over {ERROR_BODY_CAP} bytes")
+                    } else {
+                        "Authorize answered 200 without a RequestId".into()
+                    },
                     None,
                 ),
             },
-            kind => other(kind, status, envelope, &bytes, retry_after),
-        }
+            kind => other(kind, status, envelope, &bytes, after),
+        };
+        (outcome, report)
     }
 
-    /// `POST /Investments` within a session.
-    pub async fn investments(&self, request_id: &str, login: &LoginId) -> InvestmentsAnswer {
+    /// `POST /Investments` within a session. A 200's payload streams into
+    /// `target`; on any other answer `target` may hold a part of a body,
+    /// which the caller discards.
+    pub async fn investments<T: PayloadTarget>(
+        &self,
+        request_id: &str,
+        login: &LoginId,
+        target: &mut T,
+    ) -> InvestmentsAnswer {
+        let started = Instant::now();
         let login = login.to_string();
         let body = InvestmentsRequest {
             request_id,
             login_id: &login,
             most_recent_cached: true,
         };
-        let RawAnswer {
-            status,
-            retry_after,
-            bytes,
-            envelope,
-        } = match self
-            .post("investments", &self.endpoints.investments, &body)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(outcome) => return InvestmentsAnswer::NotReady(outcome),
+        let (answer, report) = match self.send(&self.endpoints.investments, &body).await {
+            Ok(response) if response.status() == StatusCode::OK => {
+                self.payload_answer(response, target).await
+            }
+            Ok(response) => {
+                let (outcome, report) = self.not_ready_answer(response).await;
+                (InvestmentsAnswer::NotReady(outcome), report)
+            }
+            Err(outcome) => {
+                let report = Report::local(&outcome);
+                (InvestmentsAnswer::NotReady(outcome), report)
+            }
         };
-        match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
-            AnswerKind::Success => match serde_json::from_slice::<InvestmentsPayload>(&bytes) {
-                Ok(payload) => {
-                    tracing::debug!(
-                        institutions = payload.investments.len(),
-                        "investments ready"
-                    );
-                    InvestmentsAnswer::Ready(bytes)
-                }
-                Err(e) => InvestmentsAnswer::NotReady(failed(
-                    FailureKind::BadRequest,
-                    "BAD_BODY",
-                    Some(status),
-                    format!(
-                        "Investments answered 200 with a body that is not an investments payload: {e}"
-                    ),
-                    None,
-                )),
-            },
-            kind => InvestmentsAnswer::NotReady(other(kind, status, envelope, &bytes, retry_after)),
-        }
-    }
-
-    /// Sends one POST; network failures come back as transient outcomes.
-    /// Sends one POST, reads the answer and its envelope, and reports the
-    /// call; network failures come back as transient outcomes.
-    async fn post<B: Serialize>(
-        &self,
-        endpoint: &'static str,
-        url: &Url,
-        body: &B,
-    ) -> Result<RawAnswer, Outcome> {
-        let started = Instant::now();
-        let answer = self.send(url, body).await;
-        let (status, code) = match &answer {
-            Ok(raw) => (
-                Some(raw.status.as_u16()),
-                raw.envelope.flinks_code.as_deref(),
-            ),
-            Err(Outcome::Failed { error, .. }) => (None, Some(error.code.as_str())),
-            Err(_) => (None, None),
-        };
-        self.events.emit(Event::FlinksCall {
-            endpoint,
-            status,
-            code,
-            latency: started.elapsed(),
-        });
+        self.report("investments", started, report);
         answer
     }
 
-    async fn send<B: Serialize>(&self, url: &Url, body: &B) -> Result<RawAnswer, Outcome> {
-        let response = self
-            .http
+    /// A 200 from /Investments: the payload, unless its own FlinksCode
+    /// says otherwise (a 200 that says `OPERATION_PENDING` is pending).
+    async fn payload_answer<T: PayloadTarget>(
+        &self,
+        mut response: Response,
+        target: &mut T,
+    ) -> (InvestmentsAnswer, Report) {
+        let status = response.status();
+        let after = retry_after(response.headers(), SystemTime::now());
+        let limit = self.endpoints.max_payload;
+        let fields = match stream_payload(&mut response, target, limit).await {
+            Ok(fields) => fields,
+            Err(error) => {
+                let outcome = payload_failure(error, status);
+                let report = Report::local(&outcome).with_status(status);
+                return (InvestmentsAnswer::NotReady(outcome), report);
+            }
+        };
+        let envelope = fields.envelope;
+        let report = Report::status(status, envelope.flinks_code.clone());
+        let answer = match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
+            AnswerKind::Success => match fields.institutions {
+                Some(institutions) => {
+                    tracing::debug!(institutions, "investments ready");
+                    InvestmentsAnswer::Ready
+                }
+                None => InvestmentsAnswer::NotReady(bad_payload(
+                    status,
+                    "the `Investments` array is missing",
+                )),
+            },
+            // the body was a small envelope after all, but never keep more
+            // of it than any other answer
+            kind => InvestmentsAnswer::NotReady(other(kind, status, envelope, b"", after)),
+        };
+        (answer, report)
+    }
+
+    async fn not_ready_answer(&self, mut response: Response) -> (Outcome, Report) {
+        let status = response.status();
+        if let Some(outcome) = redirected(&response) {
+            return (outcome, Report::status(status, None));
+        }
+        let after = retry_after(response.headers(), SystemTime::now());
+        match read_capped(&mut response, ERROR_BODY_CAP).await {
+            Ok((bytes, _)) => {
+                let envelope = Envelope::read(&bytes);
+                let report = Report::status(status, envelope.flinks_code.clone());
+                let kind = classify(status.as_u16(), envelope.flinks_code.as_deref());
+                (other(kind, status, envelope, &bytes, after), report)
+            }
+            Err(error) => (network_failure(error), Report::status(status, None)),
+        }
+    }
+
+    /// Sends one POST and returns the answer's head; network failures come
+    /// back as transient outcomes.
+    async fn send<B: Serialize>(&self, url: &Url, body: &B) -> Result<Response, Outcome> {
+        self.http
             .post(url.clone())
             .json(body)
             .send()
             .await
-            .map_err(network_failure)?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = response.bytes().await.map_err(network_failure)?.to_vec();
-        let envelope = serde_json::from_slice(&bytes).unwrap_or_default();
-        Ok(RawAnswer {
-            status,
-            retry_after,
-            bytes,
-            envelope,
-        })
+            .map_err(network_failure)
+    }
+
+    fn report(&self, endpoint: &'static str, started: Instant, report: Report) {
+        self.events.emit(Event::FlinksCall {
+            endpoint,
+            status: report.status,
+            code: report.code.as_deref(),
+            latency: started.elapsed(),
+        });
     }
 }
 
-/// An answer as it came, with its envelope read once.
-struct RawAnswer {
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    bytes: Vec<u8>,
-    envelope: Envelope,
+/// What one call reports to the metrics: the HTTP status if an answer
+/// came, and its FlinksCode or flinkq's own code for the failure.
+struct Report {
+    status: Option<u16>,
+    code: Option<String>,
+}
+
+impl Report {
+    fn status(status: StatusCode, code: Option<String>) -> Report {
+        Report {
+            status: Some(status.as_u16()),
+            code,
+        }
+    }
+
+    fn local(outcome: &Outcome) -> Report {
+        let code = match outcome {
+            Outcome::Failed { error, .. } => Some(error.code.clone()),
+            _ => None,
+        };
+        Report { status: None, code }
+    }
+
+    fn with_status(self, status: StatusCode) -> Report {
+        Report {
+            status: Some(status.as_u16()),
+            ..self
+        }
+    }
+}
+
+/// A 3xx is never followed: the step fails as `HTTP_3xx`, for good (an
+/// endpoint that moved is a configuration to fix, not a wait).
+fn redirected(response: &Response) -> Option<Outcome> {
+    let status = response.status();
+    if !status.is_redirection() {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("nowhere");
+    Some(failed(
+        FailureKind::BadRequest,
+        &format!("HTTP_{}", status.as_u16()),
+        Some(status),
+        truncate(format!(
+            "Flinks answered a redirect to {location}; flinkq never follows redirects (the API key would go along): check FLINKQ_AUTHORIZE_URL and FLINKQ_INVESTMENTS_URL"
+        )),
+        None,
+    ))
+}
+
+fn payload_failure(error: PayloadError, status: StatusCode) -> Outcome {
+    match error {
+        PayloadError::TooLarge { limit } => failed(
+            FailureKind::BadRequest,
+            LocalCode::PayloadTooLarge.as_str(),
+            Some(status),
+            format!(
+                "Investments answered 200 with a payload over {limit} bytes; raise FLINKQ_MAX_PAYLOAD to accept it"
+            ),
+            None,
+        ),
+        PayloadError::NotUtf8 { offset } => {
+            bad_payload(status, &format!("invalid UTF-8 at byte {offset}"))
+        }
+        PayloadError::NotPayload(error) => bad_payload(status, &error.to_string()),
+        PayloadError::Network(error) => network_failure(error),
+        PayloadError::Write(message) => failed(
+            FailureKind::Transient,
+            LocalCode::ResultWrite.as_str(),
+            None,
+            truncate(format!("the payload could not be stored: {message}")),
+            None,
+        ),
+    }
+}
+
+fn bad_payload(status: StatusCode, why: &str) -> Outcome {
+    failed(
+        FailureKind::BadRequest,
+        LocalCode::BadBody.as_str(),
+        Some(status),
+        truncate(format!(
+            "Investments answered 200 with a body that is not an investments payload: {why}"
+        )),
+        None,
+    )
 }
 
 fn other(
@@ -232,7 +368,9 @@ fn other(
         .flinks_code
         .unwrap_or_else(|| format!("HTTP_{}", status.as_u16()));
     let message = envelope.message.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(bytes);
+        // only the head of a body is ever read; keep less than that
+        let head = &bytes[..bytes.len().min(4 * MAX_MESSAGE)];
+        let text = String::from_utf8_lossy(head);
         let text = text.trim();
         if text.is_empty() {
             status.canonical_reason().unwrap_or("no message").to_owned()
@@ -264,13 +402,13 @@ fn failed(
 /// Timeouts, refused connections and resets: try again later.
 fn network_failure(error: reqwest::Error) -> Outcome {
     let code = if error.is_timeout() {
-        "TIMEOUT"
+        LocalCode::Timeout
     } else if error.is_connect() {
-        "CONNECT"
+        LocalCode::Connect
     } else if error.is_body() || error.is_decode() {
-        "BODY"
+        LocalCode::Body
     } else {
-        "NETWORK"
+        LocalCode::Network
     };
     // The URL is ours and holds no secret; the message has no headers.
     let error = error.without_url();
@@ -282,7 +420,7 @@ fn network_failure(error: reqwest::Error) -> Outcome {
         source = cause.source();
     }
     let message = truncate(message);
-    failed(FailureKind::Transient, code, None, message, None)
+    failed(FailureKind::Transient, code.as_str(), None, message, None)
 }
 
 fn truncate(mut message: String) -> String {

@@ -1,0 +1,252 @@
+//! Reading answer bodies without trusting their size: error bodies are read
+//! up to a small cap; a 200 payload streams chunk by chunk into the caller's
+//! [`PayloadTarget`] under FLINKQ_MAX_PAYLOAD, checked as UTF-8 and as JSON
+//! of the payload's shape on the way.
+
+use std::future::Future;
+use std::io::{BufReader, Read};
+
+use bytes::Bytes;
+use reqwest::Response;
+use tokio::sync::mpsc;
+
+use super::bodies::PayloadFields;
+
+/// Where a 200 payload goes while it arrives (the results temp file, or a
+/// buffer for the Redis sink).
+pub trait PayloadTarget: Send {
+    /// Why a chunk could not be kept.
+    type Error: std::fmt::Display;
+
+    /// Appends one chunk.
+    fn write_chunk(&mut self, chunk: &[u8])
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Why a payload was not taken.
+#[derive(Debug)]
+pub(super) enum PayloadError {
+    /// Over the limit (announced by Content-Length, or counted).
+    TooLarge { limit: u64 },
+    /// Not UTF-8 at this byte offset.
+    NotUtf8 { offset: u64 },
+    /// Not JSON, or not of the payload's shape.
+    NotPayload(serde_json::Error),
+    /// The body broke off or timed out.
+    Network(reqwest::Error),
+    /// The target refused a chunk.
+    Write(String),
+}
+
+/// Streams the body into `target`, at most `limit` bytes, and reads its
+/// fields. The JSON parser runs on a blocking thread fed chunk by chunk, so
+/// the payload is never held whole in memory by the client.
+pub(super) async fn stream_payload<T: PayloadTarget>(
+    response: &mut Response,
+    target: &mut T,
+    limit: u64,
+) -> Result<PayloadFields, PayloadError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(PayloadError::TooLarge { limit });
+    }
+    // A few chunks in flight: the parser keeps up with the socket, and a
+    // slow parser holds back the reading instead of growing a queue.
+    let (chunks, rx) = mpsc::channel::<Bytes>(4);
+    let parser = tokio::task::spawn_blocking(move || {
+        let reader = BufReader::with_capacity(64 * 1024, ChannelReader::new(rx));
+        serde_json::from_reader::<_, PayloadFields>(reader)
+    });
+    let mut utf8 = Utf8Check::default();
+    let mut total: u64 = 0;
+    // On every early return `chunks` is dropped: the parser sees the end of
+    // the input, fails and ends on its own.
+    while let Some(chunk) = response.chunk().await.map_err(PayloadError::Network)? {
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(PayloadError::TooLarge { limit });
+        }
+        utf8.feed(&chunk)
+            .map_err(|offset| PayloadError::NotUtf8 { offset })?;
+        target
+            .write_chunk(&chunk)
+            .await
+            .map_err(|e| PayloadError::Write(e.to_string()))?;
+        if chunks.send(chunk).await.is_err() {
+            // The parser stopped before the end: the JSON is already known
+            // to be bad, and its error says why.
+            return Err(parser_error(parser.await));
+        }
+    }
+    utf8.finish()
+        .map_err(|offset| PayloadError::NotUtf8 { offset })?;
+    drop(chunks);
+    match parser.await {
+        Ok(Ok(fields)) => Ok(fields),
+        other => Err(parser_error(other)),
+    }
+}
+
+fn parser_error(
+    ended: Result<Result<PayloadFields, serde_json::Error>, tokio::task::JoinError>,
+) -> PayloadError {
+    match ended {
+        Ok(Err(error)) => PayloadError::NotPayload(error),
+        // cannot happen: the parser stops only at a JSON error or the end
+        Ok(Ok(_)) => PayloadError::Write("the payload check ended before the payload".into()),
+        Err(join) => PayloadError::Write(format!("the payload check failed: {join}")),
+    }
+}
+
+/// Reads at most `cap` bytes of the body and stops there, whatever its
+/// size; `true` when there was more. The rest is never read: the
+/// connection is closed instead of reused.
+pub(super) async fn read_capped(
+    response: &mut Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return Ok((bytes, true));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((bytes, false))
+}
+
+/// A blocking reader over the chunks the async side sends.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// UTF-8 validation across chunk boundaries. serde_json skips the strings
+/// it is not asked to keep without checking them, so the payload's bytes
+/// are checked here, all of them.
+#[derive(Debug, Default)]
+struct Utf8Check {
+    /// The start of a character cut by the end of the previous chunk.
+    carry: Vec<u8>,
+    /// Bytes checked so far (for the error's offset).
+    offset: u64,
+}
+
+impl Utf8Check {
+    /// Checks the next chunk; `Err` holds the offset of the first bad byte.
+    fn feed(&mut self, mut chunk: &[u8]) -> Result<(), u64> {
+        if !self.carry.is_empty() {
+            // A character is at most 4 bytes: its end is within the next 3.
+            let take = chunk.len().min(4 - self.carry.len());
+            let mut joined = std::mem::take(&mut self.carry);
+            let carried = joined.len();
+            joined.extend_from_slice(&chunk[..take]);
+            let consumed = match std::str::from_utf8(&joined) {
+                Ok(_) => take,
+                Err(e) if e.valid_up_to() > 0 => e.valid_up_to() - carried,
+                Err(e) if e.error_len().is_none() && take == chunk.len() => {
+                    // still cut: wait for more
+                    self.carry = joined;
+                    return Ok(());
+                }
+                Err(_) => return Err(self.offset),
+            };
+            self.offset += (carried + consumed) as u64;
+            chunk = &chunk[consumed..];
+        }
+        match std::str::from_utf8(chunk) {
+            Ok(_) => {
+                self.offset += chunk.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                self.carry = chunk[valid..].to_vec();
+                self.offset += valid as u64;
+                Ok(())
+            }
+            Err(e) => Err(self.offset + e.valid_up_to() as u64),
+        }
+    }
+
+    /// The body ended: a character still cut is an error.
+    fn finish(&self) -> Result<(), u64> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(self.offset)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_in_chunks(bytes: &[u8], size: usize) -> Result<(), u64> {
+        let mut check = Utf8Check::default();
+        for chunk in bytes.chunks(size) {
+            check.feed(chunk)?;
+        }
+        check.finish()
+    }
+
+    #[test]
+    fn utf8_is_checked_across_every_chunk_boundary() {
+        let text = "{\"Name\":\"Zoë — 日本 🎉\"}".as_bytes();
+        for size in 1..=text.len() {
+            assert_eq!(check_in_chunks(text, size), Ok(()), "chunks of {size}");
+        }
+        let mut bad = text.to_vec();
+        bad.insert(10, 0xff);
+        for size in 1..=bad.len() {
+            assert_eq!(check_in_chunks(&bad, size), Err(10), "chunks of {size}");
+        }
+        // a character cut by the end of the body
+        let cut = &"🎉".as_bytes()[..3];
+        for size in 1..=3 {
+            assert_eq!(check_in_chunks(cut, size), Err(0), "chunks of {size}");
+        }
+        // an overlong encoding and a lone continuation byte
+        assert!(check_in_chunks(&[b'"', 0xc0, 0x80, b'"'], 1).is_err());
+        assert!(check_in_chunks(&[b'"', 0x80, b'"'], 2).is_err());
+    }
+
+    #[test]
+    fn the_channel_reader_reads_every_chunk_in_order() {
+        let (tx, rx) = mpsc::channel(8);
+        for part in ["{\"Inv", "estments\"", ":[1,2", ",3]}"] {
+            tx.try_send(Bytes::from_static(part.as_bytes()))
+                .expect("room");
+        }
+        drop(tx);
+        let fields: PayloadFields =
+            serde_json::from_reader(BufReader::new(ChannelReader::new(rx))).expect("parse");
+        assert_eq!(fields.institutions, Some(3));
+    }
+}
