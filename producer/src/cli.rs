@@ -76,10 +76,25 @@ pub struct ScheduleArgs {
     pub replica: Option<String>,
 }
 
-/// Batch prefixes end up in batch names and keys: keep them plain.
+/// Batch prefixes end up in batch names and keys: keep them plain, and
+/// short enough that `<prefix>-<tick>` is still a valid batch name.
 fn parse_batch_prefix(input: &str) -> Result<String, String> {
-    flinkq_shared::redis_args::plain_name(input, "a batch prefix")
-        .map_err(|e| format!("{e}, e.g. nightly"))
+    let prefix = flinkq_shared::redis_args::plain_name(input, "a batch prefix")
+        .map_err(|e| format!("{e}, e.g. nightly"))?;
+    let longest = 64 - "-20261125T070000Z".len();
+    if prefix.len() > longest {
+        return Err(format!(
+            "{input:?} is too long for a batch prefix: use at most {longest} characters (the tick is appended), e.g. nightly"
+        ));
+    }
+    Ok(prefix)
+}
+
+/// Batch names become part of keys and of every line that prints them:
+/// validated like namespaces (no newlines, escape sequences, braces, empty).
+pub fn parse_batch_name(input: &str) -> Result<String, String> {
+    flinkq_shared::redis_args::plain_name(input, "a batch name")
+        .map_err(|e| format!("{e}, e.g. nightly-2026-11-25"))
 }
 
 /// `flinkq dead`.
@@ -127,8 +142,9 @@ pub struct CancelArgs {
 /// `flinkq enqueue`.
 #[derive(Debug, clap::Args)]
 pub struct EnqueueArgs {
-    /// Batch name (default: generated, like batch-20261124T134501Z-3f2a, and printed).
-    #[arg(long, env = "FLINKQ_BATCH")]
+    /// Batch name (default: generated, like batch-20261124T134501Z-3f2a, and
+    /// printed). 1-64 letters, digits, '-', '_' or '.'.
+    #[arg(long, env = "FLINKQ_BATCH", value_parser = parse_batch_name)]
     pub batch: Option<String>,
 
     /// Read loginIds from this file, one per line ('-' reads stdin). Blank
@@ -156,7 +172,7 @@ pub struct EnqueueArgs {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Only this batch.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_batch_name)]
     pub batch: Option<String>,
 
     /// Print one JSON object: queued, authorizing, polling, succeeded, failed, timed_out, cancelled, total.
@@ -216,8 +232,9 @@ pub enum LoginsAction {
 /// `flinkq refresh`.
 #[derive(Debug, clap::Args)]
 pub struct RefreshArgs {
-    /// Batch name (default: generated and printed).
-    #[arg(long, env = "FLINKQ_BATCH")]
+    /// Batch name (default: generated and printed). 1-64 letters, digits,
+    /// '-', '_' or '.'.
+    #[arg(long, env = "FLINKQ_BATCH", value_parser = parse_batch_name)]
     pub batch: Option<String>,
 
     /// Claim order of the refresh (nightly refreshes usually run low).

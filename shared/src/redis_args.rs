@@ -10,9 +10,11 @@ use crate::store::StoreConfig;
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
     /// Redis URL: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+    // The URL may carry a password: `--help` must never print its env value.
     #[arg(
         long,
         env = "FLINKQ_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,

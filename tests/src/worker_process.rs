@@ -48,6 +48,9 @@ pub struct WorkerSetup {
     pub poll_timeout: Duration,
     /// `FLINKQ_LEASE`.
     pub lease: Duration,
+    /// `FLINKQ_HTTP_TIMEOUT`; `None`: the lease, the longest the worker
+    /// accepts (a call must end within the lease it runs under).
+    pub http_timeout: Option<Duration>,
     /// `FLINKQ_CONCURRENCY`.
     pub concurrency: u32,
     /// Where the worker's stderr goes (appended).
@@ -73,6 +76,7 @@ impl WorkerSetup {
             poll_interval: Duration::from_millis(500),
             poll_timeout: Duration::from_secs(60),
             lease: Duration::from_secs(1),
+            http_timeout: None,
             concurrency: 64,
             log_file: work_dir.join("worker.log"),
             extra_env: Vec::new(),
@@ -96,6 +100,10 @@ impl WorkerSetup {
             ("FLINKQ_POLL_INTERVAL".into(), ms(self.poll_interval)),
             ("FLINKQ_POLL_TIMEOUT".into(), ms(self.poll_timeout)),
             ("FLINKQ_LEASE".into(), ms(self.lease)),
+            (
+                "FLINKQ_HTTP_TIMEOUT".into(),
+                ms(self.http_timeout.unwrap_or(self.lease)),
+            ),
             ("FLINKQ_CONCURRENCY".into(), self.concurrency.to_string()),
             (
                 "FLINKQ_METRICS_ADDR".into(),
