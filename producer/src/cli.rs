@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use flinkq_shared::Priority;
-use flinkq_shared::redis_args::RedisArgs;
+use flinkq_shared::redis_args::{PlainName, RedisArgs};
 use flinkq_shared::telemetry::LogFormat;
 
 /// flinkq: enqueue Flinks Investments fetches and watch them.
@@ -68,7 +68,7 @@ pub struct ScheduleArgs {
 
     /// Each tick's batch is named <prefix>-<tick in UTC>, e.g.
     /// nightly-20261125T070000Z, the same on every replica.
-    #[arg(long, env = "FLINKQ_SCHEDULE_BATCH_PREFIX", default_value = "nightly", value_parser = parse_batch_prefix)]
+    #[arg(long, env = "FLINKQ_SCHEDULE_BATCH_PREFIX", default_value = "nightly", value_parser = BATCH_PREFIX)]
     pub batch_prefix: String,
 
     /// This replica's name in the run records (default: <hostname>-<pid>).
@@ -76,26 +76,14 @@ pub struct ScheduleArgs {
     pub replica: Option<String>,
 }
 
-/// Batch prefixes end up in batch names and keys: keep them plain, and
-/// short enough that `<prefix>-<tick>` is still a valid batch name.
-fn parse_batch_prefix(input: &str) -> Result<String, String> {
-    let prefix = flinkq_shared::redis_args::plain_name(input, "a batch prefix")
-        .map_err(|e| format!("{e}, e.g. nightly"))?;
-    let longest = 64 - "-20261125T070000Z".len();
-    if prefix.len() > longest {
-        return Err(format!(
-            "{input:?} is too long for a batch prefix: use at most {longest} characters (the tick is appended), e.g. nightly"
-        ));
-    }
-    Ok(prefix)
-}
-
 /// Batch names become part of keys and of every line that prints them:
 /// validated like namespaces (no newlines, escape sequences, braces, empty).
-pub fn parse_batch_name(input: &str) -> Result<String, String> {
-    flinkq_shared::redis_args::plain_name(input, "a batch name")
-        .map_err(|e| format!("{e}, e.g. nightly-2026-11-25"))
-}
+pub const BATCH_NAME: PlainName = PlainName::new("a batch name", "nightly-2026-11-25");
+
+/// Scheduled batches are named `<prefix>-<tick>`: the prefix is plain, and
+/// short enough that the whole name is still a valid batch name.
+pub const BATCH_PREFIX: PlainName =
+    PlainName::new("a batch prefix", "nightly").max_len(64 - "-20261125T070000Z".len());
 
 /// `flinkq dead`.
 #[derive(Debug, clap::Args)]
@@ -144,7 +132,7 @@ pub struct CancelArgs {
 pub struct EnqueueArgs {
     /// Batch name (default: generated, like batch-20261124T134501Z-3f2a, and
     /// printed). 1-64 letters, digits, '-', '_' or '.'.
-    #[arg(long, env = "FLINKQ_BATCH", value_parser = parse_batch_name)]
+    #[arg(long, env = "FLINKQ_BATCH", value_parser = BATCH_NAME)]
     pub batch: Option<String>,
 
     /// Read loginIds from this file, one per line ('-' reads stdin). Blank
@@ -160,9 +148,15 @@ pub struct EnqueueArgs {
     #[arg(long, env = "FLINKQ_PRIORITY", value_enum, default_value_t = Priority::Normal)]
     pub priority: Priority,
 
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object (also when interrupted).
     #[arg(long)]
     pub json: bool,
+
+    /// When Redis stops answering mid-enqueue, keep resending the round trip
+    /// whose answer was lost (enqueue is idempotent per batch) for this long
+    /// before reporting how many logins are confirmed and stopping.
+    #[arg(long, env = "FLINKQ_ENQUEUE_RETRY_FOR", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub retry_for: std::time::Duration,
 
     /// LoginIds (UUIDs).
     pub login_ids: Vec<String>,
@@ -172,7 +166,7 @@ pub struct EnqueueArgs {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Only this batch.
-    #[arg(long, value_parser = parse_batch_name)]
+    #[arg(long, value_parser = BATCH_NAME)]
     pub batch: Option<String>,
 
     /// Print one JSON object: queued, authorizing, polling, succeeded, failed, timed_out, cancelled, total.
@@ -234,7 +228,7 @@ pub enum LoginsAction {
 pub struct RefreshArgs {
     /// Batch name (default: generated and printed). 1-64 letters, digits,
     /// '-', '_' or '.'.
-    #[arg(long, env = "FLINKQ_BATCH", value_parser = parse_batch_name)]
+    #[arg(long, env = "FLINKQ_BATCH", value_parser = BATCH_NAME)]
     pub batch: Option<String>,
 
     /// Claim order of the refresh (nightly refreshes usually run low).
