@@ -12,12 +12,13 @@ use flinkq_shared::store::StoreError;
 /// within this long.
 pub const RETRY_CAP: Duration = Duration::from_secs(1);
 
-/// Retry delays: doubling from 100 ms up to [`RETRY_CAP`], with jitter so
-/// many CLIs do not reconnect in step; endless (callers bound the time).
+/// Retry delays: doubling from 100 ms, never above [`RETRY_CAP`] (half of
+/// it plus up to as much jitter, so many CLIs do not reconnect in step);
+/// endless (callers bound the time).
 pub fn backoff() -> impl Iterator<Item = Duration> {
     ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(RETRY_CAP)
+        .with_max_delay(RETRY_CAP / 2)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
@@ -45,5 +46,17 @@ pub async fn patiently<T>(
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_never_exceed_the_cap() {
+        let delays: Vec<Duration> = backoff().take(50).collect();
+        assert!(delays.iter().all(|d| *d <= RETRY_CAP), "{delays:?}");
+        assert!(delays[0] < Duration::from_millis(250), "{delays:?}");
     }
 }

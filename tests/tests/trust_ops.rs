@@ -419,6 +419,7 @@ async fn scheduler_reconnects_promptly_after_a_redis_blip() {
     let mut command = flinkq_command(&redis.url(), "sched");
     command
         .env("RUST_LOG", "info")
+        .env("FLINKQ_LOG_FORMAT", "json")
         .args(["schedule", "--cron", "*/2 * * * * *"]);
     let mut scheduler = FlinkqProcess::spawn(command, work.path(), "scheduler");
     let ran = async |store: &Store, after_ms: u64| {
@@ -433,8 +434,9 @@ async fn scheduler_reconnects_promptly_after_a_redis_blip() {
     })
     .await;
 
+    // long enough for a doubling backoff to reach delays of seconds
     redis.stop();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     redis.start_again().expect("redis-server again");
     let back = wait_for("Redis back", Duration::from_secs(10), async || {
         store.time_ms().await.ok()
@@ -443,21 +445,56 @@ async fn scheduler_reconnects_promptly_after_a_redis_blip() {
     // ticks every 2 s, retries at most 1 s apart: the first tick after
     // Redis is back runs within a few seconds; 15 s is room for a loaded
     // machine (the old 30 s backoff cap needed up to ~40 s)
-    wait_for(
-        "a tick run after Redis is back",
-        Duration::from_secs(15),
-        async || ran(&store, back).await,
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    // logins still active from the first tick are skipped, so later runs
+    // show in `schedule:last`, not in batch counts
+    let ran_after = async |back: u64| store.schedule_last().await.ok().flatten() > Some(back);
+    while !ran_after(back).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no tick ran within 15 s of Redis coming back:\n{}",
+            scheduler.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let status = scheduler
         .sigterm(Duration::from_secs(10))
         .expect("stops on SIGTERM");
     assert!(status.success(), "{status}\n{}", scheduler.stderr());
+    let delays: Vec<Duration> = scheduler
+        .stderr()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|entry| entry["retry_in"].as_str().map(debug_duration))
+        .collect();
     assert!(
-        scheduler.stderr().contains("retrying"),
-        "the blip was logged and retried:\n{}",
+        delays.len() >= 3,
+        "the blip was logged and retried: {delays:?}\n{}",
         scheduler.stderr()
     );
+    assert!(
+        delays.iter().all(|d| *d <= Duration::from_secs(1)),
+        "retries stay at most 1 s apart, so the scheduler is back within a second of Redis: {delays:?}"
+    );
+}
+
+/// A `Duration`'s `Debug` text (`150.1ms`, `1.2s`, `950µs`) back to a value.
+fn debug_duration(text: &str) -> Duration {
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .map(|at| text.split_at(at))
+        .unwrap_or_else(|| panic!("not a duration: {text}"));
+    let number: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("not a duration: {text}"));
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => panic!("unknown unit in {text}"),
+    };
+    Duration::from_secs_f64(seconds)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,6 +554,11 @@ async fn interrupted_enqueue_reports_how_many_really_went_in() {
             .as_u64()
             .expect("already_in_batch");
     assert_eq!(confirmed, N, "every login is accounted for: {report}");
+    assert!(
+        cli.stderr().contains("retrying"),
+        "the blip hit the enqueue: {}",
+        cli.stderr()
+    );
     let store = Store::connect(&config).await.expect("store again");
     assert_eq!(total_in(&store, "blip").await, N, "each login once");
 
