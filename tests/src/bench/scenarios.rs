@@ -204,7 +204,8 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     scripted(&w.sim, &logins, &Script::pending(2));
     w.store.enqueue("bench", &logins).await.expect("enqueue");
     let mut setup = setup(&w, work, "drain");
-    setup.poll_interval = Duration::ZERO;
+    // as fast as the worker allows: it refuses a zero interval (10 ms minimum)
+    setup.poll_interval = Duration::from_millis(10);
     let mut conn = w.store.connection();
     let before = command_calls(&mut conn).await;
     let cpu = CpuShare::start(&mut conn).await;
