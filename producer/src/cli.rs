@@ -280,6 +280,30 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
+    fn batch_names_are_plain_and_secret_env_values_hidden() {
+        for bad in ["", "a\nb", "\u{1b}[31m", "a b", "{x}"] {
+            assert!(
+                Cli::try_parse_from(["flinkq", "status", "--batch", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["flinkq", "status", "--batch", "nightly-1"]).is_ok());
+        fn check(command: &clap::Command) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env().and_then(|e| e.to_str())
+                    && ["URL", "KEY", "SECRET", "TOKEN", "WEBHOOK", "PASSWORD"]
+                        .iter()
+                        .any(|word| env.contains(word))
+                {
+                    assert!(arg.is_hide_env_values_set(), "{env} may carry a secret");
+                }
+            }
+            command.get_subcommands().for_each(check);
+        }
+        check(&Cli::command());
+    }
+
+    #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["flinkq", "enqueue", "--file", "-", "--skip-invalid"])
