@@ -274,7 +274,7 @@ impl WorkerConfig {
             return bad(
                 "--max-rps (FLINKQ_MAX_RPS)",
                 format!(
-                    "{} is too small: use 0 (no limit) or at least {MIN_RATE} calls per second",
+                    "{:?} is too small: use 0 (no limit) or at least {MIN_RATE} calls per second",
                     self.max_rps
                 ),
             );
