@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use flinkq_shared::Priority;
-use flinkq_shared::redis_args::RedisArgs;
+use flinkq_shared::redis_args::{PlainName, RedisArgs};
 use flinkq_shared::telemetry::LogFormat;
 
 /// flinkq: enqueue Flinks Investments fetches and watch them.
@@ -68,7 +68,7 @@ pub struct ScheduleArgs {
 
     /// Each tick's batch is named <prefix>-<tick in UTC>, e.g.
     /// nightly-20261125T070000Z, the same on every replica.
-    #[arg(long, env = "FLINKQ_SCHEDULE_BATCH_PREFIX", default_value = "nightly", value_parser = parse_batch_prefix)]
+    #[arg(long, env = "FLINKQ_SCHEDULE_BATCH_PREFIX", default_value = "nightly", value_parser = BATCH_PREFIX)]
     pub batch_prefix: String,
 
     /// This replica's name in the run records (default: <hostname>-<pid>).
@@ -76,11 +76,14 @@ pub struct ScheduleArgs {
     pub replica: Option<String>,
 }
 
-/// Batch prefixes end up in batch names and keys: keep them plain.
-fn parse_batch_prefix(input: &str) -> Result<String, String> {
-    flinkq_shared::redis_args::plain_name(input, "a batch prefix")
-        .map_err(|e| format!("{e}, e.g. nightly"))
-}
+/// Batch names become part of keys and of every line that prints them:
+/// validated like namespaces (no newlines, escape sequences, braces, empty).
+pub const BATCH_NAME: PlainName = PlainName::new("a batch name", "nightly-2026-11-25");
+
+/// Scheduled batches are named `<prefix>-<tick>`: the prefix is plain, and
+/// short enough that the whole name is still a valid batch name.
+pub const BATCH_PREFIX: PlainName =
+    PlainName::new("a batch prefix", "nightly").max_len(64 - "-20261125T070000Z".len());
 
 /// `flinkq dead`.
 #[derive(Debug, clap::Args)]
@@ -127,8 +130,9 @@ pub struct CancelArgs {
 /// `flinkq enqueue`.
 #[derive(Debug, clap::Args)]
 pub struct EnqueueArgs {
-    /// Batch name (default: generated, like batch-20261124T134501Z-3f2a, and printed).
-    #[arg(long, env = "FLINKQ_BATCH")]
+    /// Batch name (default: generated, like batch-20261124T134501Z-3f2a, and
+    /// printed). 1-64 letters, digits, '-', '_' or '.'.
+    #[arg(long, env = "FLINKQ_BATCH", value_parser = BATCH_NAME)]
     pub batch: Option<String>,
 
     /// Read loginIds from this file, one per line ('-' reads stdin). Blank
@@ -144,9 +148,15 @@ pub struct EnqueueArgs {
     #[arg(long, env = "FLINKQ_PRIORITY", value_enum, default_value_t = Priority::Normal)]
     pub priority: Priority,
 
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object (also when interrupted).
     #[arg(long)]
     pub json: bool,
+
+    /// When Redis stops answering mid-enqueue, keep resending the round trip
+    /// whose answer was lost (enqueue is idempotent per batch) for this long
+    /// before reporting how many logins are confirmed and stopping.
+    #[arg(long, env = "FLINKQ_ENQUEUE_RETRY_FOR", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub retry_for: std::time::Duration,
 
     /// LoginIds (UUIDs).
     pub login_ids: Vec<String>,
@@ -156,7 +166,7 @@ pub struct EnqueueArgs {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Only this batch.
-    #[arg(long)]
+    #[arg(long, value_parser = BATCH_NAME)]
     pub batch: Option<String>,
 
     /// Print one JSON object: queued, authorizing, polling, succeeded, failed, timed_out, cancelled, total.
@@ -216,8 +226,9 @@ pub enum LoginsAction {
 /// `flinkq refresh`.
 #[derive(Debug, clap::Args)]
 pub struct RefreshArgs {
-    /// Batch name (default: generated and printed).
-    #[arg(long, env = "FLINKQ_BATCH")]
+    /// Batch name (default: generated and printed). 1-64 letters, digits,
+    /// '-', '_' or '.'.
+    #[arg(long, env = "FLINKQ_BATCH", value_parser = BATCH_NAME)]
     pub batch: Option<String>,
 
     /// Claim order of the refresh (nightly refreshes usually run low).
@@ -267,6 +278,30 @@ pub struct JobArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn batch_names_are_plain_and_secret_env_values_hidden() {
+        for bad in ["", "a\nb", "\u{1b}[31m", "a b", "{x}"] {
+            assert!(
+                Cli::try_parse_from(["flinkq", "status", "--batch", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["flinkq", "status", "--batch", "nightly-1"]).is_ok());
+        fn check(command: &clap::Command) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env().and_then(|e| e.to_str())
+                    && ["URL", "KEY", "SECRET", "TOKEN", "WEBHOOK", "PASSWORD"]
+                        .iter()
+                        .any(|word| env.contains(word))
+                {
+                    assert!(arg.is_hide_env_values_set(), "{env} may carry a secret");
+                }
+            }
+            command.get_subcommands().for_each(check);
+        }
+        check(&Cli::command());
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::EnqueueArgs;
 use crate::error::CliError;
 use crate::input::LoginInput;
+use crate::redis_retry;
 
 /// Enqueue scripts sent together in one pipelined round trip.
 const CHUNKS_PER_ROUND_TRIP: usize = 8;
@@ -32,6 +33,34 @@ pub struct EnqueueSummary {
     pub invalid: u64,
 }
 
+/// What an interrupted enqueue knows: every login is in exactly one of
+/// `confirmed`, `unconfirmed` and `not_sent`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartialEnqueue {
+    /// Logins whose round trip Redis answered: each is in the batch, or
+    /// was already active elsewhere.
+    pub confirmed: u64,
+    /// Of `confirmed`, new jobs.
+    pub enqueued: u64,
+    /// Of `confirmed`, logins with an unfinished job in another batch.
+    pub already_active: u64,
+    /// Of `confirmed`, logins already in this batch.
+    pub already_in_batch: u64,
+    /// Logins of the round trip Redis never answered: some may be in.
+    pub unconfirmed: u64,
+    /// Logins never sent: none of them is in.
+    pub not_sent: u64,
+    /// Unique valid logins of the input.
+    pub total: u64,
+}
+
+/// `--json` output of an interrupted enqueue.
+#[derive(Serialize)]
+struct Interrupted<'a> {
+    batch: &'a str,
+    interrupted: &'a PartialEnqueue,
+}
+
 /// Runs `flinkq enqueue` on a validated input, reading it back from its
 /// spool a round trip's worth at a time.
 pub async fn run(
@@ -46,18 +75,50 @@ pub async fn run(
         .unwrap_or_else(crate::batch_name::generate);
     let bar = progress_bar(input.unique);
     let mut report = EnqueueReport::default();
-    let mut sent = 0;
+    let mut confirmed = 0;
     while let Some(logins) = input.next_chunk(ENQUEUE_CHUNK * CHUNKS_PER_ROUND_TRIP)? {
-        report += store
-            .enqueue_with(&batch, args.priority, &logins)
-            .await
-            .map_err(|source| CliError::EnqueueInterrupted {
-                batch: batch.clone(),
-                done: sent,
-                total: input.unique,
-                source,
-            })?;
-        sent += logins.len() as u64;
+        // a round trip whose answer is lost may or may not have been applied:
+        // resending it is safe (a login already in the batch is reported as
+        // such, never enqueued twice) and is the only way to learn
+        let answer = redis_retry::patiently("enqueue", args.retry_for, async || {
+            store.enqueue_with(&batch, args.priority, &logins).await
+        })
+        .await;
+        match answer {
+            Ok(answer) => report += answer,
+            Err(source) => {
+                let unconfirmed = logins.len() as u64;
+                let partial = PartialEnqueue {
+                    confirmed,
+                    enqueued: report.enqueued,
+                    already_active: report.already_active,
+                    already_in_batch: report.already_in_batch,
+                    unconfirmed,
+                    not_sent: input.unique.saturating_sub(confirmed + unconfirmed),
+                    total: input.unique,
+                };
+                if let Some(bar) = bar {
+                    bar.abandon();
+                }
+                if args.json {
+                    serde_json::to_writer(
+                        &mut *out,
+                        &Interrupted {
+                            batch: &batch,
+                            interrupted: &partial,
+                        },
+                    )
+                    .map_err(std::io::Error::from)?;
+                    writeln!(out)?;
+                }
+                return Err(CliError::EnqueueInterrupted {
+                    batch,
+                    partial: Box::new(partial),
+                    source,
+                });
+            }
+        }
+        confirmed += logins.len() as u64;
         if let Some(bar) = &bar {
             bar.inc(logins.len() as u64);
         }

@@ -29,17 +29,17 @@ pub enum CliError {
         /// How many.
         invalid: u64,
     },
-    /// Redis failed part-way through an enqueue.
+    /// Redis stopped answering part-way through an enqueue, and kept silent
+    /// for the whole retry time.
     #[error(
-        "enqueue stopped after {done} of {total} logins of batch {batch}: {source}. Re-run the same command with --batch {batch}: logins already enqueued are skipped"
+        "enqueue of batch {batch} interrupted: {source}. Confirmed in Redis: {} of {} logins (enqueued {}, already active {}, already in batch {}); unconfirmed: {} (Redis never answered their round trip: some may be in); not sent: {}. Re-run the same command with --batch {batch} once Redis is back: logins already in the batch are skipped",
+        partial.confirmed, partial.total, partial.enqueued, partial.already_active, partial.already_in_batch, partial.unconfirmed, partial.not_sent
     )]
     EnqueueInterrupted {
         /// The batch.
         batch: String,
-        /// Logins sent before the failure.
-        done: u64,
-        /// Logins to send.
-        total: u64,
+        /// What is known.
+        partial: Box<crate::enqueue::PartialEnqueue>,
         /// Why.
         source: StoreError,
     },

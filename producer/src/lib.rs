@@ -17,6 +17,7 @@
 //! - [`schedule`]: `flinkq schedule`, the cron scheduler (cron and time zone,
 //!   the pure tick decision, the loop, signals).
 //! - [`batch_name`]: generated batch names.
+//! - [`redis_retry`]: short capped retries that ride out a Redis restart.
 //! - [`error`]: the `CliError` enum and exit codes.
 
 pub mod batch_name;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod input;
 pub mod job;
 pub mod logins;
+pub mod redis_retry;
 pub mod refresh;
 pub mod result;
 pub mod schedule;

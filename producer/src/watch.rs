@@ -7,6 +7,12 @@ use flinkq_shared::store::{StateCounts, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::CliError;
+use crate::redis_retry;
+
+/// How long `--watch` keeps retrying while Redis does not answer before it
+/// gives up (exit 69): long enough for a restart or a failover, short
+/// enough that a script watching a batch learns Redis is really gone.
+const REDIS_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Follows `batch` until every job is finished; Ok if all succeeded.
 pub async fn run(
@@ -24,7 +30,10 @@ pub async fn run(
         bar
     });
     loop {
-        let counts = store.counts(Some(batch)).await?;
+        let counts = redis_retry::patiently("status --watch", REDIS_PATIENCE, async || {
+            store.counts(Some(batch)).await
+        })
+        .await?;
         let finished = counts.total.saturating_sub(counts.unfinished());
         match &bar {
             Some(bar) => {

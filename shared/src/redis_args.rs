@@ -10,16 +10,18 @@ use crate::store::StoreConfig;
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
     /// Redis URL: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+    // The URL may carry a password: `--help` must never print its env value.
     #[arg(
         long,
         env = "FLINKQ_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
 
     /// Namespace: jobs, counters and leases of different namespaces never meet.
     /// Letters, digits, '-', '_' and '.' only.
-    #[arg(long, env = "FLINKQ_NAMESPACE", default_value = "default", value_parser = parse_namespace)]
+    #[arg(long, env = "FLINKQ_NAMESPACE", default_value = "default", value_parser = PlainName::new("a namespace", "nightly"))]
     pub namespace: String,
 
     /// PEM file of the CA that signed Redis' TLS certificate, for rediss://
@@ -66,9 +68,92 @@ pub fn plain_name(input: &str, what: &str) -> Result<String, String> {
     }
 }
 
+/// A clap value parser for plain names (namespaces, batch names): the
+/// [`plain_name`] check, with an error that never shows the refused value
+/// raw. clap's own errors repeat the value as typed, so a name carrying an
+/// escape sequence or a newline would reach the operator's terminal; here it
+/// is quoted with escapes.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainName {
+    what: &'static str,
+    example: &'static str,
+    max_len: usize,
+}
+
+impl PlainName {
+    /// Names called `what` in errors, with `example` as a valid one.
+    pub const fn new(what: &'static str, example: &'static str) -> Self {
+        PlainName {
+            what,
+            example,
+            max_len: 64,
+        }
+    }
+
+    /// Shorter than 64 (a prefix that gets a suffix appended).
+    pub const fn max_len(self, max_len: usize) -> Self {
+        PlainName { max_len, ..self }
+    }
+
+    /// `input` if valid; otherwise why not and what to use.
+    pub fn check(&self, input: &str) -> Result<String, String> {
+        let name =
+            plain_name(input, self.what).map_err(|e| format!("{e}, e.g. {}", self.example))?;
+        if name.len() > self.max_len {
+            return Err(format!(
+                "{input:?} is too long for {}: use at most {} characters, e.g. {}",
+                self.what, self.max_len, self.example
+            ));
+        }
+        Ok(name)
+    }
+}
+
+impl clap::builder::TypedValueParser for PlainName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let checked = match value.to_str() {
+            Some(input) => self.check(input),
+            None => Err(format!("{value:?} is not {}: not UTF-8", self.what)),
+        };
+        checked.map_err(|reason| {
+            let flag = arg
+                .and_then(clap::Arg::get_long)
+                .map_or_else(|| "value".to_owned(), |long| format!("--{long}"));
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid {flag}: {reason}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_namespace;
+    use super::{PlainName, parse_namespace};
+
+    #[test]
+    fn refused_names_are_never_echoed_raw() {
+        use clap::builder::TypedValueParser;
+        let cmd = clap::Command::new("t");
+        let err = PlainName::new("a batch name", "nightly")
+            .parse_ref(&cmd, None, std::ffi::OsStr::new("a\u{1b}[2Jb\nc"))
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains("b\nc"),
+            "{text:?}"
+        );
+        assert!(text.contains("is not a batch name"), "{text}");
+        assert!(PlainName::new("p", "x").max_len(3).check("abcd").is_err());
+    }
 
     #[test]
     fn namespaces_cannot_break_the_hash_tag() {

@@ -48,6 +48,9 @@ pub struct WorkerSetup {
     pub poll_timeout: Duration,
     /// `FLINKQ_LEASE`.
     pub lease: Duration,
+    /// `FLINKQ_HTTP_TIMEOUT`; `None`: the lease, the longest the worker
+    /// accepts (a call must end within the lease it runs under).
+    pub http_timeout: Option<Duration>,
     /// `FLINKQ_CONCURRENCY`.
     pub concurrency: u32,
     /// Where the worker's stderr goes (appended).
@@ -73,6 +76,7 @@ impl WorkerSetup {
             poll_interval: Duration::from_millis(500),
             poll_timeout: Duration::from_secs(60),
             lease: Duration::from_secs(1),
+            http_timeout: None,
             concurrency: 64,
             log_file: work_dir.join("worker.log"),
             extra_env: Vec::new(),
@@ -96,6 +100,10 @@ impl WorkerSetup {
             ("FLINKQ_POLL_INTERVAL".into(), ms(self.poll_interval)),
             ("FLINKQ_POLL_TIMEOUT".into(), ms(self.poll_timeout)),
             ("FLINKQ_LEASE".into(), ms(self.lease)),
+            (
+                "FLINKQ_HTTP_TIMEOUT".into(),
+                ms(self.http_timeout.unwrap_or(self.lease)),
+            ),
             ("FLINKQ_CONCURRENCY".into(), self.concurrency.to_string()),
             (
                 "FLINKQ_METRICS_ADDR".into(),
@@ -198,19 +206,165 @@ impl WorkerProcess {
     }
 }
 
+impl WorkerProcess {
+    /// GETs `path` (`/healthz`, `/readyz`) from its health endpoint: the
+    /// status and the JSON body, or `None` while it does not answer.
+    pub async fn health(&self, path: &str) -> Option<(u16, serde_json::Value)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
+        let response = reqwest::get(url).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+}
+
+/// Runs `flinkq-worker` with exactly `env` (plus PATH and a free
+/// `FLINKQ_METRICS_ADDR`) and returns its output once it exits; for
+/// configurations it must refuse at start. Killed after `timeout`: a worker
+/// that accepted the configuration runs on, and that fails the test.
+pub fn worker_refusal(env: &[(&str, String)], timeout: Duration) -> Output {
+    let child = Command::new(workspace_binary("flinkq-worker"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLINKQ_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flinkq-worker");
+    let pid = child.id();
+    let started = Instant::now();
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    while !waiter.is_finished() {
+        if started.elapsed() > timeout {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            let output = waiter.join().expect("waiter").expect("worker output");
+            panic!(
+                "flinkq-worker {env:?} still runs after {timeout:?}: it accepted the configuration\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter.join().expect("waiter").expect("worker output")
+}
+
+/// A long-running `flinkq` command (`schedule`, `status --watch`, a large
+/// `enqueue`): stdout and stderr go to files in a directory. SIGKILLed when
+/// dropped.
+#[derive(Debug)]
+pub struct FlinkqProcess {
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl FlinkqProcess {
+    /// Starts `command` (see [`flinkq_command`]); `name` names its output
+    /// files in `dir`.
+    pub fn spawn(mut command: Command, dir: &Path, name: &str) -> FlinkqProcess {
+        let stdout = dir.join(format!("{name}.out"));
+        let stderr = dir.join(format!("{name}.log"));
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn flinkq");
+        FlinkqProcess {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits up to `timeout` for it to exit on its own.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.try_exit_status() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Has it exited? Its status if so (kept: asking again answers again).
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit status (SIGKILL and
+    /// `None` after it).
+    pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// SIGKILL.
+    pub fn sigkill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// What it logged on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for FlinkqProcess {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.sigkill();
     }
 }
 
+/// The `flinkq` CLI with `FLINKQ_REDIS_URL`/`FLINKQ_NAMESPACE` set, to add
+/// arguments and variables to.
+pub fn flinkq_command(redis_url: &str, namespace: &str) -> Command {
+    let mut command = Command::new(workspace_binary("flinkq"));
+    command
+        .env("FLINKQ_REDIS_URL", redis_url)
+        .env("FLINKQ_NAMESPACE", namespace);
+    command
+}
+
 /// Runs the `flinkq` CLI with `FLINKQ_REDIS_URL`/`FLINKQ_NAMESPACE` set and
 /// `stdin` fed, returning its output.
 pub fn flinkq_cli(redis_url: &str, namespace: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
-    let mut child = Command::new(workspace_binary("flinkq"))
-        .env("FLINKQ_REDIS_URL", redis_url)
-        .env("FLINKQ_NAMESPACE", namespace)
+    let mut child = flinkq_command(redis_url, namespace)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

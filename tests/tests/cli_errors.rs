@@ -1,11 +1,9 @@
 //! Bad input gets a clear error, a distinct exit code, and loses nothing:
 //! the real `flinkq` and `flinkq-worker` binaries against a real Redis.
 
-use std::process::Command;
-
 use flinkq_shared::LoginId;
 use flinkq_tests::redis_harness::RedisServer;
-use flinkq_tests::worker_process::{flinkq_cli, free_port, workspace_binary};
+use flinkq_tests::worker_process::{flinkq_cli, free_port, worker_refusal};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -151,12 +149,7 @@ fn cli_errors_have_distinct_exit_codes() {
 }
 
 fn worker_with(env: &[(&str, String)]) -> std::process::Output {
-    Command::new(workspace_binary("flinkq-worker"))
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("FLINKQ_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
-        .output()
-        .expect("run flinkq-worker")
+    worker_refusal(env, std::time::Duration::from_secs(30))
 }
 
 #[test]

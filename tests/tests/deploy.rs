@@ -271,8 +271,8 @@ fn compose_file_and_kubernetes_manifests_are_well_formed() {
                 .as_u64()
                 .expect("grace");
             assert!(
-                grace > 30 + 40,
-                "longer than one step (30 s HTTP timeout) plus FLINKQ_SHUTDOWN_GRACE (40 s)"
+                grace > 10 + 40,
+                "longer than one step (10 s HTTP timeout) plus FLINKQ_SHUTDOWN_GRACE (40 s)"
             );
         }
     }

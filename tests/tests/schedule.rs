@@ -2,94 +2,59 @@
 //! 2-second cron so a few ticks pass in seconds.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use flinkq_shared::LoginId;
 use flinkq_shared::store::{
     RunKind, SCHEDULE_RUNS_KEPT, Store, StoreConfig, TickClaim, TickRequest,
 };
 use flinkq_tests::redis_harness::RedisServer;
-use flinkq_tests::worker_process::{flinkq_cli, free_port, wait_for, workspace_binary};
+use flinkq_tests::worker_process::{
+    FlinkqProcess, flinkq_cli, flinkq_command, free_port, wait_for,
+};
 use redis::AsyncCommands;
 
 const NAMESPACE: &str = "sched";
 const EVERY_2S: &str = "*/2 * * * * *";
 const TICK_MS: u64 = 2_000;
 
-/// A running `flinkq schedule`; stdout and stderr go to files. SIGKILLed
-/// when dropped.
+/// A running `flinkq schedule` replica (SIGKILLed when dropped).
 struct Scheduler {
-    child: Option<Child>,
-    stdout: PathBuf,
-    stderr: PathBuf,
+    process: FlinkqProcess,
 }
 
 impl Scheduler {
     fn spawn(redis: &RedisServer, dir: &Path, replica: &str) -> Scheduler {
-        let stdout = dir.join(format!("{replica}.out"));
-        let stderr = dir.join(format!("{replica}.log"));
-        let child = Command::new(workspace_binary("flinkq"))
-            .env("FLINKQ_REDIS_URL", redis.url())
-            .env("FLINKQ_NAMESPACE", NAMESPACE)
+        let mut command = flinkq_command(&redis.url(), NAMESPACE);
+        command
             .env("FLINKQ_SCHEDULE_REPLICA", replica)
             .env("RUST_LOG", "info")
-            .args(["schedule", "--cron", EVERY_2S, "--tz", "America/Toronto"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn flinkq schedule");
+            .args(["schedule", "--cron", EVERY_2S, "--tz", "America/Toronto"]);
         Scheduler {
-            child: Some(child),
-            stdout,
-            stderr,
+            process: FlinkqProcess::spawn(command, dir, replica),
         }
     }
 
     fn sigterm(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.process.sigterm(Duration::from_secs(10)) {
+            Some(status) => status,
+            None => panic!("flinkq schedule ignored SIGTERM for 10 s:\n{}", self.log()),
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("flinkq schedule ignored SIGTERM for 10 s:\n{}", self.log());
     }
 
     fn sigkill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.sigkill();
     }
 
     /// The `tick …` lines printed so far.
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.stdout)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        self.process.stdout().lines().map(str::to_owned).collect()
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Scheduler {
-    fn drop(&mut self) {
-        self.sigkill();
+        self.process.stderr()
     }
 }
 

@@ -31,11 +31,12 @@ pub struct WorkerConfig {
     pub redis: RedisArgs,
 
     /// Full URL of the Flinks Authorize endpoint.
-    #[arg(long, env = "FLINKQ_AUTHORIZE_URL", default_value = SANDBOX_AUTHORIZE_URL, value_parser = parse_http_url)]
+    // URLs may carry credentials (userinfo, tokens): `--help` never prints them.
+    #[arg(long, env = "FLINKQ_AUTHORIZE_URL", hide_env_values = true, default_value = SANDBOX_AUTHORIZE_URL, value_parser = parse_http_url)]
     pub authorize_url: Url,
 
     /// Full URL of the Flinks Investments endpoint (wealth instance).
-    #[arg(long, env = "FLINKQ_INVESTMENTS_URL", default_value = SANDBOX_INVESTMENTS_URL, value_parser = parse_http_url)]
+    #[arg(long, env = "FLINKQ_INVESTMENTS_URL", hide_env_values = true, default_value = SANDBOX_INVESTMENTS_URL, value_parser = parse_http_url)]
     pub investments_url: Url,
 
     /// Flinks API key, sent as the `flinks-auth-key` header; omitted when unset.
@@ -44,7 +45,12 @@ pub struct WorkerConfig {
 
     /// Read the Flinks API key from this file instead (a mounted secret);
     /// surrounding whitespace is ignored.
-    #[arg(long, env = "FLINKQ_AUTH_KEY_FILE", conflicts_with = "auth_key")]
+    #[arg(
+        long,
+        env = "FLINKQ_AUTH_KEY_FILE",
+        hide_env_values = true,
+        conflicts_with = "auth_key"
+    )]
     pub auth_key_file: Option<PathBuf>,
 
     /// Wait between two /Investments calls of one job.
@@ -78,7 +84,8 @@ pub struct WorkerConfig {
     /// POST each batch completion (JSON: type, event_id, batch, counts) to
     /// this URL, with an `Idempotency-Key` header; retried until a 2xx.
     /// Unset: completions go only to the `events` stream.
-    #[arg(long, env = "FLINKQ_BATCH_WEBHOOK", value_parser = WebhookUrl::parse)]
+    // A webhook URL often embeds its token: `--help` never prints it.
+    #[arg(long, env = "FLINKQ_BATCH_WEBHOOK", hide_env_values = true, value_parser = WebhookUrl::parse)]
     pub batch_webhook: Option<WebhookUrl>,
 
     /// Sign each webhook POST: `X-Flinkq-Signature: sha256=<hex>` is the
@@ -96,7 +103,8 @@ pub struct WorkerConfig {
     pub metrics_addr: SocketAddr,
 
     /// Lease of a claimed step: a crashed worker's steps run again after it.
-    /// Renewed every third of it while a step runs.
+    /// Renewed every third of it while a step runs. At least
+    /// FLINKQ_HTTP_TIMEOUT.
     #[arg(long, env = "FLINKQ_LEASE", default_value = "10s", value_parser = parse_lease)]
     pub lease: Duration,
 
@@ -104,8 +112,9 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_CLAIM_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub claim_batch: u32,
 
-    /// Timeout of one HTTP call to Flinks (connect + answer).
-    #[arg(long, env = "FLINKQ_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Timeout of one HTTP call to Flinks (connect + answer). At most
+    /// FLINKQ_LEASE: a call must not outlive the lease it runs under.
+    #[arg(long, env = "FLINKQ_HTTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub http_timeout: Duration,
 
     /// Largest /Investments payload taken, in bytes: a number with an
@@ -152,7 +161,8 @@ pub struct WorkerConfig {
 
     /// Global limit of calls to Flinks per second, across every worker of
     /// the namespace (a token bucket in Redis). 0 = no limit: Flinks
-    /// publishes none, so this is the operator's setting.
+    /// publishes none, so this is the operator's setting. Otherwise at
+    /// least 0.01 (one call every 100 s).
     #[arg(long, env = "FLINKQ_MAX_RPS", default_value_t = 0.0, value_parser = parse_rate)]
     pub max_rps: f64,
 
@@ -170,7 +180,133 @@ pub struct WorkerConfig {
     pub log_format: LogFormat,
 }
 
+/// The longest FLINKQ_POLL_TIMEOUT: a job's deadline is its first poll plus
+/// this, in milliseconds; a day is far beyond any Flinks run and keeps that
+/// sum far from overflowing.
+pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest of the other durations (interval, timeouts, retry delays,
+/// lease, grace): beyond a day they are typos, not settings.
+const MAX_STEP_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest FLINKQ_RETENTION / FLINKQ_RESULT_TTL: ten years; more would
+/// overflow Redis' millisecond expiry arithmetic.
+const MAX_KEEP: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+/// The smallest non-zero FLINKQ_MAX_RPS: below it the token bucket's refill
+/// time overflows (1e-300 calls/s is one call per 1e300 s), and a limit of
+/// one call every 100 s is already a stopped worker.
+pub const MIN_RATE: f64 = 0.01;
+
 impl WorkerConfig {
+    /// Checks what clap's parsers cannot see alone: zero and absurd
+    /// durations, rates, and the relations between flags. Run before
+    /// anything starts, so a bad setting stops the process with the flag's
+    /// name instead of misbehaving at 3 a.m.
+    pub fn validate(&self) -> Result<(), WorkerError> {
+        let bad = |flag: &'static str, reason: String| Err(WorkerError::BadConfig { flag, reason });
+        let within = |flag: &'static str, value: Duration, min: Duration, max: Duration| {
+            if value < min {
+                bad(
+                    flag,
+                    format!("{} is too short: use at least {}", show(value), show(min)),
+                )
+            } else if value > max {
+                bad(
+                    flag,
+                    format!("{} is too long: use at most {}", show(value), show(max)),
+                )
+            } else {
+                Ok(())
+            }
+        };
+        let ms = Duration::from_millis;
+        within(
+            "--poll-interval (FLINKQ_POLL_INTERVAL)",
+            self.poll_interval,
+            ms(10),
+            MAX_STEP_DURATION,
+        )?;
+        within(
+            "--poll-timeout (FLINKQ_POLL_TIMEOUT)",
+            self.poll_timeout,
+            ms(10),
+            MAX_POLL_TIMEOUT,
+        )?;
+        within(
+            "--http-timeout (FLINKQ_HTTP_TIMEOUT)",
+            self.http_timeout,
+            ms(10),
+            MAX_STEP_DURATION,
+        )?;
+        within(
+            "--retry-base (FLINKQ_RETRY_BASE)",
+            self.retry_base,
+            ms(1),
+            MAX_STEP_DURATION,
+        )?;
+        within(
+            "--retry-cap (FLINKQ_RETRY_CAP)",
+            self.retry_cap,
+            ms(1),
+            MAX_STEP_DURATION,
+        )?;
+        within(
+            "--lease (FLINKQ_LEASE)",
+            self.lease,
+            ms(300),
+            MAX_STEP_DURATION,
+        )?;
+        within(
+            "--shutdown-grace (FLINKQ_SHUTDOWN_GRACE)",
+            self.shutdown_grace,
+            Duration::ZERO,
+            MAX_STEP_DURATION,
+        )?;
+        within(
+            "--retention (FLINKQ_RETENTION)",
+            self.retention,
+            Duration::from_secs(1),
+            MAX_KEEP,
+        )?;
+        within(
+            "--result-ttl (FLINKQ_RESULT_TTL)",
+            self.result_ttl,
+            Duration::from_secs(1),
+            MAX_KEEP,
+        )?;
+        if self.retry_cap < self.retry_base {
+            return bad(
+                "--retry-cap (FLINKQ_RETRY_CAP)",
+                format!(
+                    "{} is below FLINKQ_RETRY_BASE ({}): the cap must be at least the first delay",
+                    show(self.retry_cap),
+                    show(self.retry_base)
+                ),
+            );
+        }
+        if self.lease < self.http_timeout {
+            return bad(
+                "--lease (FLINKQ_LEASE)",
+                format!(
+                    "{} is shorter than FLINKQ_HTTP_TIMEOUT ({}): a step's call to Flinks must end within its lease; raise the lease or lower the timeout",
+                    show(self.lease),
+                    show(self.http_timeout)
+                ),
+            );
+        }
+        if self.max_rps != 0.0 && self.max_rps < MIN_RATE {
+            return bad(
+                "--max-rps (FLINKQ_MAX_RPS)",
+                format!(
+                    "{:?} is too small: use 0 (no limit) or at least {MIN_RATE} calls per second",
+                    self.max_rps
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// The Flinks API key, from FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE.
     pub fn resolved_auth_key(&self) -> Result<Option<Secret>, WorkerError> {
         let Some(path) = &self.auth_key_file else {
@@ -211,6 +347,10 @@ impl WorkerConfig {
             max_claims: self.max_claims,
         }
     }
+}
+
+fn show(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(duration)
 }
 
 fn parse_http_url(input: &str) -> Result<Url, String> {
@@ -379,6 +519,36 @@ mod tests {
         assert!(
             WorkerConfig::try_parse_from(["w", "--auth-key", "a", "--auth-key-file", arg]).is_err()
         );
+    }
+
+    #[test]
+    fn defaults_pass_validation_and_bad_values_name_their_flag() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["w"];
+            all.extend_from_slice(args);
+            WorkerConfig::try_parse_from(all).expect("parse")
+        };
+        parse(&[]).validate().expect("the defaults are consistent");
+        for (args, flag) in [
+            (&["--poll-interval", "0s"][..], "--poll-interval"),
+            (&["--http-timeout", "0s"][..], "--http-timeout"),
+            (&["--poll-timeout", "100years"][..], "--poll-timeout"),
+            (&["--retry-base", "0s"][..], "--retry-base"),
+            (&["--retry-cap", "0s"][..], "--retry-cap"),
+            (
+                &["--retry-base", "10s", "--retry-cap", "5s"][..],
+                "--retry-cap",
+            ),
+            (&["--lease", "5s", "--http-timeout", "6s"][..], "--lease"),
+            (&["--max-rps", "1e-300"][..], "--max-rps"),
+        ] {
+            let err = parse(args).validate().expect_err("refused");
+            assert!(err.to_string().contains(flag), "{args:?}: {err}");
+        }
+        parse(&["--max-rps", "0"]).validate().expect("0 = no limit");
+        parse(&["--max-rps", "0.01"])
+            .validate()
+            .expect("the minimum");
     }
 
     #[test]

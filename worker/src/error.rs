@@ -28,6 +28,24 @@ pub enum WorkerError {
         /// Why.
         reason: String,
     },
+    /// A flag's value is refused (zero, absurd, or inconsistent with another).
+    #[error("invalid {flag}: {reason}")]
+    BadConfig {
+        /// The flag and its environment variable.
+        flag: &'static str,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+    /// The results directory cannot be written at start.
+    #[error(
+        "the results directory {path} is not writable: {reason}. Fix FLINKQ_RESULTS_DIR (it must be a writable directory), or use FLINKQ_RESULTS=redis"
+    )]
+    ResultsNotWritable {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The apalis monitor ended with an error.
     #[error("worker runtime failed: {0}")]
     Runtime(String),

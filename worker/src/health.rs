@@ -24,6 +24,9 @@ pub struct Health {
 struct HealthInner {
     redis_down: AtomicBool,
     claiming: AtomicBool,
+    /// Set by the results probe; false (the default) means writable, so a
+    /// worker without a results directory (the Redis sink) is never held back.
+    results_unwritable: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -32,6 +35,7 @@ struct Report {
     status: &'static str,
     redis: &'static str,
     claiming: bool,
+    results_writable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_redis_error: Option<String>,
 }
@@ -57,6 +61,18 @@ impl Health {
         self.inner.claiming.store(claiming, Ordering::Relaxed);
     }
 
+    /// The results probe's latest answer.
+    pub fn set_results_writable(&self, writable: bool) {
+        self.inner
+            .results_unwritable
+            .store(!writable, Ordering::Relaxed);
+    }
+
+    /// Can results be written (always true with the Redis sink)?
+    pub fn results_writable(&self) -> bool {
+        !self.inner.results_unwritable.load(Ordering::Relaxed)
+    }
+
     /// Is Redis answering?
     pub fn redis_up(&self) -> bool {
         !self.inner.redis_down.load(Ordering::Relaxed)
@@ -68,6 +84,7 @@ impl Health {
             status: if up { "ok" } else { "degraded" },
             redis: if up { "up" } else { "down" },
             claiming: self.inner.claiming.load(Ordering::Relaxed),
+            results_writable: self.results_writable(),
             last_redis_error: if up {
                 None
             } else {
@@ -82,7 +99,8 @@ impl Health {
 }
 
 /// Serves `/healthz` (alive: always 200, body says whether Redis is up),
-/// `/readyz` (200 only while Redis answers and the worker claims) and
+/// `/readyz` (200 only while Redis answers, the worker claims and results
+/// can be written) and
 /// `/metrics` (Prometheus text format) until `stop`.
 pub async fn serve(
     listener: TcpListener,
@@ -117,7 +135,7 @@ async fn healthz(State(health): State<Health>) -> impl IntoResponse {
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     let report = health.report();
-    let status = if report.redis == "up" && report.claiming {
+    let status = if report.redis == "up" && report.claiming && report.results_writable {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -12,6 +12,7 @@
 //! - [`executor`]: runs one step and commits its transition.
 //! - [`flinks`]: the Flinks HTTP client, its typed bodies, and answers read under caps (no redirects).
 //! - [`results`]: atomic `<loginId>.json` result files, streamed; `.staged/<jobId>.json` links.
+//! - [`results_probe`]: is the results directory writable (at start, then every few seconds for `/readyz`).
 //! - [`result_sink`]: the configured sink (files or Redis) and what a commit records.
 //! - [`leases`]: held leases, the heartbeat and the reaper.
 //! - [`events`]: what happens, as events (no Prometheus in the domain).
@@ -35,6 +36,7 @@ pub mod leases;
 pub mod metrics;
 pub mod result_sink;
 pub mod results;
+pub mod results_probe;
 pub mod run;
 pub mod secret;
 pub mod wake;

@@ -9,6 +9,11 @@ use tokio::signal::unix::{SignalKind, signal};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = WorkerConfig::parse();
+    // refused like clap's own parse errors (exit 2), before anything starts
+    if let Err(error) = config.validate() {
+        eprintln!("flinkq-worker: {error}");
+        std::process::exit(2);
+    }
     flinkq_shared::telemetry::init(config.log_format);
     let mut terminate =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;

@@ -10,7 +10,7 @@ use flinkq_shared::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backend::StepBackend;
 use crate::claimer::Claimer;
@@ -24,6 +24,7 @@ use crate::leases::{self, HeldLeases};
 use crate::metrics::Metrics;
 use crate::result_sink::{ResultSink, ResultsKind};
 use crate::results::ResultsDir;
+use crate::results_probe;
 use crate::wake::ClaimWake;
 use crate::webhook::BatchWebhook;
 
@@ -35,11 +36,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
+    config.validate()?;
     let auth_key = config.resolved_auth_key()?;
     let store = Store::connect(&config.redis.store_config()).await?;
+    warn_if_redis_evicts(&store).await;
     let results = match config.results {
         ResultsKind::Files => ResultSink::Files {
-            dir: ResultsDir::create(&config.results_dir)?,
+            dir: writable_results_dir(&config.results_dir)?,
             ttl: config.result_ttl,
         },
         ResultsKind::Redis => ResultSink::Redis {
@@ -91,6 +94,14 @@ pub async fn run(
         events.clone(),
         stop.clone(),
     ));
+
+    if config.results == ResultsKind::Files {
+        background.spawn(results_probe::watch(
+            config.results_dir.clone(),
+            health.clone(),
+            stop.clone(),
+        ));
+    }
 
     if let Some(url) = config.batch_webhook.clone() {
         let consumer = format!(
@@ -169,6 +180,33 @@ pub async fn run(
         }
         Err(error) => Err(WorkerError::Runtime(error.to_string())),
     }
+}
+
+/// BullMQ's production guide, and ours: `noeviction` is the only safe
+/// `maxmemory-policy`; any other lets Redis drop a job or a lease when it
+/// fills up. Only a warning (the operator may know better); when `CONFIG` is
+/// refused (managed Redis) nothing can be checked and nothing is said.
+async fn warn_if_redis_evicts(store: &Store) {
+    match store.eviction_policy().await {
+        Ok(Some(policy)) if policy != "noeviction" => warn!(
+            %policy,
+            "Redis maxmemory-policy is {policy}: under memory pressure Redis may evict flinkq's jobs, leases and counters; set maxmemory-policy to noeviction"
+        ),
+        Ok(_) => {}
+        Err(error) => debug!(%error, "cannot read Redis' maxmemory-policy; eviction not checked"),
+    }
+}
+
+/// The results directory, created if missing and proven writable: a
+/// worker that cannot store results must not claim a single job.
+fn writable_results_dir(path: &std::path::Path) -> Result<ResultsDir, WorkerError> {
+    let refused = |reason: String| WorkerError::ResultsNotWritable {
+        path: path.to_owned(),
+        reason,
+    };
+    let dir = ResultsDir::create(path).map_err(|e| refused(e.source.to_string()))?;
+    results_probe::probe(path).map_err(|e| refused(e.to_string()))?;
+    Ok(dir)
 }
 
 async fn report_io(what: &'static str, task: impl Future<Output = std::io::Result<()>>) {

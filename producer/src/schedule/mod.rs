@@ -26,27 +26,13 @@ pub use error::ScheduleError;
 
 use crate::cli::ScheduleArgs;
 use crate::error::CliError;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use crate::redis_retry;
 
 /// The per-tick lock is a lease: renewed every third of it while the
 /// winner refreshes, so a replica that dies mid-refresh loses it within
 /// this long and another replica adopts the run. The run record
 /// (`schedule:runs`) keeps a finished tick from running twice.
 const TICK_LEASE: Duration = Duration::from_secs(30);
-
-/// The longest wait between two tries while Redis fails.
-const REDIS_RETRY_CAP: Duration = Duration::from_secs(30);
-
-/// Retry delays after a Redis failure: doubling from 250 ms up to
-/// [`REDIS_RETRY_CAP`]; a new one after each success.
-fn redis_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(250))
-        .with_max_delay(REDIS_RETRY_CAP)
-        .with_factor(2.0)
-        .without_max_times()
-        .build()
-}
 
 /// The longest single sleep: long waits are cut so that a drift between this
 /// host's clock and Redis' is corrected as the tick approaches.
@@ -81,12 +67,14 @@ pub async fn run(
         batch_prefix = %args.batch_prefix,
         "scheduler started"
     );
-    let mut backoff = redis_backoff();
+    // short and capped: the next tick runs within about a second of Redis
+    // coming back, however long it was away
+    let mut backoff = redis_retry::backoff();
     loop {
         // a step is never cut short by the shutdown: a won tick is enqueued whole
         let wait = match scheduler.step(out).await {
             Ok(Some(wake_at_ms)) => {
-                backoff = redis_backoff();
+                backoff = redis_retry::backoff();
                 wake_at_ms
             }
             Ok(None) => {
@@ -98,7 +86,7 @@ pub async fn run(
                 return Ok(());
             }
             Err(error) => {
-                let delay = backoff.next().unwrap_or(REDIS_RETRY_CAP);
+                let delay = backoff.next().unwrap_or(redis_retry::RETRY_CAP);
                 tracing::warn!(%error, retry_in = ?delay, "scheduler step failed; retrying");
                 tokio::select! {
                     () = shutdown.as_mut() => return Ok(()),

@@ -67,6 +67,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Did Redis fail to answer (connection refused, dropped, timed out)?
+    /// Then a write may or may not have been applied, and a retry once
+    /// Redis is back is the way to learn; any other error is Redis'
+    /// definite answer and retrying it changes nothing.
+    pub fn is_unanswered(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Command { source, .. } => {
+                source.is_io_error()
+                    || source.is_timeout()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+                    || source.is_unrecoverable_error()
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn command(op: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
         move |source| StoreError::Command { op, source }
     }

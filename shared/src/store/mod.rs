@@ -37,6 +37,7 @@ mod reply;
 mod results;
 mod schedule;
 mod scripts;
+mod server;
 
 use std::collections::HashMap;
 use std::sync::Arc;

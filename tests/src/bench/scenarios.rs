@@ -204,7 +204,8 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     scripted(&w.sim, &logins, &Script::pending(2));
     w.store.enqueue("bench", &logins).await.expect("enqueue");
     let mut setup = setup(&w, work, "drain");
-    setup.poll_interval = Duration::ZERO;
+    // as fast as the worker allows: it refuses a zero interval (10 ms minimum)
+    setup.poll_interval = Duration::from_millis(10);
     let mut conn = w.store.connection();
     let before = command_calls(&mut conn).await;
     let cpu = CpuShare::start(&mut conn).await;
@@ -406,9 +407,8 @@ async fn recover(n: usize, report: &mut Report, work: &Path) {
     w.store.enqueue("bench", &logins).await.expect("enqueue");
     let mut setup = setup(&w, work, "recover");
     setup.concurrency = n as u32;
-    setup
-        .extra_env
-        .push(("FLINKQ_HTTP_TIMEOUT".into(), "20m".into()));
+    // the hung calls time out after one lease at the latest (the worker
+    // refuses a longer FLINKQ_HTTP_TIMEOUT); the kill comes well before
     let lease = setup.lease;
     let mut victim = WorkerProcess::spawn(&setup);
     wait_until("every lease held", Duration::from_secs(120), async || {

@@ -24,6 +24,7 @@ struct Demo {
     #[arg(
         long,
         env = "FLINKQ_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379"
     )]
     redis_url: String,
