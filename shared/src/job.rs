@@ -279,6 +279,16 @@ pub struct JobSnapshot {
     pub due_ms: Option<u64>,
 }
 
+impl JobSnapshot {
+    /// Names this run of the job: its id and its first claim. A dead retry
+    /// keeps the id but starts a new run (its first claim is reset), so
+    /// something an attempt of an earlier run left behind — a staged result
+    /// file — is never taken for this run's.
+    pub fn run_key(&self) -> String {
+        format!("{}-{}", self.id, self.started_ms.unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +304,39 @@ mod tests {
             serde_json::to_value(id).expect("json"),
             serde_json::Value::String(shown)
         );
+    }
+
+    #[test]
+    fn a_retried_run_of_a_job_has_a_key_of_its_own() {
+        let first = JobSnapshot {
+            id: JobId::new(),
+            login: LoginId::random(),
+            batch: "b".into(),
+            state: JobState::Polling,
+            token: None,
+            request_id: None,
+            deadline_ms: None,
+            attempts: 0,
+            polls: 0,
+            auths: 0,
+            sessions: 0,
+            claims: 0,
+            retries: 0,
+            created_ms: 1,
+            started_ms: Some(10),
+            updated_ms: 10,
+            finished_ms: None,
+            error: None,
+            last: None,
+            due_ms: None,
+        };
+        let retried = JobSnapshot {
+            started_ms: Some(20),
+            ..first.clone()
+        };
+        assert_eq!(first.run_key(), first.clone().run_key());
+        assert_ne!(first.run_key(), retried.run_key());
+        assert!(first.run_key().starts_with(&first.id.to_string()));
     }
 
     #[test]

@@ -174,21 +174,7 @@ impl WorkerProcess {
 
     /// SIGTERM, then wait up to `timeout` for the exit status.
     pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        terminate(self.child.take()?, timeout)
     }
 
     /// Its `/metrics`, parsed; `None` while it does not answer.
@@ -302,21 +288,7 @@ impl FlinkqProcess {
     /// SIGTERM, then wait up to `timeout` for the exit status (SIGKILL and
     /// `None` after it).
     pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        terminate(self.child.take()?, timeout)
     }
 
     /// SIGKILL.
@@ -400,4 +372,23 @@ pub async fn wait_for<T>(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// SIGTERM `child`, then wait up to `timeout` for its exit status (SIGKILL
+/// and `None` after it).
+fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }

@@ -140,7 +140,7 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
         .setup
         .results_dir
         .join(".staged")
-        .join(format!("{}.json", job.id));
+        .join(format!("{}.json", job.run_key()));
     std::fs::write(&staged, payload).expect("write staged result");
     std::fs::write(&file, payload).expect("write result");
     let polls_at_write = world.sim.login_stats(&login.to_string()).investments_calls;

@@ -102,7 +102,7 @@ impl Executor {
         {
             if result.is_some() {
                 // this job's payload is committed: its staged copy has served
-                self.results.release(&job.id).await;
+                self.results.release(&job.run_key()).await;
             }
             if let Some(due) = transition.due_ms {
                 self.wake.scheduled(due);
@@ -164,7 +164,7 @@ impl Executor {
         };
         match self
             .results
-            .stored_by_earlier_attempt(&job.login, &job.id)
+            .stored_by_earlier_attempt(&job.login, &job.run_key())
             .await
         {
             Ok(Some(record)) => {
@@ -178,7 +178,7 @@ impl Executor {
         }
         // The 200's body streams into `staged`; any other answer drops it
         // (and its temp file) here.
-        let mut staged = self.results.stage(&job.login, &job.id);
+        let mut staged = self.results.stage(&job.login, &job.run_key());
         match self
             .flinks
             .investments(request_id, &job.login, &mut staged)
@@ -230,7 +230,7 @@ impl Executor {
                     if result.is_some() {
                         // the attempt that owns the job now polls or finds
                         // its own staged payload; this one's is not needed
-                        self.results.release(&job.id).await;
+                        self.results.release(&job.run_key()).await;
                     }
                     self.events.emit(Event::StepAbandoned { reason: "fenced" });
                     return false;

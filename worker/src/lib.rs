@@ -11,7 +11,7 @@
 //! - [`claimed`]: a claimed step, its lease guard and its Redis-anchored clock.
 //! - [`executor`]: runs one step and commits its transition.
 //! - [`flinks`]: the Flinks HTTP client, its typed bodies, and answers read under caps (no redirects).
-//! - [`results`]: atomic `<loginId>.json` result files, streamed; `.staged/<jobId>.json` links.
+//! - [`results`]: atomic `<loginId>.json` result files, streamed; `.staged/<jobId>-<first claim>.json` links.
 //! - [`results_probe`]: is the results directory writable (at start, then every few seconds for `/readyz`).
 //! - [`result_sink`]: the configured sink (files or Redis) and what a commit records.
 //! - [`leases`]: held leases, the heartbeat and the reaper.

@@ -1,6 +1,6 @@
 //! The results directory: one `<loginId>.json` per login, written atomically,
-//! and `.staged/<jobId>.json`, the payload a job's attempt stored, until the
-//! job's commit is applied.
+//! and `.staged/<jobId>-<first claim ms>.json`, the payload an attempt of
+//! one run of a job stored, until that run's commit is applied.
 //!
 //! The staged link is what lets a later attempt of the *same job* reuse a
 //! payload whose commit was lost, without polling Flinks again. It is keyed
@@ -10,6 +10,7 @@
 //! payload.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use std::fmt::Display;
 
@@ -108,6 +109,24 @@ impl ResultsDir {
             return Err(failed(e));
         }
         Ok(Some(target))
+    }
+
+    /// Removes staged links last written more than `older_than` ago;
+    /// returns how many.
+    pub fn sweep_staged(&self, older_than: Duration) -> std::io::Result<usize> {
+        let cutoff = SystemTime::now().checked_sub(older_than);
+        let mut swept = 0;
+        for entry in std::fs::read_dir(self.dir.join(STAGED))? {
+            let entry = entry?;
+            let old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| cutoff.is_some_and(|cutoff| modified < cutoff));
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                swept += 1;
+            }
+        }
+        Ok(swept)
     }
 
     /// Forgets `job`'s staged payload: its commit was applied (the results
@@ -241,6 +260,36 @@ mod tests {
             .map(|e| e.file_name())
             .filter(|name| name.to_string_lossy().contains(".tmp-"))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn staged_links_older_than_any_job_are_swept() {
+        let base = temp_base("sweep");
+        let dir = ResultsDir::create(&base).expect("create");
+        let login = LoginId::random();
+        dir.write(&login, &"old-run", b"{}")
+            .await
+            .expect("write old");
+        dir.write(&login, &"live-run", b"{}")
+            .await
+            .expect("write live");
+        let old = base.join(STAGED).join("old-run.json");
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|file| file.set_modified(two_hours_ago))
+            .expect("age the old link");
+        assert_eq!(
+            dir.sweep_staged(Duration::from_secs(3600)).expect("sweep"),
+            1
+        );
+        assert!(!old.exists(), "the leftover is gone");
+        assert!(
+            base.join(STAGED).join("live-run.json").exists(),
+            "a live run's link stays"
+        );
+        std::fs::remove_dir_all(&base).expect("cleanup");
     }
 
     #[tokio::test]

@@ -42,7 +42,7 @@ pub async fn run(
     warn_if_redis_evicts(&store).await;
     let results = match config.results {
         ResultsKind::Files => ResultSink::Files {
-            dir: writable_results_dir(&config.results_dir)?,
+            dir: writable_results_dir(&config.results_dir, job_lifetime(&config.policy()))?,
             ttl: config.result_ttl,
         },
         ResultsKind::Redis => ResultSink::Redis {
@@ -198,15 +198,36 @@ async fn warn_if_redis_evicts(store: &Store) {
 }
 
 /// The results directory, created if missing and proven writable: a
-/// worker that cannot store results must not claim a single job.
-fn writable_results_dir(path: &std::path::Path) -> Result<ResultsDir, WorkerError> {
+/// worker that cannot store results must not claim a single job. Staged
+/// links older than any job can live are leftovers of attempts whose job
+/// ended elsewhere (reaped, cancelled): they are swept here.
+fn writable_results_dir(
+    path: &std::path::Path,
+    job_lifetime: Duration,
+) -> Result<ResultsDir, WorkerError> {
     let refused = |reason: String| WorkerError::ResultsNotWritable {
         path: path.to_owned(),
         reason,
     };
     let dir = ResultsDir::create(path).map_err(|e| refused(e.source.to_string()))?;
     results_probe::probe(path).map_err(|e| refused(e.to_string()))?;
+    match dir.sweep_staged(job_lifetime) {
+        Ok(0) => {}
+        Ok(swept) => info!(
+            swept,
+            "removed staged result links older than any job can live"
+        ),
+        Err(error) => {
+            warn!(%error, "cannot sweep old staged result links; they only take disk space")
+        }
+    }
     Ok(dir)
+}
+
+/// The longest a job can live: no session after its authorize deadline,
+/// no poll after its polling deadline; an hour on top for retries and reaps.
+fn job_lifetime(policy: &flinkq_shared::Policy) -> Duration {
+    policy.authorize_timeout + policy.poll_timeout + Duration::from_secs(3600)
 }
 
 async fn report_io(what: &'static str, task: impl Future<Output = std::io::Result<()>>) {
