@@ -30,7 +30,7 @@ pub struct RedisArgs {
     pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// Give up on one Redis answer after this long (humantime, e.g. 5s).
-    #[arg(long, env = "FLINKQ_REDIS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FLINKQ_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_redis_timeout)]
     pub redis_timeout: Duration,
 }
 
@@ -43,6 +43,18 @@ impl RedisArgs {
             ..StoreConfig::new(&self.redis_url, &self.namespace)
         }
     }
+}
+
+/// One Redis answer's timeout: zero would fail every command, and more
+/// than a minute would hold a step (and its lease) hostage to a dead Redis.
+fn parse_redis_timeout(input: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(input).map_err(|e| e.to_string())?;
+    if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(60) {
+        return Err(format!(
+            "{input} is out of range: use between 10ms and 60s (e.g. 5s)"
+        ));
+    }
+    Ok(timeout)
 }
 
 /// Namespaces become part of every key and sit inside a `{hash tag}`: braces,
@@ -137,7 +149,8 @@ impl clap::builder::TypedValueParser for PlainName {
 
 #[cfg(test)]
 mod tests {
-    use super::{PlainName, parse_namespace};
+    use super::{PlainName, parse_namespace, parse_redis_timeout};
+    use std::time::Duration;
 
     #[test]
     fn refused_names_are_never_echoed_raw() {
@@ -153,6 +166,13 @@ mod tests {
         );
         assert!(text.contains("is not a batch name"), "{text}");
         assert!(PlainName::new("p", "x").max_len(3).check("abcd").is_err());
+    }
+
+    #[test]
+    fn a_zero_or_huge_redis_timeout_is_refused() {
+        assert!(parse_redis_timeout("0s").is_err());
+        assert!(parse_redis_timeout("2h").is_err());
+        assert_eq!(parse_redis_timeout("300ms"), Ok(Duration::from_millis(300)));
     }
 
     #[test]

@@ -16,9 +16,9 @@ use flinkq_shared::{
 };
 use flinkq_tests::delay_proxy::DelayProxy;
 use flinkq_tests::prom_text;
-use flinkq_tests::redis_harness::RedisServer;
+use flinkq_tests::redis_harness::{RedisOptions, RedisServer};
 use flinkq_tests::scenario::Scenario;
-use flinkq_tests::sim::{Fault, Script, ScriptedFault};
+use flinkq_tests::sim::{Fault, Script, ScriptedFault, SimConfig};
 use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli, wait_for};
 use redis::AsyncCommands;
 
@@ -570,4 +570,85 @@ async fn dead_retry_all_requeues_each_dead_letter_once_in_pages() {
         not_once.first()
     );
     assert_eq!(s.sim.totals().authorize_calls, 2 * DEAD as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_rides_out_real_eviction_of_job_records() {
+    // A real `maxmemory` squeeze on an `allkeys-random` Redis evicts job
+    // hashes, queue entries and counters at random under a running worker:
+    // its reaper and claims keep working (no Redis error on them), and once
+    // memory is back a new batch runs to its end on the same worker.
+    let redis = RedisOptions {
+        extra_args: vec!["--maxmemory-policy".into(), "allkeys-random".into()],
+        ..RedisOptions::default()
+    };
+    let mut s = Scenario::start_full(Duration::from_millis(200), SimConfig::default(), redis).await;
+    s.setup.lease = Duration::from_millis(800);
+    let waiting = s.logins(1_000, &Script::always_pending());
+    s.enqueue("squeezed", &waiting).await;
+    let mut worker = WorkerProcess::spawn(&s.setup);
+    wait_for("the worker to poll", WAIT, async || {
+        (s.sim.totals().investments_calls >= 100).then_some(())
+    })
+    .await;
+
+    let mut conn = s.store.connection();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO memory");
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("used_memory");
+    let jobs_before: usize = s.store.counts(None).await.expect("counts").total as usize;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used * 7 / 10)
+        .query_async(&mut conn)
+        .await
+        .expect("squeeze memory");
+    // the worker's own writes make Redis evict; let it claim, commit and
+    // reap on the squeezed Redis for a few lease periods
+    let evicted = wait_for("Redis to evict keys", WAIT, async || {
+        let mut conn = s.store.connection();
+        let stats: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix("evicted_keys:"))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .filter(|evicted| *evicted > 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .expect("memory back");
+    eprintln!("{evicted}+ keys evicted from {jobs_before} jobs' records");
+
+    let fresh = s.logins(50, &Script::default());
+    s.enqueue("after-eviction", &fresh).await;
+    let counts = s
+        .wait_finished("after-eviction", Duration::from_secs(60))
+        .await;
+    assert_eq!(counts.succeeded, 50, "{counts:?}");
+    assert!(worker.try_exit_status().is_none(), "the worker died");
+    for op in ["claim", "reap", "commit"] {
+        assert_eq!(
+            metric(&worker, "flinkq_redis_errors_total", &[("op", op)]).await,
+            0.0,
+            "Redis errors on {op} after {evicted} evicted keys"
+        );
+    }
 }

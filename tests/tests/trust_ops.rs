@@ -232,6 +232,11 @@ fn bad_configuration_is_refused_at_start_with_the_flag_and_reason() {
             "--retention (FLINKQ_RETENTION)",
             "too short",
         ),
+        (
+            &[("FLINKQ_REDIS_TIMEOUT", "0s")],
+            "--redis-timeout",
+            "out of range",
+        ),
     ];
     for (vars, flag, reason) in cases {
         let mut env: Vec<(&str, String)> = vec![("FLINKQ_REDIS_URL", nowhere.clone())];
