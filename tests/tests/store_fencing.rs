@@ -111,7 +111,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     // the stale holder cannot renew an expired-and-reaped lease
     let reaped = store.reap(100).await.expect("reap");
     assert_eq!(reaped.requeued, 1);
-    assert_eq!(stale.extend(lease).await.expect("extend"), false);
+    assert!(!stale.extend(lease).await.expect("extend"));
 
     let fresh_claim = store
         .claim(1, Duration::from_secs(10))
