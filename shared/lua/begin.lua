@@ -12,14 +12,14 @@
 --    poll interval.
 local lease, id, token = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local spacing, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local job = P .. 'job:' .. id
-if redis.call('HGET', job, 'token') ~= token or not redis.call('ZSCORE', P .. 'leases', id) then
+local job = job_key(id)
+if redis.call('HGET', job, 'token') ~= token or not redis.call('ZSCORE', K.leases, id) then
   give_back_claim(job)
   return 0
 end
 local now = now_ms()
 if rate > 0 then
-  local key = P .. 'ratelimit'
+  local key = K.ratelimit
   local emission = 1000 / rate
   local tolerance = emission * (math.max(burst, 1) - 1)
   local tat = math.max(tonumber(redis.call('GET', key) or now) or now, now)
@@ -29,6 +29,6 @@ if rate > 0 then
   local new_tat = tat + emission
   redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
 end
-redis.call('ZADD', P .. 'leases', now + lease, id)
+redis.call('ZADD', K.leases, now + lease, id)
 redis.call('HSET', job, 'not_before', now + spacing)
 return 1

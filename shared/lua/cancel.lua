@@ -2,13 +2,13 @@
 -- The job's fencing token is deleted: a worker holding it can neither make
 -- its next call (begin fails) nor commit.
 local login = ARGV[1]
-local id = redis.call('GET', P .. 'active:' .. login)
+local id = redis.call('GET', active_key(login))
 if not id then return -1 end
 local now = now_ms()
-local job = P .. 'job:' .. id
+local job = job_key(id)
 if redis.call('EXISTS', job) == 0 then
   -- the hash is gone (evicted, deleted): drop the stale pointer
-  redis.call('DEL', P .. 'active:' .. login)
+  redis.call('DEL', active_key(login))
   return -1
 end
 redis.call('HDEL', job, 'token')

@@ -28,16 +28,16 @@ for _, queue in ipairs(DUE_QUEUES) do
     -- removed first: an entry whose hash is gone (evicted, deleted) is
     -- dropped here instead of blocking the queue
     redis.call('ZREM', queue, id)
-    local job = P .. 'job:' .. id
+    local job = job_key(id)
     local state = redis.call('HGET', job, 'state')
     if state and not TERMINAL[state] then
       redis.call('HSET', job, 'token', token_base .. '.' .. (#claimed + 1))
       redis.call('HINCRBY', job, 'claims', 1)
       if not redis.call('HGET', job, 'started') then
         redis.call('HSET', job, 'started', now)
-        redis.call('ZADD', P .. 'deadlines', 'NX', now + authorize_timeout, id)
+        redis.call('ZADD', K.deadlines, 'NX', now + authorize_timeout, id)
       end
-      redis.call('ZADD', P .. 'leases', now + lease, id)
+      redis.call('ZADD', K.leases, now + lease, id)
       local fields = redis.call('HGETALL', job)
       table.insert(fields, 1, id)
       fields[#fields + 1] = 'due'

@@ -1,7 +1,6 @@
--- Shared prelude, prepended to every flinkq script at load time.
--- KEYS[1] is the namespace prefix, e.g. "flinkq:{default}:". Every key a script
--- touches starts with it, and the hash tag keeps them all in one cluster slot.
-local P = KEYS[1]
+-- Shared prelude, prepended to every flinkq script at load time, after the
+-- generated `KEYS` bindings (`K.<name>`, `<name>_key(record)`: see
+-- shared/src/store/keys.rs). Every key a script touches comes from them.
 
 -- Redis' own clock, in milliseconds: every worker shares it.
 local function now_ms()
@@ -13,14 +12,14 @@ local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled 
 
 -- Due queues, claimed in this order: a small urgent batch is never stuck
 -- behind a large backlog of lower priority.
-local DUE_QUEUES = { P .. 'due:high', P .. 'due', P .. 'due:low' }
+local DUE_QUEUES = { K.due_high, K.due, K.due_low }
 
 -- The due queue of a job, by its `prio` field (absent: normal).
 local function due_key(id)
-  local prio = redis.call('HGET', P .. 'job:' .. id, 'prio')
-  if prio == 'high' then return P .. 'due:high' end
-  if prio == 'low' then return P .. 'due:low' end
-  return P .. 'due'
+  local prio = redis.call('HGET', job_key(id), 'prio')
+  if prio == 'high' then return K.due_high end
+  if prio == 'low' then return K.due_low end
+  return K.due
 end
 
 -- Take back one of the job's `claims` (claims since its last commit, see
@@ -37,16 +36,16 @@ end
 local function count_move(batch, from, to)
   if from == to then return end
   if from then
-    redis.call('HINCRBY', P .. 'counts', from, -1)
-    redis.call('HINCRBY', P .. 'batch:' .. batch, from, -1)
+    redis.call('HINCRBY', K.counts, from, -1)
+    redis.call('HINCRBY', batch_key(batch), from, -1)
   end
-  redis.call('HINCRBY', P .. 'counts', to, 1)
-  redis.call('HINCRBY', P .. 'batch:' .. batch, to, 1)
+  redis.call('HINCRBY', K.counts, to, 1)
+  redis.call('HINCRBY', batch_key(batch), to, 1)
 end
 
 -- Every sorted set that indexes job ids.
-local JOB_INDEXES = { P .. 'due:high', P .. 'due', P .. 'due:low',
-  P .. 'leases', P .. 'deadlines', P .. 'dead', P .. 'finished' }
+local JOB_INDEXES = { K.due_high, K.due, K.due_low,
+  K.leases, K.deadlines, K.dead, K.finished }
 
 -- Drop every index entry of a job whose hash is gone (evicted under memory
 -- pressure, deleted by hand): such an entry must be cleaned up, never read
@@ -60,7 +59,7 @@ end
 -- Finish a job in a terminal state: counters, indexes, dedupe key, dead letters.
 -- Returns false (and drops its index entries) when the job's hash is gone.
 local function finish(id, state, now)
-  local job = P .. 'job:' .. id
+  local job = job_key(id)
   local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at')
   local login, batch, old = f[1], f[2], f[3]
   if not login then
@@ -81,30 +80,30 @@ local function finish(id, state, now)
     entry[#entry + 1] = 'error'
     entry[#entry + 1] = f[4]
   end
-  redis.call('XADD', P .. 'results', '*', unpack(entry))
+  redis.call('XADD', K.results, '*', unpack(entry))
   -- the batch's last unfinished job just finished: publish one completion
   -- event (HSETNX makes it once per completion; enqueue reopens the batch)
-  local batch_key = P .. 'batch:' .. batch
-  local b = redis.call('HMGET', batch_key, 'queued', 'authorizing', 'polling', 'total')
+  local batch_hash = batch_key(batch)
+  local b = redis.call('HMGET', batch_hash, 'queued', 'authorizing', 'polling', 'total')
   local open = (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)
-  if open == 0 and (tonumber(b[4]) or 0) > 0 and redis.call('HSETNX', batch_key, 'completed', now) == 1 then
-    local counts = redis.call('HGETALL', batch_key)
-    redis.call('XADD', P .. 'events', 'MAXLEN', '~', 100000, '*',
+  if open == 0 and (tonumber(b[4]) or 0) > 0 and redis.call('HSETNX', batch_hash, 'completed', now) == 1 then
+    local counts = redis.call('HGETALL', batch_hash)
+    redis.call('XADD', K.events, 'MAXLEN', '~', 100000, '*',
       'type', 'batch_completed', 'batch', batch, unpack(counts))
   end
   for _, queue in ipairs(DUE_QUEUES) do
     redis.call('ZREM', queue, id)
   end
-  redis.call('ZREM', P .. 'leases', id)
-  redis.call('ZREM', P .. 'deadlines', id)
-  local active = P .. 'active:' .. login
+  redis.call('ZREM', K.leases, id)
+  redis.call('ZREM', K.deadlines, id)
+  local active = active_key(login)
   if redis.call('GET', active) == id then
     redis.call('DEL', active)
   end
   if state == 'failed' or state == 'timed_out' then
-    redis.call('ZADD', P .. 'dead', now, id)
+    redis.call('ZADD', K.dead, now, id)
   end
-  redis.call('ZADD', P .. 'finished', now, id)
+  redis.call('ZADD', K.finished, now, id)
   return true
 end
 
@@ -115,7 +114,7 @@ end
 -- its login has another unfinished job), 'seen' (requeued by this walk
 -- already) or 'orphan' (its hash is gone; its index entries are dropped).
 local function requeue_dead(id, now, run)
-  local job = P .. 'job:' .. id
+  local job = job_key(id)
   local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'dead_retry')
   local login, batch, state = f[1], f[2], f[3]
   if not login then
@@ -123,7 +122,7 @@ local function requeue_dead(id, now, run)
     return 'orphan'
   end
   if run ~= '' and f[4] == run then return 'seen' end
-  local active = P .. 'active:' .. login
+  local active = active_key(login)
   if not (state == 'failed' or state == 'timed_out') or redis.call('EXISTS', active) == 1 then
     return 'skipped'
   end
@@ -135,11 +134,11 @@ local function requeue_dead(id, now, run)
   end
   redis.call('HINCRBY', job, 'requeued', 1)
   count_move(batch, state, 'queued')
-  redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
-  redis.call('ZREM', P .. 'dead', id)
-  redis.call('ZREM', P .. 'finished', id)
+  redis.call('HDEL', batch_key(batch), 'completed')
+  redis.call('ZREM', K.dead, id)
+  redis.call('ZREM', K.finished, id)
   redis.call('SET', active, id)
-  redis.call('SET', P .. 'latest:' .. login, id)
+  redis.call('SET', latest_key(login), id)
   redis.call('ZADD', due_key(id), now, id)
   return 'requeued'
 end
@@ -147,23 +146,23 @@ end
 -- Delete a finished job for good (retention, dead-letter purge): its hash,
 -- its index entries, its counters, its batch once empty, its latest pointer.
 local function delete_job(id)
-  local job = P .. 'job:' .. id
+  local job = job_key(id)
   local f = redis.call('HMGET', job, 'login', 'batch', 'state')
   local login, batch, state = f[1], f[2], f[3]
-  redis.call('ZREM', P .. 'finished', id)
-  redis.call('ZREM', P .. 'dead', id)
+  redis.call('ZREM', K.finished, id)
+  redis.call('ZREM', K.dead, id)
   if not state then return 0 end
   redis.call('DEL', job)
-  redis.call('HINCRBY', P .. 'counts', state, -1)
-  redis.call('HINCRBY', P .. 'counts', 'total', -1)
-  local batch_key = P .. 'batch:' .. batch
-  redis.call('HINCRBY', batch_key, state, -1)
-  if redis.call('HINCRBY', batch_key, 'total', -1) <= 0 then
-    redis.call('DEL', batch_key)
-    redis.call('ZREM', P .. 'batches', batch)
+  redis.call('HINCRBY', K.counts, state, -1)
+  redis.call('HINCRBY', K.counts, 'total', -1)
+  local batch_hash = batch_key(batch)
+  redis.call('HINCRBY', batch_hash, state, -1)
+  if redis.call('HINCRBY', batch_hash, 'total', -1) <= 0 then
+    redis.call('DEL', batch_hash)
+    redis.call('ZREM', K.batches, batch)
   end
-  if redis.call('GET', P .. 'latest:' .. login) == id then
-    redis.call('DEL', P .. 'latest:' .. login)
+  if redis.call('GET', latest_key(login)) == id then
+    redis.call('DEL', latest_key(login))
   end
   return 1
 end

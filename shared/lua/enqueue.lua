@@ -11,16 +11,16 @@
 -- (dedupe and claim of the id in one command) and one HSET; the due entries,
 -- latest pointers and counters are written once per call.
 local batch, prio = ARGV[1], ARGV[2]
-local queue = P .. 'due'
-if prio == 'high' or prio == 'low' then queue = P .. 'due:' .. prio end
+local queue = K.due
+if prio == 'high' then queue = K.due_high elseif prio == 'low' then queue = K.due_low end
 local now = now_ms()
 -- The login's `active` pointer names a job whose hash is gone (evicted,
 -- deleted): the pointer is stale, take it over instead of skipping the login
 -- forever.
 local function orphan_active(login, id)
-  local active = P .. 'active:' .. login
+  local active = active_key(login)
   local held = redis.call('GET', active)
-  if held and redis.call('EXISTS', P .. 'job:' .. held) == 0 then
+  if held and redis.call('EXISTS', job_key(held)) == 0 then
     redis.call('SET', active, id)
     return true
   end
@@ -31,20 +31,20 @@ local due, latest = {}, {}
 local in_batch = 0
 for i = 3, #ARGV, 2 do
   local login, id = ARGV[i], ARGV[i + 1]
-  local newest = redis.call('GET', P .. 'latest:' .. login)
-  if newest and redis.call('HGET', P .. 'job:' .. newest, 'batch') == batch then
+  local newest = redis.call('GET', latest_key(login))
+  if newest and redis.call('HGET', job_key(newest), 'batch') == batch then
     in_batch = in_batch + 1
-  elseif redis.call('SET', P .. 'active:' .. login, id, 'NX')
+  elseif redis.call('SET', active_key(login), id, 'NX')
       or orphan_active(login, id) then
     created = created + 1
-    if queue == P .. 'due' then
-      redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
+    if queue == K.due then
+      redis.call('HSET', job_key(id), 'login', login, 'batch', batch, 'state', 'queued', 'created', now)
     else
-      redis.call('HSET', P .. 'job:' .. id, 'login', login, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
+      redis.call('HSET', job_key(id), 'login', login, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
     end
     due[#due + 1] = now
     due[#due + 1] = id
-    latest[#latest + 1] = P .. 'latest:' .. login
+    latest[#latest + 1] = latest_key(login)
     latest[#latest + 1] = id
   end
 end
@@ -63,12 +63,12 @@ end
 if created > 0 then
   in_slices('ZADD', queue, due)
   in_slices('MSET', nil, latest)
-  redis.call('HINCRBY', P .. 'counts', 'queued', created)
-  redis.call('HINCRBY', P .. 'counts', 'total', created)
-  redis.call('HINCRBY', P .. 'counts', 'enqueued', created)
-  redis.call('HINCRBY', P .. 'batch:' .. batch, 'queued', created)
-  redis.call('HINCRBY', P .. 'batch:' .. batch, 'total', created)
-  redis.call('HDEL', P .. 'batch:' .. batch, 'completed')
-  redis.call('ZADD', P .. 'batches', 'NX', now, batch)
+  redis.call('HINCRBY', K.counts, 'queued', created)
+  redis.call('HINCRBY', K.counts, 'total', created)
+  redis.call('HINCRBY', K.counts, 'enqueued', created)
+  redis.call('HINCRBY', batch_key(batch), 'queued', created)
+  redis.call('HINCRBY', batch_key(batch), 'total', created)
+  redis.call('HDEL', batch_key(batch), 'completed')
+  redis.call('ZADD', K.batches, 'NX', now, batch)
 end
 return { created, (#ARGV - 2) / 2 - created - in_batch, in_batch }

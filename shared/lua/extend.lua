@@ -6,9 +6,9 @@ local now = now_ms()
 local held = {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', P .. 'job:' .. id, 'token') == token
-      and redis.call('ZSCORE', P .. 'leases', id) then
-    redis.call('ZADD', P .. 'leases', now + lease, id)
+  if redis.call('HGET', job_key(id), 'token') == token
+      and redis.call('ZSCORE', K.leases, id) then
+    redis.call('ZADD', K.leases, now + lease, id)
     held[#held + 1] = 1
   else
     held[#held + 1] = 0

@@ -6,13 +6,13 @@ if set ~= 'finished' and set ~= 'dead' then
   return redis.error_reply('purge: unknown set ' .. tostring(set))
 end
 local cutoff = now_ms() - age
-local ids = redis.call('ZRANGE', P .. set, '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, limit)
+local ids = redis.call('ZRANGE', K[set], '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
   delete_job(id)
 end
 if set == 'finished' then
   -- stream entries older than the retention go with their jobs
-  redis.call('XTRIM', P .. 'results', 'MINID', '~', cutoff)
-  redis.call('XTRIM', P .. 'events', 'MINID', '~', cutoff)
+  redis.call('XTRIM', K.results, 'MINID', '~', cutoff)
+  redis.call('XTRIM', K.events, 'MINID', '~', cutoff)
 end
 return #ids

@@ -12,10 +12,10 @@
 local limit, sweep = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local requeued, timed_out, orphans = 0, 0, 0
-local expired = redis.call('ZRANGE', P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGE', K.leases, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
-  redis.call('ZREM', P .. 'leases', id)
-  local job = P .. 'job:' .. id
+  redis.call('ZREM', K.leases, id)
+  local job = job_key(id)
   if redis.call('EXISTS', job) == 1 then
     redis.call('HDEL', job, 'token')
     local not_before = tonumber(redis.call('HGET', job, 'not_before') or 0) or 0
@@ -26,13 +26,13 @@ for _, id in ipairs(expired) do
     orphans = orphans + 1
   end
 end
-local late = redis.call('ZRANGE', P .. 'deadlines', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+local late = redis.call('ZRANGE', K.deadlines, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(late) do
-  local job = P .. 'job:' .. id
+  local job = job_key(id)
   if redis.call('EXISTS', job) == 0 then
     drop_orphan(id)
     orphans = orphans + 1
-  elseif not redis.call('ZSCORE', P .. 'leases', id) then
+  elseif not redis.call('ZSCORE', K.leases, id) then
     if (redis.call('HGET', job, 'deadline') or '') == '' then
       redis.call('HSET', job, 'err_code', 'AUTHORIZE_TIMEOUT',
         'err_msg', 'no session by the authorize deadline (FLINKQ_AUTHORIZE_TIMEOUT)', 'last', 'reap:authorize_deadline')
@@ -44,13 +44,16 @@ for _, id in ipairs(late) do
     timed_out = timed_out + 1
   end
 end
-local cursors = P .. 'reap:sweep'
-for _, name in ipairs({ 'due:high', 'due', 'due:low', 'dead', 'finished' }) do
-  local page = redis.call('ZSCAN', P .. name, redis.call('HGET', cursors, name) or '0',
+local cursors = K.reap_sweep
+-- (cursor field, index): the field names predate the generated bindings
+for _, swept in ipairs({ { 'due:high', K.due_high }, { 'due', K.due }, { 'due:low', K.due_low },
+    { 'dead', K.dead }, { 'finished', K.finished } }) do
+  local name, index = swept[1], swept[2]
+  local page = redis.call('ZSCAN', index, redis.call('HGET', cursors, name) or '0',
     'COUNT', sweep)
   for i = 1, #page[2], 2 do
     local id = page[2][i]
-    if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
+    if redis.call('EXISTS', job_key(id)) == 0 then
       drop_orphan(id)
       orphans = orphans + 1
     end

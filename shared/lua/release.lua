@@ -7,8 +7,8 @@ local now = now_ms()
 local released = 0
 for i = 1, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local job = P .. 'job:' .. id
-  if redis.call('HGET', job, 'token') == token and redis.call('ZREM', P .. 'leases', id) == 1 then
+  local job = job_key(id)
+  if redis.call('HGET', job, 'token') == token and redis.call('ZREM', K.leases, id) == 1 then
     redis.call('HDEL', job, 'token')
     give_back_claim(job)
     redis.call('ZADD', due_key(id), now, id)

@@ -6,7 +6,7 @@
 -- connection), is fenced: the answer "not applied" stays true. The job's
 -- lease then expires and the step runs again.
 local id, token, commit_id = ARGV[1], ARGV[2], ARGV[3]
-local job = P .. 'job:' .. id
+local job = job_key(id)
 local held = redis.call('HMGET', job, 'token', 'commit_id')
 if held[2] == commit_id then return 1 end
 if held[1] == token then

@@ -12,7 +12,7 @@ local now = now_ms()
 local bound = tonumber(ARGV[1]) or now
 local after_score, after_id = tonumber(ARGV[2]), ARGV[3]
 local limit, run = tonumber(ARGV[4]), ARGV[5]
-local dead = P .. 'dead'
+local dead = K.dead
 local requeued, skipped, orphans, examined = 0, 0, 0, 0
 -- entries looked at in this call that are still in `dead`: they sit before
 -- every entry not looked at yet, so the next fetch starts past them

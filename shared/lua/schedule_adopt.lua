@@ -4,10 +4,10 @@
 -- the run to this replica, which enqueues the same batch again (enqueue skips
 -- logins already in the batch, so nothing is enqueued twice).
 local replica, lease = ARGV[1], tonumber(ARGV[2])
-local newest = redis.call('ZREVRANGE', P .. 'schedule:runs', 0, 0)[1]
+local newest = redis.call('ZREVRANGE', K.schedule_runs, 0, 0)[1]
 if not newest then return {} end
-local run = P .. 'schedule:run:' .. newest
-local lock = P .. 'schedule:tick:' .. newest
+local run = schedule_run_key(newest)
+local lock = schedule_tick_key(newest)
 if redis.call('HGET', run, 'state') ~= 'running' then return {} end
 if redis.call('EXISTS', lock) == 1 then return {} end
 local f = redis.call('HMGET', run, 'replica', 'batch', 'kind')

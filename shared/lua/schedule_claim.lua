@@ -8,10 +8,10 @@
 -- (holder says which); -1 the tick is not newer than `schedule:last`.
 local tick, replica, ttl, batch, kind, keep =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
-local lock = P .. 'schedule:tick:' .. tick
-local run = P .. 'schedule:run:' .. tick
-local runs = P .. 'schedule:runs'
-local last_key = P .. 'schedule:last'
+local lock = schedule_tick_key(tick)
+local run = schedule_run_key(tick)
+local runs = K.schedule_runs
+local last_key = K.schedule_last
 
 local holder = redis.call('GET', lock)
 if holder then return { 0, holder } end
@@ -35,7 +35,7 @@ local excess = redis.call('ZCARD', runs) - keep
 if excess > 0 then
   local old = redis.call('ZRANGE', runs, 0, excess - 1)
   for _, t in ipairs(old) do
-    redis.call('DEL', P .. 'schedule:run:' .. t)
+    redis.call('DEL', schedule_run_key(t))
   end
   redis.call('ZREMRANGEBYRANK', runs, 0, excess - 1)
 end

@@ -2,7 +2,7 @@
 -- Heartbeat of a running refresh: the per-tick lock is a lease, renewed while
 -- the winner works. If the winner dies, the lease runs out and another
 -- replica adopts the run (schedule_adopt).
-local lock = P .. 'schedule:tick:' .. ARGV[1]
+local lock = schedule_tick_key(ARGV[1])
 if redis.call('GET', lock) ~= ARGV[2] then return 0 end
 redis.call('PEXPIRE', lock, tonumber(ARGV[3]))
 return 1

@@ -7,7 +7,7 @@ for _, queue in ipairs(DUE_QUEUES) do
   due_now = due_now + ready
   scheduled = scheduled + redis.call('ZCARD', queue) - ready
 end
-local leased = redis.call('ZCARD', P .. 'leases')
-local dead = redis.call('ZCARD', P .. 'dead')
-local enqueued = tonumber(redis.call('HGET', P .. 'counts', 'enqueued') or 0) or 0
+local leased = redis.call('ZCARD', K.leases)
+local dead = redis.call('ZCARD', K.dead)
+local enqueued = tonumber(redis.call('HGET', K.counts, 'enqueued') or 0) or 0
 return { due_now, scheduled, leased, dead, enqueued }

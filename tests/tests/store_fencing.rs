@@ -77,7 +77,7 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
         &Policy::default(),
     );
     assert_eq!(
-        store.commit(job, &failed).await.expect("commit"),
+        job.apply(&failed).await.expect("commit"),
         CommitOutcome::Applied
     );
     let third = store
@@ -111,13 +111,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     // the stale holder cannot renew an expired-and-reaped lease
     let reaped = store.reap(100).await.expect("reap");
     assert_eq!(reaped.requeued, 1);
-    assert_eq!(
-        store
-            .extend(lease, &[(stale.id, stale.token.clone().expect("token"))])
-            .await
-            .expect("extend"),
-        vec![false]
-    );
+    assert!(!stale.extend(lease).await.expect("extend"));
 
     let fresh_claim = store
         .claim(1, Duration::from_secs(10))
@@ -134,7 +128,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     let now = fresh_claim.now_ms;
     let stale_change = authorized(&stale, "stale-session", now, &Policy::default());
     assert_eq!(
-        store.commit(&stale, &stale_change).await.expect("commit"),
+        stale.apply(&stale_change).await.expect("commit"),
         CommitOutcome::Fenced
     );
     let unchanged = store.job(stale.id).await.expect("read").expect("job");
@@ -144,7 +138,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
 
     let fresh_change = authorized(fresh, "fresh-session", now, &Policy::default());
     assert_eq!(
-        store.commit(fresh, &fresh_change).await.expect("commit"),
+        fresh.apply(&fresh_change).await.expect("commit"),
         CommitOutcome::Applied
     );
     let changed = store.job(fresh.id).await.expect("read").expect("job");
@@ -152,7 +146,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
     assert_eq!(changed.request_id.as_deref(), Some("fresh-session"));
     // and a commit is applied once: the same token cannot commit twice
     assert_eq!(
-        store.commit(fresh, &fresh_change).await.expect("commit"),
+        fresh.apply(&fresh_change).await.expect("commit"),
         CommitOutcome::Fenced
     );
 }
@@ -174,7 +168,7 @@ async fn stale_worker_is_fenced_even_before_the_job_is_claimed_again() {
     store.reap(100).await.expect("reap");
     let t = authorized(stale, "late", claimed.now_ms, &Policy::default());
     assert_eq!(
-        store.commit(stale, &t).await.expect("commit"),
+        stale.apply(&t).await.expect("commit"),
         CommitOutcome::Fenced
     );
 }
@@ -220,7 +214,7 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
         ..t
     };
     assert_eq!(
-        store.commit(job, &parked).await.expect("commit"),
+        job.apply(&parked).await.expect("commit"),
         CommitOutcome::Applied
     );
     tokio::time::sleep(Duration::from_millis(250)).await;

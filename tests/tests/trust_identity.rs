@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use flinkq_shared::result_record::compress;
-use flinkq_shared::store::{CommitOutcome, Store, StoreConfig, StoreError};
+use flinkq_shared::store::{Claim, CommitOutcome, Store, StoreConfig, StoreError};
 use flinkq_shared::{
-    CommitId, JobId, JobSnapshot, JobState, LoginId, Outcome, Policy, ResultRecord, Tick,
-    Transition, transition,
+    JobId, JobSnapshot, JobState, LoginId, Outcome, Policy, ResultRecord, Tick, Transition,
+    transition,
 };
 use flinkq_tests::delay_proxy::DelayProxy;
 use flinkq_tests::prom_text;
@@ -194,17 +194,18 @@ async fn result_pointer_of_another_login_is_refused() {
     };
 
     // a commit that names another login than its job's is refused
-    let mut impostor = job.clone();
-    impostor.login = b;
-    let refused = store
-        .commit_with_result(&impostor, CommitId::random(), &ready, Some(&record))
+    let mut forged = job.job().clone();
+    forged.login = b;
+    let impostor = Claim::forged(&store, forged);
+    let refused = impostor
+        .commit(&impostor.prepare(&ready, Some(&record)))
         .await
         .expect("commit");
     assert_eq!(refused, CommitOutcome::Fenced);
     assert!(store.stored_result(&b).await.expect("read").is_none());
 
-    let applied = store
-        .commit_with_result(job, CommitId::random(), &ready, Some(&record))
+    let applied = job
+        .commit(&job.prepare(&ready, Some(&record)))
         .await
         .expect("commit");
     assert_eq!(applied, CommitOutcome::Applied);
@@ -390,7 +391,7 @@ async fn reaper_survives_index_entries_whose_job_is_gone() {
         }
     };
     for job in &leased.jobs[2..] {
-        let outcome = store.commit(job, &parked(job)).await.expect("park");
+        let outcome = job.apply(&parked(job)).await.expect("park");
         assert_eq!(outcome, CommitOutcome::Applied);
     }
     let dying = store
@@ -415,7 +416,7 @@ async fn reaper_survives_index_entries_whose_job_is_gone() {
         },
         &Policy::default(),
     );
-    store.commit(dying_job, &failed).await.expect("fail");
+    dying_job.apply(&failed).await.expect("fail");
     let mut conn = store.connection();
     let due: Vec<String> = conn
         .zrange(store.keys().due(), 0, -1)

@@ -297,18 +297,11 @@ async fn claims_count_until_a_commit_and_a_holder_that_comes_back_alive_gives_it
         tick(stale[1].now_ms),
         &Policy::default(),
     );
-    assert_eq!(
-        world.store.commit(late, &t).await.expect("commit"),
-        CommitOutcome::Fenced
-    );
+    assert_eq!(late.apply(&t).await.expect("commit"), CommitOutcome::Fenced);
     assert_eq!(world.job_of(&login).await.claims, 2);
     // a step given back unstarted at shutdown does not count either
     let job = &claimed.jobs[0];
-    world
-        .store
-        .release(&[(job.id, job.token.clone().expect("claimed"))])
-        .await
-        .expect("release");
+    job.release().await.expect("release");
     assert_eq!(world.job_of(&login).await.claims, 1);
     // an applied commit resets the count
     let claimed = world.store.claim(1, long).await.expect("claim");
@@ -320,9 +313,6 @@ async fn claims_count_until_a_commit_and_a_holder_that_comes_back_alive_gives_it
         tick(claimed.now_ms),
         &Policy::default(),
     );
-    assert_eq!(
-        world.store.commit(job, &t).await.expect("commit"),
-        CommitOutcome::Applied
-    );
+    assert_eq!(job.apply(&t).await.expect("commit"), CommitOutcome::Applied);
     assert_eq!(world.job_of(&login).await.claims, 0);
 }

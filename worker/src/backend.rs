@@ -75,10 +75,7 @@ impl StepBackend {
             while let Ok(step) = rx.try_recv() {
                 unstarted.push(step);
             }
-            let held: Vec<_> = unstarted
-                .iter()
-                .filter_map(|s| Some((s.job.id, s.job.token.clone()?)))
-                .collect();
+            let held: Vec<_> = unstarted.iter().map(|s| s.claim.held()).collect();
             if held.is_empty() {
                 return;
             }

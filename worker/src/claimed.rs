@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use flinkq_shared::JobSnapshot;
+use flinkq_shared::store::Claim;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::leases::LeaseGuard;
@@ -39,8 +39,8 @@ impl StepClock {
 /// A claimed step. Dropping it frees its concurrency slot and forgets its lease.
 #[derive(Debug)]
 pub struct ClaimedStep {
-    /// The job as claimed; `token` is this claim's fencing token.
-    pub job: JobSnapshot,
+    /// The job as claimed, and the only way to act on it.
+    pub claim: Claim,
     /// Redis time, as of the claim.
     pub clock: StepClock,
     pub(crate) _lease: LeaseGuard,

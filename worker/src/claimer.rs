@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flinkq_shared::ClaimToken;
 use flinkq_shared::store::Store;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -97,18 +96,11 @@ impl Claimer {
             if got > 0 {
                 debug!(claimed = got, "claimed");
             }
-            for job in claimed.jobs {
+            for claim in claimed.jobs {
                 let Some(slot) = slots.pop() else { break };
                 let step = ClaimedStep {
-                    // a claimed snapshot always carries its token; an empty
-                    // one (never stored) matches nothing
-                    _lease: self.leases.hold(
-                        job.id,
-                        job.token
-                            .clone()
-                            .unwrap_or_else(|| ClaimToken::from_stored("")),
-                    ),
-                    job,
+                    _lease: self.leases.hold(&claim),
+                    claim,
                     clock: StepClock::new(claimed.now_ms + 1, sent),
                     _slot: slot,
                 };

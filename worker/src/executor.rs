@@ -11,10 +11,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use apalis_core::task::Task;
-use flinkq_shared::store::{Begin, CommitOutcome, RateLimit, Store};
+use flinkq_shared::store::{Begin, Claim, CommitOutcome, CommitParams, RateLimit, Store};
 use flinkq_shared::{
-    ClaimToken, CommitId, FailureKind, JobSnapshot, LocalCode, Outcome, Plan, Policy, ResultRecord,
-    Step, StepError, Tick, Transition, TransitionKind, plan, transition,
+    FailureKind, JobSnapshot, LocalCode, Outcome, Plan, Policy, ResultRecord, Step, StepError,
+    Tick, Transition, TransitionKind, plan, transition,
 };
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
@@ -58,15 +58,15 @@ impl Executor {
     pub async fn run(&self, claimed: ClaimedStep) {
         let span = info_span!(
             "step",
-            job.id = %claimed.job.id,
-            login.id = %claimed.job.login,
+            job.id = %claimed.claim.id,
+            login.id = %claimed.claim.login,
             step = tracing::field::Empty,
         );
         self.run_step(claimed).instrument(span).await;
     }
 
     async fn run_step(&self, claimed: ClaimedStep) {
-        let job = &claimed.job;
+        let job = &claimed.claim;
         // Until when this worker may still commit: the claim's lease, counted
         // (conservatively) from before the claim or the renewal was sent.
         let mut lease_until = claimed.clock.anchor() + self.lease;
@@ -122,19 +122,13 @@ impl Executor {
     /// lost (lease expired, job reaped and claimed elsewhere) makes no call.
     /// A poll also records that the next one may come no sooner than the
     /// interval, even if this process dies mid-call.
-    async fn claim_still_held(&self, job: &JobSnapshot, step: &Step) -> bool {
+    async fn claim_still_held(&self, claim: &Claim, step: &Step) -> bool {
         let spacing = match step {
             Step::Poll { .. } => self.policy.poll_interval,
             Step::Authorize => Duration::ZERO,
         };
-        let no_token = ClaimToken::from_stored("");
-        let token = job.token.as_ref().unwrap_or(&no_token);
         loop {
-            match self
-                .store
-                .begin_step(job.id, token, self.lease, spacing, self.rate_limit)
-                .await
-            {
+            match claim.begin(self.lease, spacing, self.rate_limit).await {
                 Ok(Begin::Held) => return true,
                 Ok(Begin::Throttled(wait)) => {
                     debug!(wait = ?wait, "rate limited; waiting for a token");
@@ -204,19 +198,15 @@ impl Executor {
     /// or abandoned.
     async fn commit(
         &self,
-        job: &JobSnapshot,
+        job: &Claim,
         t: &Transition,
         result: Option<&ResultRecord>,
         lease_until: Instant,
     ) -> bool {
-        let commit_id = CommitId::random();
+        let params = job.prepare(t, result);
         let mut delay = COMMIT_RETRY_MIN;
         loop {
-            match self
-                .store
-                .commit_with_result(job, commit_id, t, result)
-                .await
-            {
+            match job.commit(&params).await {
                 Ok(CommitOutcome::Applied) => {
                     log_transition(t);
                     return true;
@@ -244,7 +234,7 @@ impl Executor {
                 Err(error) => {
                     warn!(%error, "commit failed and the lease is over; reading back whether it was applied");
                     self.events.emit(Event::RedisError { op: "commit" });
-                    return self.resolve(job, commit_id, t).await;
+                    return self.resolve(job, &params, t).await;
                 }
             }
         }
@@ -253,10 +243,10 @@ impl Executor {
     /// Settles a commit whose answer was lost: a few read-backs with backoff.
     /// "Not applied" is final (the read-back spends the claim), so the step
     /// safely runs again after its lease.
-    async fn resolve(&self, job: &JobSnapshot, commit_id: CommitId, t: &Transition) -> bool {
+    async fn resolve(&self, job: &Claim, params: &CommitParams, t: &Transition) -> bool {
         let mut delay = COMMIT_RETRY_MIN;
         for _ in 0..RESOLVE_ATTEMPTS {
-            match self.store.resolve_commit(job, commit_id).await {
+            match job.resolve_commit(params).await {
                 Ok(true) => {
                     self.applied_after_lost_answer(t);
                     return true;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flinkq_shared::store::{PurgeSet, Store};
-use flinkq_shared::{ClaimToken, JobId};
+use flinkq_shared::JobId;
+use flinkq_shared::store::{Claim, HeldClaim, PurgeSet, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -14,29 +14,26 @@ use crate::events::{Event, EventSink};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
-/// Leases held by this process: job id → fencing token.
+/// Leases held by this process: job id → its claim.
 #[derive(Debug, Default, Clone)]
 pub struct HeldLeases {
-    held: Arc<Mutex<HashMap<JobId, ClaimToken>>>,
+    held: Arc<Mutex<HashMap<JobId, HeldClaim>>>,
 }
 
 impl HeldLeases {
     /// Records a claimed step; the guard forgets it when the step ends.
-    pub fn hold(&self, id: JobId, token: ClaimToken) -> LeaseGuard {
-        self.lock().insert(id, token.clone());
+    pub fn hold(&self, claim: &Claim) -> LeaseGuard {
+        let held = claim.held();
+        self.lock().insert(held.id(), held.clone());
         LeaseGuard {
             leases: self.clone(),
-            id,
-            token,
+            held,
         }
     }
 
     /// Every lease held now.
-    pub fn snapshot(&self) -> Vec<(JobId, ClaimToken)> {
-        self.lock()
-            .iter()
-            .map(|(id, token)| (*id, token.clone()))
-            .collect()
+    pub fn snapshot(&self) -> Vec<HeldClaim> {
+        self.lock().values().cloned().collect()
     }
 
     /// How many steps are held.
@@ -49,7 +46,7 @@ impl HeldLeases {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, ClaimToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, HeldClaim>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -59,15 +56,14 @@ impl HeldLeases {
 #[derive(Debug)]
 pub struct LeaseGuard {
     leases: HeldLeases,
-    id: JobId,
-    token: ClaimToken,
+    held: HeldClaim,
 }
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         let mut held = self.leases.lock();
-        if held.get(&self.id) == Some(&self.token) {
-            held.remove(&self.id);
+        if held.get(&self.held.id()) == Some(&self.held) {
+            held.remove(&self.held.id());
         }
     }
 }

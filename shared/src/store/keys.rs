@@ -1,114 +1,243 @@
-//! The Redis key schema: everything lives under `flinkq:{<namespace>}:`.
+//! The Redis key schema, for Rust and Lua alike: everything lives under
+//! `flinkq:{<namespace>}:`.
 //!
 //! The braces are a cluster hash tag: every key of one namespace hashes to one
 //! slot, so each Lua script touches a single slot on a single Redis, under
 //! Sentinel, or on a Redis Cluster.
+//!
+//! [`SCRIPT_KEYS`] is the one list of key names: [`Keys`] builds them for
+//! Rust, and every script receives all of them in `KEYS`, in that order,
+//! bound to names by a prelude generated from the same list (see
+//! [`lua_prelude`]): `K.leases`, `K.due`, … and `job_key(id)`, ….
+//!
+//! # The one exception: per-record keys
+//!
+//! Keys named after a record — `job:<id>`, `active:<login>`,
+//! `latest:<login>`, `batch:<name>`, `result:<login>`,
+//! `schedule:run:<tick>`, `schedule:tick:<tick>` — are passed as their
+//! prefix ([`KeyName::PerRecord`]) and completed inside the script, because
+//! the record is often only known there: the ids `claim` pops from a due
+//! queue, the expired leases `reap` walks, the login and batch `finish`
+//! reads from a job hash. Passing them from Rust would cost a round trip on
+//! the claim and commit hot paths. The prefix carries the namespace's hash
+//! tag, so every key a script completes stays in the slot of its `KEYS`.
 
 use crate::{JobId, LoginId};
+
+/// One entry of the key schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyName {
+    /// A key of its own: (Lua name bound as `K.<name>`, key after the prefix).
+    Fixed(&'static str, &'static str),
+    /// A key per record: (Lua function `<name>_key(record)`, prefix before
+    /// the record). See the module's exception note.
+    PerRecord(&'static str, &'static str),
+}
+
+/// Every key a script may touch, in the order scripts receive them in
+/// `KEYS`. [`Keys::script_keys`] and [`lua_prelude`] both follow this list,
+/// and each binary loads scripts built from its own copy, so entries may be
+/// added or reordered freely.
+pub const SCRIPT_KEYS: &[KeyName] = &[
+    KeyName::Fixed("due_high", "due:high"),
+    KeyName::Fixed("due", "due"),
+    KeyName::Fixed("due_low", "due:low"),
+    KeyName::Fixed("leases", "leases"),
+    KeyName::Fixed("deadlines", "deadlines"),
+    KeyName::Fixed("dead", "dead"),
+    KeyName::Fixed("finished", "finished"),
+    KeyName::Fixed("counts", "counts"),
+    KeyName::Fixed("batches", "batches"),
+    KeyName::Fixed("results", "results"),
+    KeyName::Fixed("events", "events"),
+    KeyName::Fixed("ratelimit", "ratelimit"),
+    KeyName::Fixed("reap_sweep", "reap:sweep"),
+    KeyName::Fixed("logins", "logins"),
+    KeyName::Fixed("schedule_runs", "schedule:runs"),
+    KeyName::Fixed("schedule_last", "schedule:last"),
+    KeyName::PerRecord("job", "job:"),
+    KeyName::PerRecord("active", "active:"),
+    KeyName::PerRecord("latest", "latest:"),
+    KeyName::PerRecord("batch", "batch:"),
+    KeyName::PerRecord("result", "result:"),
+    KeyName::PerRecord("schedule_run", "schedule:run:"),
+    KeyName::PerRecord("schedule_tick", "schedule:tick:"),
+];
+
+/// The key suffix of a [`SCRIPT_KEYS`] entry, by its Lua name: the Rust
+/// builders below read the schema from the one list too.
+fn suffix(name: &str) -> &'static str {
+    SCRIPT_KEYS
+        .iter()
+        .find_map(|key| match key {
+            KeyName::Fixed(n, suffix) | KeyName::PerRecord(n, suffix) if *n == name => {
+                Some(*suffix)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| unreachable!("key {name} is not in SCRIPT_KEYS"))
+}
+
+/// The Lua lines that bind `KEYS` to names, prepended to every script:
+/// `K.<name>` for a fixed key, `<name>_key(record)` for a per-record one.
+pub fn lua_prelude() -> String {
+    let mut fixed = String::from("local K = {\n");
+    let mut per_record = String::new();
+    for (i, key) in SCRIPT_KEYS.iter().enumerate() {
+        let slot = i + 1;
+        match key {
+            KeyName::Fixed(name, _) => fixed.push_str(&format!("  {name} = KEYS[{slot}],\n")),
+            KeyName::PerRecord(name, _) => per_record.push_str(&format!(
+                "local function {name}_key(record) return KEYS[{slot}] .. record end\n"
+            )),
+        }
+    }
+    fixed.push_str("}\n");
+    format!(
+        "-- KEYS bound by name (generated from SCRIPT_KEYS in shared/src/store/keys.rs)\n{fixed}{per_record}"
+    )
+}
 
 /// Key names of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
+    script_keys: Vec<String>,
 }
 
 impl Keys {
     /// Keys of `namespace`.
     pub fn new(namespace: &str) -> Self {
+        let prefix = format!("flinkq:{{{namespace}}}:");
+        let script_keys = SCRIPT_KEYS
+            .iter()
+            .map(|key| match key {
+                KeyName::Fixed(_, suffix) | KeyName::PerRecord(_, suffix) => {
+                    format!("{prefix}{suffix}")
+                }
+            })
+            .collect();
         Keys {
-            prefix: format!("flinkq:{{{namespace}}}:"),
+            prefix,
+            script_keys,
         }
     }
 
-    /// The prefix every script receives as `KEYS[1]`.
+    /// The namespace's prefix, hash tag included.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
+    /// Every script's `KEYS`, in [`SCRIPT_KEYS`] order.
+    pub fn script_keys(&self) -> &[String] {
+        &self.script_keys
+    }
+
+    /// Adds every script key to a script call, in [`SCRIPT_KEYS`] order.
+    pub(crate) fn pass_to(&self, call: &mut redis::ScriptInvocation<'_>) {
+        for key in &self.script_keys {
+            call.key(key);
+        }
+    }
+
+    fn named(&self, name: &str, record: impl std::fmt::Display) -> String {
+        format!("{}{}{record}", self.prefix, suffix(name))
+    }
+
     /// `job:<id>`: the job hash.
     pub fn job(&self, id: JobId) -> String {
-        format!("{}job:{id}", self.prefix)
+        self.named("job", id)
     }
 
     /// `latest:<loginId>`: the id of the newest job of a login.
     pub fn latest(&self, login: &LoginId) -> String {
-        format!("{}latest:{login}", self.prefix)
+        self.named("latest", login)
     }
 
     /// `active:<loginId>`: the id of the login's unfinished job (dedupe).
     pub fn active(&self, login: &LoginId) -> String {
-        format!("{}active:{login}", self.prefix)
+        self.named("active", login)
     }
 
     /// `counts`: per-state counters of the namespace.
     pub fn counts(&self) -> String {
-        format!("{}counts", self.prefix)
+        self.named("counts", "")
     }
 
     /// `batch:<name>`: per-state counters of one batch.
     pub fn batch(&self, batch: &str) -> String {
-        format!("{}batch:{batch}", self.prefix)
+        self.named("batch", batch)
     }
 
     /// `due`: the normal-priority due queue, job id -> when its next step
     /// may run (ms); `due:high` and `due:low` sit beside it.
     pub fn due(&self) -> String {
-        format!("{}due", self.prefix)
-    }
-
-    /// `batches`: batch name → first enqueue (ms).
-    pub fn batches(&self) -> String {
-        format!("{}batches", self.prefix)
-    }
-
-    /// `logins`: the registry of logins refreshed by `flinkq refresh`.
-    pub fn logins(&self) -> String {
-        format!("{}logins", self.prefix)
-    }
-
-    /// `events`: stream of batch completion events.
-    pub fn events(&self) -> String {
-        format!("{}events", self.prefix)
-    }
-
-    /// `results`: stream with one entry per finished job.
-    pub fn results(&self) -> String {
-        format!("{}results", self.prefix)
-    }
-
-    /// `result:<loginId>`: the login's newest stored result (pointer or payload).
-    pub fn result(&self, login: &LoginId) -> String {
-        format!("{}result:{login}", self.prefix)
-    }
-
-    /// `dead`: failed and timed-out job ids by finish time.
-    pub fn dead(&self) -> String {
-        format!("{}dead", self.prefix)
+        self.named("due", "")
     }
 
     /// `leases`: job id -> when its current claim expires (ms).
     pub fn leases(&self) -> String {
-        format!("{}leases", self.prefix)
+        self.named("leases", "")
+    }
+
+    /// `deadlines`: job id -> its polling or authorize deadline (ms).
+    pub fn deadlines(&self) -> String {
+        self.named("deadlines", "")
+    }
+
+    /// `dead`: failed and timed-out job ids by finish time.
+    pub fn dead(&self) -> String {
+        self.named("dead", "")
+    }
+
+    /// `finished`: every finished job id by finish time (retention).
+    pub fn finished(&self) -> String {
+        self.named("finished", "")
+    }
+
+    /// `batches`: batch name → first enqueue (ms).
+    pub fn batches(&self) -> String {
+        self.named("batches", "")
+    }
+
+    /// `logins`: the registry of logins refreshed by `flinkq refresh`.
+    pub fn logins(&self) -> String {
+        self.named("logins", "")
+    }
+
+    /// `events`: stream of batch completion events.
+    pub fn events(&self) -> String {
+        self.named("events", "")
+    }
+
+    /// `results`: stream with one entry per finished job.
+    pub fn results(&self) -> String {
+        self.named("results", "")
+    }
+
+    /// `result:<loginId>`: the login's newest stored result (pointer or payload).
+    pub fn result(&self, login: &LoginId) -> String {
+        self.named("result", login)
     }
 
     /// `schedule:last`: the newest cron tick a scheduler ran (ms).
     pub fn schedule_last(&self) -> String {
-        format!("{}schedule:last", self.prefix)
+        self.named("schedule_last", "")
     }
 
     /// `schedule:runs`: tick (ms) of every recorded scheduler run, by tick.
     pub fn schedule_runs(&self) -> String {
-        format!("{}schedule:runs", self.prefix)
+        self.named("schedule_runs", "")
     }
 
     /// `schedule:run:<tick_ms>`: one scheduler run (replica, batch, counts).
     pub fn schedule_run(&self, tick_ms: u64) -> String {
-        format!("{}schedule:run:{tick_ms}", self.prefix)
+        self.named("schedule_run", tick_ms)
     }
 
     /// `schedule:tick:<tick_ms>`: the per-tick lock; holds the winning replica.
     pub fn schedule_tick(&self, tick_ms: u64) -> String {
-        format!("{}schedule:tick:{tick_ms}", self.prefix)
+        self.named("schedule_tick", tick_ms)
     }
 }
 
@@ -128,5 +257,28 @@ mod tests {
             "flinkq:{nightly}:job:0190c5e2-8a4b-7c3d-9e1f-2a3b4c5d6e7f"
         );
         assert_eq!(keys.due(), "flinkq:{nightly}:due");
+        assert!(
+            keys.script_keys()
+                .iter()
+                .all(|key| key.starts_with("flinkq:{nightly}:"))
+        );
+    }
+
+    #[test]
+    fn the_lua_prelude_binds_every_script_key_by_its_position() {
+        let prelude = lua_prelude();
+        assert!(prelude.contains("  due_high = KEYS[1],\n"), "{prelude}");
+        assert!(prelude.contains("  leases = KEYS[4],\n"), "{prelude}");
+        let job = SCRIPT_KEYS
+            .iter()
+            .position(|k| *k == KeyName::PerRecord("job", "job:"))
+            .expect("job key")
+            + 1;
+        assert!(
+            prelude.contains(&format!(
+                "local function job_key(record) return KEYS[{job}] .. record end"
+            )),
+            "{prelude}"
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use redis::Value;
 
-use super::StoreError;
+use super::{StoreError, fields};
 use crate::{ClaimToken, JobId, JobSnapshot, JobState, LoginId, StepError};
 
 pub(crate) fn text(value: &Value) -> Option<String> {
@@ -93,41 +93,41 @@ pub(crate) fn snapshot(
     let count = |name: &str| -> Result<u32, StoreError> {
         Ok(num(name)?.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     };
-    let login = get("login")
+    let login = get(fields::LOGIN)
         .ok_or_else(|| StoreError::reply(op, format!("job {id} has no login")))
         .and_then(|v| {
             LoginId::parse(v).map_err(|e| StoreError::reply(op, format!("job {id}: {e}")))
         })?;
-    let state = get("state")
+    let state = get(fields::STATE)
         .unwrap_or_default()
         .parse::<JobState>()
         .map_err(|e| StoreError::reply(op, format!("job {id}: {e}")))?;
-    let error = get("err_code").map(|code| StepError {
+    let error = get(fields::ERR_CODE).map(|code| StepError {
         code: code.to_owned(),
-        http_status: get("err_http").and_then(|v| v.parse().ok()),
-        message: get("err_msg").unwrap_or_default().to_owned(),
+        http_status: get(fields::ERR_HTTP).and_then(|v| v.parse().ok()),
+        message: get(fields::ERR_MSG).unwrap_or_default().to_owned(),
     });
     Ok(JobSnapshot {
         id,
         login,
-        batch: get("batch").unwrap_or_default().to_owned(),
+        batch: get(fields::BATCH).unwrap_or_default().to_owned(),
         state,
-        token: get("token").map(ClaimToken::from_stored),
-        request_id: get("request_id").map(str::to_owned),
-        deadline_ms: num("deadline")?,
-        attempts: count("attempts")?,
-        polls: count("polls")?,
-        auths: count("auths")?,
-        sessions: count("sessions")?,
-        claims: count("claims")?,
-        retries: count("retries")?,
-        created_ms: num("created")?.unwrap_or(0),
-        started_ms: num("started")?,
-        updated_ms: num("updated")?.or(num("created")?).unwrap_or(0),
-        finished_ms: num("finished")?,
+        token: get(fields::TOKEN).map(ClaimToken::from_stored),
+        request_id: get(fields::REQUEST_ID).map(str::to_owned),
+        deadline_ms: num(fields::DEADLINE)?,
+        attempts: count(fields::ATTEMPTS)?,
+        polls: count(fields::POLLS)?,
+        auths: count(fields::AUTHS)?,
+        sessions: count(fields::SESSIONS)?,
+        claims: count(fields::CLAIMS)?,
+        retries: count(fields::RETRIES)?,
+        created_ms: num(fields::CREATED)?.unwrap_or(0),
+        started_ms: num(fields::STARTED)?,
+        updated_ms: num(fields::UPDATED)?.or(num(fields::CREATED)?).unwrap_or(0),
+        finished_ms: num(fields::FINISHED)?,
         error,
-        last: get("last").map(str::to_owned),
-        due_ms: get("due")
+        last: get(fields::LAST).map(str::to_owned),
+        due_ms: get(fields::DUE)
             .and_then(|v| v.parse::<f64>().ok())
             .map(|f| f as u64),
     })

@@ -103,9 +103,7 @@ impl Store {
         const OP: &str = "schedule_claim";
         let mut conn = self.conn.clone();
         let value: redis::Value = self
-            .scripts
-            .schedule_claim
-            .key(self.keys.prefix())
+            .invoke(&self.scripts.schedule_claim)
             .arg(request.tick_ms)
             .arg(request.replica)
             .arg(millis(request.lock_ttl).max(1))
@@ -141,9 +139,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let recorded: i64 = self
-            .scripts
-            .schedule_finish
-            .key(self.keys.prefix())
+            .invoke(&self.scripts.schedule_finish)
             .arg(tick_ms)
             .arg(replica)
             .arg(report.enqueued)
@@ -165,9 +161,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let held: i64 = self
-            .scripts
-            .schedule_extend
-            .key(self.keys.prefix())
+            .invoke(&self.scripts.schedule_extend)
             .arg(tick_ms)
             .arg(replica)
             .arg(millis(lease).max(1))
@@ -187,9 +181,7 @@ impl Store {
         const OP: &str = "schedule_adopt";
         let mut conn = self.conn.clone();
         let value: redis::Value = self
-            .scripts
-            .schedule_adopt
-            .key(self.keys.prefix())
+            .invoke(&self.scripts.schedule_adopt)
             .arg(replica)
             .arg(millis(lease).max(1))
             .invoke_async(&mut conn)

@@ -1,15 +1,17 @@
-//! The Lua scripts, each one atomic EVALSHA. `lua/common.lua` (clock,
-//! counters, `finish`) is prepended to each at compile time.
+//! The Lua scripts, each one atomic EVALSHA. Each is prepended with the
+//! `KEYS` bindings generated from the key schema ([`super::keys::lua_prelude`])
+//! and `lua/common.lua` (clock, counters, `finish`).
 
 use redis::Script;
 
 macro_rules! script {
     ($file:literal) => {
-        concat!(
+        Script::new(&format!(
+            "{}{}\n{}",
+            super::keys::lua_prelude(),
             include_str!("../../lua/common.lua"),
-            "\n",
             include_str!(concat!("../../lua/", $file))
-        )
+        ))
     };
 }
 
@@ -56,23 +58,23 @@ impl Scripts {
     /// Builds the scripts (no I/O: they are loaded lazily by EVALSHA).
     pub fn new() -> Self {
         Scripts {
-            enqueue: Script::new(script!("enqueue.lua")),
-            claim: Script::new(script!("claim.lua")),
-            commit: Script::new(script!("commit.lua")),
-            resolve_commit: Script::new(script!("resolve_commit.lua")),
-            extend: Script::new(script!("extend.lua")),
-            begin: Script::new(script!("begin.lua")),
-            reap: Script::new(script!("reap.lua")),
-            release: Script::new(script!("release.lua")),
-            cancel: Script::new(script!("cancel.lua")),
-            retry_dead: Script::new(script!("retry_dead.lua")),
-            retry_dead_page: Script::new(script!("retry_dead_page.lua")),
-            purge: Script::new(script!("purge.lua")),
-            stats: Script::new(script!("stats.lua")),
-            schedule_claim: Script::new(script!("schedule_claim.lua")),
-            schedule_extend: Script::new(script!("schedule_extend.lua")),
-            schedule_adopt: Script::new(script!("schedule_adopt.lua")),
-            schedule_finish: Script::new(script!("schedule_finish.lua")),
+            enqueue: script!("enqueue.lua"),
+            claim: script!("claim.lua"),
+            commit: script!("commit.lua"),
+            resolve_commit: script!("resolve_commit.lua"),
+            extend: script!("extend.lua"),
+            begin: script!("begin.lua"),
+            reap: script!("reap.lua"),
+            release: script!("release.lua"),
+            cancel: script!("cancel.lua"),
+            retry_dead: script!("retry_dead.lua"),
+            retry_dead_page: script!("retry_dead_page.lua"),
+            purge: script!("purge.lua"),
+            stats: script!("stats.lua"),
+            schedule_claim: script!("schedule_claim.lua"),
+            schedule_extend: script!("schedule_extend.lua"),
+            schedule_adopt: script!("schedule_adopt.lua"),
+            schedule_finish: script!("schedule_finish.lua"),
         }
     }
 }

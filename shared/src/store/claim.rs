@@ -1,0 +1,290 @@
+//! The fenced claim protocol: claiming due jobs, and the [`Claim`] that is
+//! the only way to act on a claimed job (begin a call, renew, give back,
+//! commit — see `commit.rs`), plus the reaper that ends the claims of dead
+//! workers.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::{Store, StoreError, millis, reply};
+use crate::{ClaimToken, JobId, JobSnapshot};
+
+/// The result of one claim.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Redis' clock at the claim (ms).
+    pub now_ms: u64,
+    /// Earliest due time still waiting, if any (ms).
+    pub next_due_ms: Option<u64>,
+    /// The claimed jobs.
+    pub jobs: Vec<Claim>,
+}
+
+/// A claimed job: its snapshot as claimed, the claim's fencing token, and
+/// the store. Every fenced operation on the job goes through it, so no
+/// caller can pair a job with another claim's token.
+///
+/// Derefs to the snapshot it was claimed as.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub(super) job: JobSnapshot,
+    pub(super) token: ClaimToken,
+    pub(super) store: Store,
+}
+
+impl std::ops::Deref for Claim {
+    type Target = JobSnapshot;
+
+    fn deref(&self) -> &JobSnapshot {
+        &self.job
+    }
+}
+
+/// A claim as held by a heartbeat or a shutdown: enough to renew or give it
+/// back among many in one script call, obtainable only from a [`Claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    id: JobId,
+    token: ClaimToken,
+}
+
+impl HeldClaim {
+    /// The claimed job.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+}
+
+/// The global rate limit toward Flinks, shared by every worker of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Calls per second after the burst; 0 means no limit.
+    pub per_second: f64,
+    /// Calls allowed at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// No limit.
+    pub const NONE: RateLimit = RateLimit {
+        per_second: 0.0,
+        burst: 1,
+    };
+}
+
+/// What [`Claim::begin`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// Go: the claim holds and the lease is renewed.
+    Held,
+    /// The claim was lost: make no call.
+    Lost,
+    /// Over the rate limit: call `begin` again after this long.
+    Throttled(Duration),
+}
+
+/// What a reap did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Expired leases put back in `due`.
+    pub requeued: u64,
+    /// Jobs finished as `timed_out`.
+    pub timed_out: u64,
+    /// Index entries dropped because their job hash is gone (evicted or
+    /// deleted).
+    pub orphans: u64,
+}
+
+impl Claim {
+    fn new(store: &Store, job: JobSnapshot) -> Self {
+        // a claimed snapshot always carries its token; an empty one (never
+        // stored) matches nothing
+        let token = job
+            .token
+            .clone()
+            .unwrap_or_else(|| ClaimToken::from_stored(""));
+        Claim {
+            job,
+            token,
+            store: store.clone(),
+        }
+    }
+
+    /// A claim on `job` as if it had been claimed with the token it carries:
+    /// lets a test forge a stale or foreign commit (another login, a token
+    /// of an earlier claim).
+    #[cfg(feature = "test-kit")]
+    pub fn forged(store: &Store, job: JobSnapshot) -> Self {
+        Claim::new(store, job)
+    }
+
+    /// The job as claimed.
+    pub fn job(&self) -> &JobSnapshot {
+        &self.job
+    }
+
+    /// This claim's handle for batched renewals and give-backs.
+    pub fn held(&self) -> HeldClaim {
+        HeldClaim {
+            id: self.job.id,
+            token: self.token.clone(),
+        }
+    }
+
+    /// Right before a call to Flinks, in one script call: confirms the claim
+    /// still holds and renews the lease, applies the global rate limit, and
+    /// records that the job's next call may come no sooner than `spacing`
+    /// from now, even if this worker dies mid-call.
+    pub async fn begin(
+        &self,
+        lease: Duration,
+        spacing: Duration,
+        limit: RateLimit,
+    ) -> Result<Begin, StoreError> {
+        let mut conn = self.store.conn.clone();
+        let mut call = self.store.invoke(&self.store.scripts.begin);
+        let answer: i64 = call
+            .arg(millis(lease))
+            .arg(self.job.id.to_string())
+            .arg(self.token.as_str())
+            .arg(millis(spacing))
+            .arg(limit.per_second)
+            .arg(limit.burst)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("begin"))?;
+        Ok(match answer {
+            1 => Begin::Held,
+            0 => Begin::Lost,
+            wait => Begin::Throttled(Duration::from_millis(wait.unsigned_abs())),
+        })
+    }
+
+    /// Renews this claim's lease to now + `lease`; false if it is lost.
+    pub async fn extend(&self, lease: Duration) -> Result<bool, StoreError> {
+        let flags = self.store.extend(lease, &[self.held()]).await?;
+        Ok(flags.first().copied().unwrap_or(false))
+    }
+
+    /// Gives the step back unstarted: due again now, and the claim not
+    /// counted against the job. False if the claim was already lost.
+    pub async fn release(&self) -> Result<bool, StoreError> {
+        Ok(self.store.release(&[self.held()]).await? == 1)
+    }
+}
+
+impl Store {
+    /// Claims up to `max` due jobs for `lease`, with the default authorize
+    /// timeout (see [`Store::claim_bounded`]).
+    pub async fn claim(&self, max: usize, lease: Duration) -> Result<Claimed, StoreError> {
+        self.claim_bounded(max, lease, crate::Policy::default().authorize_timeout)
+            .await
+    }
+
+    /// Claims up to `max` due jobs for `lease`. A job's first claim starts
+    /// its clock and indexes its authorize deadline, `authorize_timeout`
+    /// later, in `deadlines`, so the reaper ends it there if it never gets a
+    /// session, even when no worker claims it again.
+    pub async fn claim_bounded(
+        &self,
+        max: usize,
+        lease: Duration,
+        authorize_timeout: Duration,
+    ) -> Result<Claimed, StoreError> {
+        const OP: &str = "claim";
+        let mut conn = self.conn.clone();
+        let mut call = self.invoke(&self.scripts.claim);
+        let value: Value = call
+            .arg(max)
+            .arg(millis(lease))
+            .arg(ClaimToken::random_base())
+            .arg(millis(authorize_timeout))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command(OP))?;
+        let parts = reply::array(&value).ok_or_else(|| StoreError::reply(OP, "not an array"))?;
+        let [now, next_due, jobs] = parts else {
+            return Err(StoreError::reply(OP, "expected 3 parts"));
+        };
+        let now_ms = reply::int(now).ok_or_else(|| StoreError::reply(OP, "bad clock"))?;
+        let next_due_ms = reply::int(next_due).filter(|n| *n >= 0).map(|n| n as u64);
+        let jobs = reply::array(jobs)
+            .unwrap_or_default()
+            .iter()
+            .map(|job| {
+                let items =
+                    reply::array(job).ok_or_else(|| StoreError::reply(OP, "job not an array"))?;
+                let (id, fields) = items
+                    .split_first()
+                    .ok_or_else(|| StoreError::reply(OP, "empty job"))?;
+                let id = reply::job_id(OP, id)?;
+                let job = reply::snapshot(OP, id, &reply::field_map(fields))?;
+                Ok(Claim::new(self, job))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Claimed {
+            now_ms: now_ms as u64,
+            next_due_ms,
+            jobs,
+        })
+    }
+
+    /// Extends the leases still held among `held` to now + `lease`; answers,
+    /// in order, whether each is still held.
+    pub async fn extend(
+        &self,
+        lease: Duration,
+        held: &[HeldClaim],
+    ) -> Result<Vec<bool>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.invoke(&self.scripts.extend);
+        call.arg(millis(lease));
+        for claim in held {
+            call.arg(claim.id.to_string()).arg(claim.token.as_str());
+        }
+        let flags: Vec<i64> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("extend"))?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Gives back claimed steps that never ran; returns how many were released.
+    pub async fn release(&self, held: &[HeldClaim]) -> Result<u64, StoreError> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.invoke(&self.scripts.release);
+        for claim in held {
+            call.arg(claim.id.to_string()).arg(claim.token.as_str());
+        }
+        call.invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("release"))
+    }
+
+    /// Puts expired leases back in `due` and times out jobs past their
+    /// deadline, at most `limit` of each per call; drops index entries whose
+    /// job hash is gone, sweeping about `limit` entries of every other index
+    /// per call.
+    pub async fn reap(&self, limit: usize) -> Result<Reaped, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.invoke(&self.scripts.reap);
+        let (requeued, timed_out, orphans): (u64, u64, u64) = call
+            .arg(limit)
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("reap"))?;
+        Ok(Reaped {
+            requeued,
+            timed_out,
+            orphans,
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! Committing a claimed step: the named arguments of `commit.lua`, and the
+//! read-back that settles a commit whose answer was lost.
+
+use super::fields;
+use super::{Claim, StoreError, millis};
+use crate::{CommitId, JobSnapshot, ResultRecord, Transition};
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The transition was applied now.
+    Applied,
+    /// This commit id was applied before: a retry of a commit whose answer
+    /// was lost. Nothing changed now.
+    AlreadyApplied,
+    /// The caller's claim is stale (token, lease or login do not match, or
+    /// the job is gone): nothing changed.
+    Fenced,
+}
+
+impl CommitOutcome {
+    /// True when the transition is in the store (now or before).
+    pub fn is_applied(self) -> bool {
+        self != CommitOutcome::Fenced
+    }
+}
+
+/// Every argument `commit.lua` reads, by name: the script receives them as
+/// (name, value) pairs, in this order, and reads `a.<name>`.
+pub const COMMIT_ARGS: [&str; 20] = [
+    "id",
+    fields::TOKEN,
+    fields::LOGIN,
+    fields::COMMIT_ID,
+    fields::STATE,
+    fields::DUE,
+    fields::REQUEST_ID,
+    fields::DEADLINE,
+    fields::ATTEMPTS,
+    fields::POLLS,
+    fields::AUTHS,
+    fields::RETRIES,
+    fields::ERR_CODE,
+    fields::ERR_HTTP,
+    fields::ERR_MSG,
+    fields::LAST,
+    "result_sink",
+    "result_data",
+    "result_ttl_ms",
+    fields::SESSIONS,
+];
+
+/// One commit, ready to send (and to send again, unchanged, after a lost
+/// answer): built in one place from the job as claimed, the transition, the
+/// commit id and where a succeeded job's payload is.
+#[derive(Clone)]
+pub struct CommitParams {
+    commit_id: CommitId,
+    /// Values in [`COMMIT_ARGS`] order.
+    values: [Vec<u8>; COMMIT_ARGS.len()],
+}
+
+// the values carry a payload and error messages: never printed whole
+impl std::fmt::Debug for CommitParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitParams")
+            .field("commit_id", &self.commit_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommitParams {
+    /// The arguments that apply `t` to `job` under `commit_id`, recording
+    /// `result` (a succeeded job's payload or its location) in the same step.
+    pub fn new(
+        job: &JobSnapshot,
+        t: &Transition,
+        commit_id: CommitId,
+        result: Option<&ResultRecord>,
+    ) -> Self {
+        let text = |s: &str| s.as_bytes().to_vec();
+        let number = |n: u64| n.to_string().into_bytes();
+        let optional = |n: Option<u64>| n.map(number).unwrap_or_default();
+        let error = t.error.as_ref();
+        let values = [
+            text(&job.id.to_string()),
+            text(job.token.as_ref().map_or("", |token| token.as_str())),
+            text(&job.login.to_string()),
+            text(&commit_id.to_string()),
+            text(t.state.as_str()),
+            optional(t.due_ms),
+            text(t.request_id.as_deref().unwrap_or_default()),
+            optional(t.deadline_ms),
+            number(t.attempts.into()),
+            number(t.polls.into()),
+            number(t.auths.into()),
+            number(t.retries.into()),
+            text(error.map(|e| e.code.as_str()).unwrap_or_default()),
+            optional(error.and_then(|e| e.http_status).map(u64::from)),
+            text(error.map(|e| e.message.as_str()).unwrap_or_default()),
+            text(&t.last),
+            text(result.map_or("", ResultRecord::sink)),
+            result.map_or_else(Vec::new, |r| r.data().to_vec()),
+            number(result.map_or(0, |r| millis(r.ttl()).max(1))),
+            number(t.sessions.into()),
+        ];
+        CommitParams { commit_id, values }
+    }
+
+    /// The id every retry of this commit carries.
+    pub fn commit_id(&self) -> CommitId {
+        self.commit_id
+    }
+
+    fn pass_to(&self, call: &mut redis::ScriptInvocation<'_>) {
+        for (name, value) in COMMIT_ARGS.iter().zip(&self.values) {
+            call.arg(*name).arg(value.as_slice());
+        }
+    }
+}
+
+impl Claim {
+    /// The arguments of a commit of `t` under a fresh commit id; send them
+    /// with [`Claim::commit`], again unchanged if the answer is lost.
+    pub fn prepare(&self, t: &Transition, result: Option<&ResultRecord>) -> CommitParams {
+        CommitParams::new(&self.job, t, CommitId::random(), result)
+    }
+
+    /// Applies a prepared commit if this claim still holds (its token and
+    /// lease, and the job still belongs to its login). A retry of the same
+    /// `params` after a lost answer reads [`CommitOutcome::AlreadyApplied`].
+    pub async fn commit(&self, params: &CommitParams) -> Result<CommitOutcome, StoreError> {
+        let mut conn = self.store.conn.clone();
+        let mut call = self.store.invoke(&self.store.scripts.commit);
+        params.pass_to(&mut call);
+        let answer: i64 = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("commit"))?;
+        Ok(match answer {
+            1 => CommitOutcome::Applied,
+            2 => CommitOutcome::AlreadyApplied,
+            _ => CommitOutcome::Fenced,
+        })
+    }
+
+    /// Prepares and commits `t` with no result, in one go.
+    pub async fn apply(&self, t: &Transition) -> Result<CommitOutcome, StoreError> {
+        self.commit(&self.prepare(t, None)).await
+    }
+
+    /// Settles a commit whose answer was lost, once the caller stopped
+    /// retrying it: true if it was applied. False is final: the claim's
+    /// token is deleted, so the lost commit can no longer apply should it
+    /// still reach Redis.
+    pub async fn resolve_commit(&self, params: &CommitParams) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn.clone();
+        let mut call = self.store.invoke(&self.store.scripts.resolve_commit);
+        let applied: i64 = call
+            .arg(self.job.id.to_string())
+            .arg(self.token.as_str())
+            .arg(params.commit_id.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("resolve_commit"))?;
+        Ok(applied == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_args_are_named_once_each() {
+        let mut names = COMMIT_ARGS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COMMIT_ARGS.len());
+    }
+}

@@ -1,0 +1,76 @@
+//! Enqueueing: one job per login not already active, in pipelined chunks.
+
+use super::{Store, StoreError};
+use crate::{JobId, LoginId, Priority};
+
+/// Logins per enqueue script call: large enough to amortise round trips,
+/// small enough not to block Redis for long.
+pub const ENQUEUE_CHUNK: usize = 1_000;
+
+/// What an enqueue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EnqueueReport {
+    /// New jobs created.
+    pub enqueued: u64,
+    /// Logins skipped because they already have an unfinished job.
+    pub already_active: u64,
+    /// Logins skipped because their newest job already belongs to this
+    /// batch (an enqueue run twice).
+    pub already_in_batch: u64,
+}
+
+impl std::ops::AddAssign for EnqueueReport {
+    fn add_assign(&mut self, other: EnqueueReport) {
+        self.enqueued += other.enqueued;
+        self.already_active += other.already_active;
+        self.already_in_batch += other.already_in_batch;
+    }
+}
+
+impl Store {
+    /// Enqueues one normal-priority job per login not already active.
+    pub async fn enqueue(
+        &self,
+        batch: &str,
+        logins: &[LoginId],
+    ) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_with(batch, Priority::Normal, logins).await
+    }
+
+    /// Enqueues one job per login not already active, at `priority`, in
+    /// chunks of [`ENQUEUE_CHUNK`] pipelined together.
+    pub async fn enqueue_with(
+        &self,
+        batch: &str,
+        priority: Priority,
+        logins: &[LoginId],
+    ) -> Result<EnqueueReport, StoreError> {
+        let mut pipe = redis::pipe();
+        for chunk in logins.chunks(ENQUEUE_CHUNK) {
+            let mut call = self.invoke(&self.scripts.enqueue);
+            call.arg(batch).arg(priority.as_str());
+            for login in chunk {
+                call.arg(login.to_string()).arg(JobId::new().to_string());
+            }
+            pipe.invoke_script(&call);
+        }
+        if logins.is_empty() {
+            return Ok(EnqueueReport::default());
+        }
+        self.load_scripts(&[&self.scripts.enqueue]).await?;
+        let mut conn = self.conn.clone();
+        let replies: Vec<(u64, u64, u64)> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("enqueue"))?;
+        let mut total = EnqueueReport::default();
+        for (enqueued, already_active, already_in_batch) in replies {
+            total += EnqueueReport {
+                enqueued,
+                already_active,
+                already_in_batch,
+            };
+        }
+        Ok(total)
+    }
+}
