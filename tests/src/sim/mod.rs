@@ -131,7 +131,10 @@ impl SimHandle {
     pub fn first_call_url(&self, product: Product, login: &str, request_id: &str) -> String {
         let base = match product {
             Product::Investments => self.wealth_base_url(),
-            _ => self.banking_base_url(),
+            Product::AccountsDetail
+            | Product::AccountsSummary
+            | Product::Statements
+            | Product::Attributes => self.banking_base_url(),
         };
         format!("{base}{}", product.first_call_path(login, request_id))
     }
