@@ -1,4 +1,4 @@
-//! `flinks-sim`: the Flinks simulator, by hand. Logins get a script derived
+//! `flinks-sim`: the Flinks simulator, by hand, serving every product. Logins get a script derived
 //! from their loginId (0-3 pending answers, ~3% invalid) unless one is set
 //! with `PUT /_sim/scripts/<loginId>`; `GET /_sim/stats` shows what it saw.
 
@@ -47,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     println!("FLINKQ_AUTHORIZE_URL={}", sim.authorize_url());
     println!("FLINKQ_INVESTMENTS_URL={}", sim.investments_url());
+    println!("banking base: {}", sim.banking_base_url());
+    println!("wealth base: {}", sim.wealth_base_url());
     println!("stats: {}/_sim/stats", sim.base_url());
     tokio::signal::ctrl_c().await?;
     sim.shutdown();

@@ -5,18 +5,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::product::Product;
+
 /// How one login behaves.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Script {
-    /// 202 `OPERATION_PENDING` answers before the 200 (counted per login,
-    /// across sessions: a re-authorized login continues where it was).
+    /// 202 `OPERATION_PENDING` answers before the 200, for each product
+    /// (counted per login and product, across sessions: a re-authorized
+    /// login continues where it was).
     pub pending: u32,
     /// Authorize answers 401 `INVALID_LOGIN`.
     pub invalid: bool,
-    /// /Investments never answers 200.
+    /// No product ever answers 200.
     pub always_pending: bool,
-    /// After this many /Investments calls on one session, that session
+    /// After this many calls of one product on one session, that session
     /// answers `SESSION_EXPIRED` (forces a re-authorize).
     pub expire_session_after_polls: Option<u32>,
     /// Faults injected at given calls.
@@ -40,7 +43,7 @@ impl Script {
         }
     }
 
-    /// /Investments never answers 200.
+    /// No product ever answers 200.
     pub fn always_pending() -> Self {
         Script {
             always_pending: true,
@@ -56,10 +59,30 @@ pub enum Endpoint {
     Authorize,
     /// `POST /Investments`.
     Investments,
+    /// GetAccountsDetail and its `…Async` polls.
+    AccountsDetail,
+    /// GetAccountsSummary and its `…Async` polls.
+    AccountsSummary,
+    /// GetStatements.
+    Statements,
+    /// GetAllAttributes.
+    Attributes,
+}
+
+impl From<Product> for Endpoint {
+    fn from(product: Product) -> Self {
+        match product {
+            Product::Investments => Endpoint::Investments,
+            Product::AccountsDetail => Endpoint::AccountsDetail,
+            Product::AccountsSummary => Endpoint::AccountsSummary,
+            Product::Statements => Endpoint::Statements,
+            Product::Attributes => Endpoint::Attributes,
+        }
+    }
 }
 
 /// A fault on one call: the `call`-th (1-based) call of this login to
-/// `endpoint` — or, with `call: 0` ([`ScriptedFault::EVERY_CALL`]), on every
+/// `endpoint` (for a product: its first calls and `…Async` polls together) — or, with `call: 0` ([`ScriptedFault::EVERY_CALL`]), on every
 /// call of it: a provider stuck in one answer (Authorize answering 202
 /// forever, every poll `SESSION_EXPIRED`). A fault for one call number wins
 /// over an every-call fault.
@@ -81,6 +104,15 @@ impl ScriptedFault {
     pub fn poll(call: u32, fault: Fault) -> Self {
         ScriptedFault {
             endpoint: Endpoint::Investments,
+            call,
+            fault,
+        }
+    }
+
+    /// A fault on the `call`-th call of `product` (first calls and polls).
+    pub fn product(product: Product, call: u32, fault: Fault) -> Self {
+        ScriptedFault {
+            endpoint: product.into(),
             call,
             fault,
         }
@@ -123,7 +155,7 @@ pub enum Fault {
     },
     /// HTTP 200 with a body that is not JSON.
     MalformedJson,
-    /// The session expires now: `SESSION_EXPIRED` (Investments only).
+    /// The session expires now: `SESSION_EXPIRED` (product calls only).
     ExpireSession,
     // Hostile answers: what a compromised or broken provider could send.
     // Answered by `sim::hostile`.
@@ -200,9 +232,9 @@ pub struct SimConfig {
     pub auth_key: Option<String>,
     /// Absolute session lifetime (Flinks: about 30 minutes).
     pub session_ttl: Duration,
-    /// Two /Investments calls of one session closer than this are a violation.
+    /// Two calls of one product in one session closer than this are a violation.
     pub min_poll_interval: Duration,
-    /// A call later than this after a login's first /Investments call is a violation.
+    /// A call later than this after a login's first call of a product is a violation.
     pub poll_timeout: Duration,
     /// Script of logins without one.
     pub default_script: DefaultScript,

@@ -1,4 +1,5 @@
-//! The HTTP routes: the two Flinks endpoints and the `/_sim` control routes.
+//! The HTTP routes: Authorize, every product's endpoints and the `/_sim`
+//! control routes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,14 +10,15 @@ use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Shared;
 use super::config::{Script, SimConfig};
-use super::state::{Answer, SimState, error};
+use super::product::{CallKind, Product};
+use super::state::{Answer, ProductCall, SimState, error};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -31,14 +33,66 @@ struct InvestmentsBody {
     login_id: String,
 }
 
-/// The simulator's routes.
+/// The body of GetAccountsDetail, GetAccountsSummary and GetStatements; their
+/// optional flags (`NumberOfStatements`, days of history…) are accepted and
+/// ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BankingBody {
+    request_id: String,
+}
+
+/// The simulator's routes. The wealth base (Investments) and the banking
+/// base are one `/v3/{customer}` here: the real hosts differ, the paths don't.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v3/{customer}/BankingServices/Authorize", post(authorize))
         .route("/v3/{customer}/Investments", post(investments))
+        .route(
+            "/v3/{customer}/BankingServices/GetAccountsDetail",
+            first_call(Product::AccountsDetail),
+        )
+        .route(
+            "/v3/{customer}/BankingServices/GetAccountsDetailAsync/{request_id}",
+            async_poll(Product::AccountsDetail),
+        )
+        .route(
+            "/v3/{customer}/BankingServices/GetAccountsSummary",
+            first_call(Product::AccountsSummary),
+        )
+        .route(
+            "/v3/{customer}/BankingServices/GetAccountsSummaryAsync/{request_id}",
+            async_poll(Product::AccountsSummary),
+        )
+        .route(
+            "/v3/{customer}/BankingServices/GetStatements",
+            first_call(Product::Statements),
+        )
+        .route(
+            "/v3/{customer}/insight/login/{login}/attributes/{request_id}/GetAllAttributes",
+            get(attributes),
+        )
         .route("/_sim/stats", get(stats))
         .route("/_sim/scripts/{login}", put(set_script))
         .with_state(shared)
+}
+
+/// The route of a banking product's first call.
+fn first_call(product: Product) -> MethodRouter<Arc<Shared>> {
+    post(
+        move |state: State<Arc<Shared>>, headers: HeaderMap, body: Bytes| {
+            banking(state, headers, body, product)
+        },
+    )
+}
+
+/// The route of a `GetAsync` product's `…Async/{RequestId}` poll.
+fn async_poll(product: Product) -> MethodRouter<Arc<Shared>> {
+    get(
+        move |state: State<Arc<Shared>>, path: Path<(String, String)>, headers: HeaderMap| {
+            poll_async(state, path, headers, product)
+        },
+    )
 }
 
 async fn reply(answer: Answer) -> Response {
@@ -111,11 +165,8 @@ async fn authorize(
     handle(
         &shared,
         &headers,
-        &body,
-        "Authorize",
-        |state, config, body: AuthorizeBody, has_key, now| {
-            state.authorize(config, &body.login_id, has_key, now)
-        },
+        parse::<AuthorizeBody>(&body, "Authorize"),
+        |state, config, body, has_key, now| state.authorize(config, &body.login_id, has_key, now),
     )
     .await
 }
@@ -126,26 +177,83 @@ async fn investments(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(
-        &shared,
-        &headers,
-        &body,
-        "Investments",
-        |state, config, body: InvestmentsBody, has_key, now| {
-            state.investments(config, &body.request_id, &body.login_id, has_key, now)
-        },
-    )
-    .await
+    let parsed = parse::<InvestmentsBody>(&body, "Investments").map(|body| ProductCall {
+        product: Product::Investments,
+        kind: CallKind::First,
+        request_id: body.request_id,
+        login: Some(body.login_id),
+    });
+    handle(&shared, &headers, parsed, product_call).await
 }
 
-/// Checks the key, parses the body, and lets `answer` decide — under the
-/// lock, which is released before the answer is sent (slow answers sleep
-/// without blocking other requests).
-async fn handle<B: DeserializeOwned>(
+/// The first call of GetAccountsDetail, GetAccountsSummary or GetStatements.
+async fn banking(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+    product: Product,
+) -> Response {
+    let parsed = parse::<BankingBody>(&body, product.as_str()).map(|body| ProductCall {
+        product,
+        kind: CallKind::First,
+        request_id: body.request_id,
+        login: None,
+    });
+    handle(&shared, &headers, parsed, product_call).await
+}
+
+/// `GET …Async/{RequestId}`: no body, the session in the path.
+async fn poll_async(
+    State(shared): State<Arc<Shared>>,
+    Path((_customer, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    product: Product,
+) -> Response {
+    let call = ProductCall {
+        product,
+        kind: CallKind::Async,
+        request_id,
+        login: None,
+    };
+    handle(&shared, &headers, Ok(call), product_call).await
+}
+
+async fn attributes(
+    State(shared): State<Arc<Shared>>,
+    Path((_customer, login, request_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let call = ProductCall {
+        product: Product::Attributes,
+        kind: CallKind::First,
+        request_id,
+        login: Some(login),
+    };
+    handle(&shared, &headers, Ok(call), product_call).await
+}
+
+fn product_call(
+    state: &mut SimState,
+    config: &SimConfig,
+    call: ProductCall,
+    has_key: bool,
+    now: Instant,
+) -> Answer {
+    state.product_call(config, &call, has_key, now)
+}
+
+/// The request's JSON body, or why it is not one.
+fn parse<B: DeserializeOwned>(body: &Bytes, what: &str) -> Result<B, String> {
+    serde_json::from_slice::<B>(body).map_err(|e| format!("Malformed {what} body: {e}"))
+}
+
+/// Checks the key, takes the parsed request, and lets `answer` decide —
+/// under the lock, which is released before the answer is sent (slow
+/// answers sleep without blocking other requests).
+async fn handle<B>(
     shared: &Shared,
     headers: &HeaderMap,
-    body: &Bytes,
-    what: &str,
+    parsed: Result<B, String>,
     answer: impl FnOnce(&mut SimState, &SimConfig, B, bool, Instant) -> Answer,
 ) -> Response {
     let now = Instant::now();
@@ -153,20 +261,15 @@ async fn handle<B: DeserializeOwned>(
     let decided = {
         let mut state = shared.lock();
         state.arrived(now);
-        match (refused, serde_json::from_slice::<B>(body)) {
+        match (refused, parsed) {
             (Some(refusal), _) => {
                 state.reject();
                 refusal
             }
-            (None, Ok(body)) => answer(&mut state, &shared.config, body, has_key, now),
-            (None, Err(e)) => {
+            (None, Ok(request)) => answer(&mut state, &shared.config, request, has_key, now),
+            (None, Err(why)) => {
                 state.reject();
-                error(
-                    400,
-                    "INVALID_REQUEST",
-                    &format!("Malformed {what} body: {e}"),
-                    None,
-                )
+                error(400, "INVALID_REQUEST", &why, None)
             }
         }
     };

@@ -1,14 +1,17 @@
 //! The Flinks simulator: a real HTTP server (axum) that follows the Flinks
-//! Investments contract — Authorize → /Investments (202 while pending, then
-//! 200 with a payload that names the loginId), sessions that expire — with
-//! per-login scripted behaviour, and counters that let tests assert on what
-//! it saw: calls per login, spacing between polls, calls after success and
+//! contract of every data product ([`Product`]) — Authorize, then the
+//! product (202 while pending, polled the way the provider wants: the same
+//! POST again, or `GET …Async/{RequestId}`; then 200 with a payload that
+//! names the loginId), sessions that expire — with per-login scripted
+//! behaviour, and counters that let tests assert on what it saw: calls per
+//! login and product, spacing between polls, calls after success and
 //! contract violations.
 
 mod config;
 mod handlers;
 mod hostile;
 mod payload;
+mod product;
 mod recorder;
 mod state;
 mod stats;
@@ -17,10 +20,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use config::{DefaultScript, Endpoint, Fault, Script, ScriptedFault, SimConfig};
-pub use payload::investments_payload;
+pub use payload::{investments_payload, product_payload};
+pub use product::{CallKind, PollStrategy, Product};
 pub use recorder::{RecordedRequest, RecordingServer};
 pub use state::{CRASH_LEAD, CRASH_WINDOW, SPACING_TOLERANCE};
-pub use stats::{LoginStats, Totals, Violation};
+pub use stats::{LoginStats, ProductStats, Totals, Violation};
 use tokio::sync::watch;
 
 use state::SimState;
@@ -106,9 +110,39 @@ impl SimHandle {
         )
     }
 
-    /// The Investments endpoint URL.
+    /// The Investments endpoint URL (`wealth_base_url()` + `/Investments`).
     pub fn investments_url(&self) -> String {
-        format!("{}/v3/{CUSTOMER_ID}/Investments", self.base_url())
+        format!("{}/Investments", self.wealth_base_url())
+    }
+
+    /// The banking base, up to the customer id: the products' paths
+    /// ([`Product::first_call_path`], [`Product::async_path`]) follow it.
+    pub fn banking_base_url(&self) -> String {
+        format!("{}/v3/{CUSTOMER_ID}", self.base_url())
+    }
+
+    /// The wealth base (Investments), up to the customer id. The same as the
+    /// banking base here; Flinks serves it from another host.
+    pub fn wealth_base_url(&self) -> String {
+        format!("{}/v3/{CUSTOMER_ID}", self.base_url())
+    }
+
+    /// The URL of `product`'s first call for `login` in session `request_id`.
+    pub fn first_call_url(&self, product: Product, login: &str, request_id: &str) -> String {
+        let base = match product {
+            Product::Investments => self.wealth_base_url(),
+            Product::AccountsDetail
+            | Product::AccountsSummary
+            | Product::Statements
+            | Product::Attributes => self.banking_base_url(),
+        };
+        format!("{base}{}", product.first_call_path(login, request_id))
+    }
+
+    /// The `GET …Async/{RequestId}` URL of a `GetAsync` product.
+    pub fn async_url(&self, product: Product, request_id: &str) -> Option<String> {
+        let path = product.async_path(request_id)?;
+        Some(format!("{}{path}", self.banking_base_url()))
     }
 
     /// Scripts one login.
@@ -139,7 +173,7 @@ impl SimHandle {
         self.shared.lock().violations()
     }
 
-    /// The most calls (both endpoints) that arrived within any `window`.
+    /// The most calls (Authorize and products) that arrived within any `window`.
     pub fn max_calls_in_window(&self, window: std::time::Duration) -> usize {
         self.shared.lock().max_calls_in_window(window)
     }

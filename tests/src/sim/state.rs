@@ -1,4 +1,4 @@
-//! The simulator's memory and its answers to Authorize and /Investments.
+//! The simulator's memory and its answers to Authorize and to every product.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use super::config::{Endpoint, Fault, Script, ScriptedFault, SimConfig};
 use super::hostile::HostileAnswer;
-use super::payload::investments_payload;
-use super::stats::{LoginStats, Totals, Violation};
+use super::payload::product_payload;
+use super::product::{CallKind, Product};
+use super::stats::{LoginStats, ProductStats, Totals, Violation};
 
 /// Polls closer than the minimum interval by less than this are not
 /// violations: the worker schedules on Redis' millisecond clock and the
@@ -58,13 +59,36 @@ impl Answer {
     }
 }
 
+/// One call of a product, as the route parsed it.
+#[derive(Debug, Clone)]
+pub struct ProductCall {
+    /// The product.
+    pub product: Product,
+    /// Its first call or an `…Async` poll.
+    pub kind: CallKind,
+    /// The session.
+    pub request_id: String,
+    /// The login the request names (Investments' body, Attributes' path);
+    /// `None` for banking bodies, which name only the session.
+    pub login: Option<String>,
+}
+
 #[derive(Debug)]
 struct Session {
     login: String,
     created: Instant,
-    polls: u32,
-    last_poll: Option<Instant>,
     expired: bool,
+    products: HashMap<Product, SessionProduct>,
+}
+
+/// One product within one session.
+#[derive(Debug, Default)]
+struct SessionProduct {
+    calls: u32,
+    last_call: Option<Instant>,
+    /// The first call answered 202 or 200: `…Async` polls may follow.
+    first_call_answered: bool,
+    succeeded_at: Option<Instant>,
 }
 
 /// All the simulator remembers.
@@ -101,12 +125,12 @@ impl SimState {
         self.violations.clone()
     }
 
-    /// Records the arrival of any call to either endpoint.
+    /// Records the arrival of any call (Authorize or a product).
     pub fn arrived(&mut self, at: Instant) {
         self.call_times.push(at);
     }
 
-    /// The most calls (both endpoints) that arrived within any `window`.
+    /// The most calls (Authorize and products) that arrived within any `window`.
     pub fn max_calls_in_window(&self, window: Duration) -> usize {
         let mut times = self.call_times.clone();
         times.sort_unstable();
@@ -267,9 +291,8 @@ impl SimState {
             Session {
                 login: login.to_owned(),
                 created: now,
-                polls: 0,
-                last_poll: None,
                 expired: false,
+                products: HashMap::new(),
             },
         );
         Answer::json(
@@ -284,55 +307,79 @@ impl SimState {
         )
     }
 
-    /// `POST /Investments` for `login` in session `request_id` at `now`.
-    pub fn investments(
+    /// One call of a product at `now`: checks the contract, then answers
+    /// from the login's script (faults, session expiry, pending count per
+    /// login and product, then the 200).
+    pub fn product_call(
         &mut self,
         config: &SimConfig,
-        request_id: &str,
+        call: &ProductCall,
+        has_key: bool,
+        now: Instant,
+    ) -> Answer {
+        self.totals.product_calls += 1;
+        if call.product == Product::Investments {
+            self.totals.investments_calls += 1;
+        }
+        // Banking bodies carry no LoginId: the session says whose it is.
+        let session_login = self.sessions.get(&call.request_id).map(|s| s.login.clone());
+        let Some(login) = call.login.clone().or(session_login) else {
+            self.totals.session_errors += 1;
+            self.violations.push(Violation::CallWithoutSession {
+                product: call.product,
+                request_id: call.request_id.clone(),
+            });
+            return no_session(&call.request_id);
+        };
+        let answer = self.login_product_call(config, call, &login, has_key, now);
+        if let Some(stats) = self.logins.get_mut(&login) {
+            stats.mirror_investments();
+        }
+        answer
+    }
+
+    fn login_product_call(
+        &mut self,
+        config: &SimConfig,
+        call: &ProductCall,
         login: &str,
         has_key: bool,
         now: Instant,
     ) -> Answer {
-        self.totals.investments_calls += 1;
+        let (product, request_id) = (call.product, call.request_id.as_str());
         let script = self.script(config, login);
         let stats = self.logins.entry(login.to_owned()).or_default();
-        stats.investments_calls += 1;
-        stats.investments_times.push(now);
         stats.auth_header_seen |= has_key;
-        let call = stats.investments_calls;
-        let first = *stats.first_investments_at.get_or_insert(now);
-        let deadline = first + config.poll_timeout;
+        let seen = stats.products.entry(product).or_default();
+        seen.calls += 1;
+        seen.times.push(now);
+        let call_number = seen.calls;
+        let deadline = *seen.first_call_at.get_or_insert(now) + config.poll_timeout;
         if now > deadline {
             self.violations.push(Violation::PollAfterDeadline {
                 login: login.to_owned(),
+                product,
                 late_by_ms: millis(now - deadline),
             });
         }
-        if let Some(succeeded_at) = stats.succeeded_at {
-            stats.calls_after_success += 1;
-            let excused = self.crashes.iter().any(|crash| {
-                *crash + CRASH_LEAD >= succeeded_at && *crash <= succeeded_at + CRASH_WINDOW
-            });
-            if excused {
-                self.totals.repeats_after_crash += 1;
-            } else {
-                // ms from the 200 to the nearest crash (negative: before it)
-                let last_crash_ms = self
-                    .crashes
-                    .iter()
-                    .map(|crash| {
-                        if *crash >= succeeded_at {
-                            i64::try_from(millis(*crash - succeeded_at)).unwrap_or(i64::MAX)
-                        } else {
-                            -i64::try_from(millis(succeeded_at - *crash)).unwrap_or(i64::MAX)
-                        }
-                    })
-                    .min_by_key(|ms| ms.unsigned_abs());
-                self.violations.push(Violation::PollAfterSuccess {
+        let session = self.sessions.get(request_id).filter(|s| s.login == login);
+        let succeeded_at = if product == Product::Investments {
+            seen.succeeded_at
+        } else {
+            session
+                .and_then(|s| s.products.get(&product))
+                .and_then(|p| p.succeeded_at)
+        };
+        if let Some(succeeded_at) = succeeded_at {
+            seen.calls_after_success += 1;
+            match crash_excuse(&self.crashes, succeeded_at) {
+                Ok(()) => self.totals.repeats_after_crash += 1,
+                Err(last_crash_after_ms) => self.violations.push(Violation::PollAfterSuccess {
                     login: login.to_owned(),
+                    product,
                     after_ms: millis(now.saturating_duration_since(succeeded_at)),
-                    last_crash_after_ms: last_crash_ms,
-                });
+                    last_crash_after_ms,
+                }),
             }
         }
 
@@ -342,35 +389,41 @@ impl SimState {
             .filter(|s| s.login == login)
         else {
             self.totals.session_errors += 1;
-            self.violations.push(Violation::InvestmentsWithoutSession {
-                login: login.to_owned(),
+            self.violations.push(if product == Product::Investments {
+                Violation::InvestmentsWithoutSession {
+                    login: login.to_owned(),
+                }
+            } else {
+                Violation::CallWithoutSession {
+                    product,
+                    request_id: request_id.to_owned(),
+                }
             });
-            return error(
-                400,
-                "SESSION_NONEXISTENT",
-                "No session with this RequestId for this login",
-                Some(request_id),
-            );
+            return no_session(request_id);
         };
-        if let Some(last) = session.last_poll {
+        let accounts_detail_ready = session
+            .products
+            .get(&Product::AccountsDetail)
+            .is_some_and(|p| p.succeeded_at.is_some());
+        let ttl_passed = now.saturating_duration_since(session.created) > config.session_ttl;
+        let in_session = session.products.entry(product).or_default();
+        if let Some(last) = in_session.last_call {
             let gap = now.saturating_duration_since(last);
-            stats.min_poll_spacing = Some(stats.min_poll_spacing.map_or(gap, |min| min.min(gap)));
+            seen.min_poll_spacing = Some(seen.min_poll_spacing.map_or(gap, |min| min.min(gap)));
             if gap + SPACING_TOLERANCE < config.min_poll_interval {
                 self.violations.push(Violation::PollTooSoon {
                     login: login.to_owned(),
+                    product,
                     gap_ms: millis(gap),
                 });
             }
         }
-        session.last_poll = Some(now);
-        session.polls += 1;
+        in_session.last_call = Some(now);
+        in_session.calls += 1;
         let over_polls = script
             .expire_session_after_polls
-            .is_some_and(|limit| session.polls > limit);
-        let expired = session.expired
-            || over_polls
-            || now.saturating_duration_since(session.created) > config.session_ttl;
-        if expired {
+            .is_some_and(|limit| in_session.calls > limit);
+        if session.expired || over_polls || ttl_passed {
             session.expired = true;
             self.totals.session_errors += 1;
             return error(
@@ -380,36 +433,127 @@ impl SimState {
                 Some(request_id),
             );
         }
-        let pending = script.always_pending || stats.pending_served < script.pending;
-        if let Some(fault) = self.fault(config, &script, Endpoint::Investments, call) {
-            return self.fault_answer(fault, Some(request_id));
-        }
-        let Some(stats) = self.logins.get_mut(login) else {
+        if call.kind == CallKind::Async && !in_session.first_call_answered {
+            self.violations.push(Violation::AsyncBeforeFirstCall {
+                login: login.to_owned(),
+                product,
+            });
             return error(
-                500,
-                "AGGREGATION_ERROR",
-                "simulator lost its stats",
+                400,
+                "INVALID_REQUEST",
+                &format!(
+                    "No {product} operation for this RequestId: make the first call before polling its Async endpoint"
+                ),
                 Some(request_id),
             );
-        };
-        if pending {
-            stats.pending_served += 1;
-            self.totals.pending_answers += 1;
-            return Answer::json(
-                202,
-                json!({
-                    "HttpStatusCode": 202,
-                    "FlinksCode": "OPERATION_PENDING",
-                    "Message": "Your operation is still processing",
-                    "RequestId": request_id,
-                    "Links": [{"rel": "Investments", "href": "/Investments", "example": null}],
-                }),
-            );
         }
-        stats.succeeded_at.get_or_insert(now);
-        self.totals.successes += 1;
-        Answer::json(200, investments_payload(login, request_id))
+        if product == Product::Attributes && !accounts_detail_ready {
+            // What Flinks answers while GetAccountsDetail still processes;
+            // not a step of the script's pending count.
+            self.violations
+                .push(Violation::AttributesBeforeAccountsDetail {
+                    login: login.to_owned(),
+                });
+            self.totals.pending_answers += 1;
+            return pending_answer(product, request_id);
+        }
+        let pending = script.always_pending || seen.pending_served < script.pending;
+        let answer = match self.fault(config, &script, product.into(), call_number) {
+            Some(fault) => self.fault_answer(fault, Some(request_id)),
+            None if pending => {
+                self.totals.pending_answers += 1;
+                if let Some(seen) = self.product_stats(login, product) {
+                    seen.pending_served += 1;
+                }
+                pending_answer(product, request_id)
+            }
+            None => {
+                self.totals.successes += 1;
+                if let Some(seen) = self.product_stats(login, product) {
+                    seen.succeeded_at.get_or_insert(now);
+                }
+                if let Some(in_session) = self.session_product(request_id, product) {
+                    in_session.succeeded_at.get_or_insert(now);
+                }
+                Answer::json(200, product_payload(product, login, request_id))
+            }
+        };
+        let opened = matches!(
+            answer,
+            Answer::Json {
+                status: 200 | 202,
+                ..
+            }
+        );
+        if call.kind == CallKind::First
+            && opened
+            && let Some(in_session) = self.session_product(request_id, product)
+        {
+            in_session.first_call_answered = true;
+        }
+        answer
     }
+
+    fn product_stats(&mut self, login: &str, product: Product) -> Option<&mut ProductStats> {
+        self.logins.get_mut(login)?.products.get_mut(&product)
+    }
+
+    fn session_product(
+        &mut self,
+        request_id: &str,
+        product: Product,
+    ) -> Option<&mut SessionProduct> {
+        self.sessions
+            .get_mut(request_id)?
+            .products
+            .get_mut(&product)
+    }
+}
+
+/// `Ok` when a worker crash excuses a call after a success (see
+/// [`CRASH_WINDOW`]); otherwise the nearest crash, in ms after the 200
+/// (negative: before it).
+fn crash_excuse(crashes: &[Instant], succeeded_at: Instant) -> Result<(), Option<i64>> {
+    let excused = crashes
+        .iter()
+        .any(|crash| *crash + CRASH_LEAD >= succeeded_at && *crash <= succeeded_at + CRASH_WINDOW);
+    if excused {
+        return Ok(());
+    }
+    Err(crashes
+        .iter()
+        .map(|crash| {
+            if *crash >= succeeded_at {
+                i64::try_from(millis(*crash - succeeded_at)).unwrap_or(i64::MAX)
+            } else {
+                -i64::try_from(millis(succeeded_at - *crash)).unwrap_or(i64::MAX)
+            }
+        })
+        .min_by_key(|ms| ms.unsigned_abs()))
+}
+
+fn no_session(request_id: &str) -> Answer {
+    error(
+        400,
+        "SESSION_NONEXISTENT",
+        "No session with this RequestId for this login",
+        Some(request_id),
+    )
+}
+
+/// The 202 of a product still processing.
+fn pending_answer(product: Product, request_id: &str) -> Answer {
+    let (rel, href) = product.pending_link();
+    Answer::json(
+        202,
+        json!({
+            "HttpStatusCode": 202,
+            "FlinksCode": "OPERATION_PENDING",
+            "Message": "Your operation is still processing",
+            "RequestId": request_id,
+            "Links": [{"rel": rel, "href": href, "example": null}],
+        }),
+    )
 }
 
 /// A Flinks error body.

@@ -1,10 +1,34 @@
-//! What the simulator saw: per-login counters, totals and contract violations.
+//! What the simulator saw: per-login and per-product counters, totals and
+//! contract violations.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// Everything seen for one login.
+use super::product::Product;
+
+/// Everything seen for one product of one login.
+#[derive(Debug, Clone, Default)]
+pub struct ProductStats {
+    /// Calls (first calls and `…Async` polls).
+    pub calls: u32,
+    /// When each call arrived.
+    pub times: Vec<Instant>,
+    /// When the first 200 with the payload was served.
+    pub succeeded_at: Option<Instant>,
+    /// Calls after a 200 (see [`Violation::PollAfterSuccess`] for the scope).
+    pub calls_after_success: u32,
+    /// Smallest gap between two consecutive calls of one session.
+    pub min_poll_spacing: Option<Duration>,
+    /// First call (the deadline counts from it).
+    pub first_call_at: Option<Instant>,
+    /// 202 answers served from the script's pending count.
+    pub pending_served: u32,
+}
+
+/// Everything seen for one login. The flat fields predate products and
+/// mean the Investments product (or, for Authorize and the key, the login).
 #[derive(Debug, Clone, Default)]
 pub struct LoginStats {
     /// Authorize calls.
@@ -27,9 +51,30 @@ pub struct LoginStats {
     pub auth_header_seen: bool,
     /// 202 answers served.
     pub pending_served: u32,
+    /// Per product (Investments included).
+    pub products: HashMap<Product, ProductStats>,
 }
 
 impl LoginStats {
+    /// What was seen for one product (all zero if never called).
+    pub fn product(&self, product: Product) -> ProductStats {
+        self.products.get(&product).cloned().unwrap_or_default()
+    }
+
+    /// Keeps the flat Investments fields equal to the Investments product's.
+    pub(crate) fn mirror_investments(&mut self) {
+        let Some(investments) = self.products.get(&Product::Investments) else {
+            return;
+        };
+        self.investments_calls = investments.calls;
+        self.investments_times.clone_from(&investments.times);
+        self.succeeded_at = investments.succeeded_at;
+        self.calls_after_success = investments.calls_after_success;
+        self.min_poll_spacing = investments.min_poll_spacing;
+        self.first_investments_at = investments.first_call_at;
+        self.pending_served = investments.pending_served;
+    }
+
     /// The shortest wait between a poll and the login's next call of either
     /// endpoint (a poll, or an Authorize after a lost session); `None` with
     /// no call after a poll. The Flinks contract: never below the interval.
@@ -64,9 +109,11 @@ pub struct Totals {
     pub authorize_calls: u64,
     /// /Investments calls.
     pub investments_calls: u64,
-    /// 200 payloads served.
+    /// Calls of every product, Investments included.
+    pub product_calls: u64,
+    /// 200 payloads served (every product).
     pub successes: u64,
-    /// 202 answers served.
+    /// 202 answers served (every product).
     pub pending_answers: u64,
     /// Sessions answered `SESSION_EXPIRED` / `SESSION_NONEXISTENT`.
     pub session_errors: u64,
@@ -83,31 +130,63 @@ pub struct Totals {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind")]
 pub enum Violation {
-    /// Two polls of one session closer than the minimum interval.
+    /// Two calls of one product in one session closer than the minimum interval.
     PollTooSoon {
         /// The login.
         login: String,
+        /// The product.
+        product: Product,
         /// The gap, in ms.
         gap_ms: u64,
     },
-    /// A poll after the 200 was served.
+    /// A call of a product after its 200 was served: in the same session,
+    /// or for Investments in any session of the login (its rule before
+    /// products existed; the other products need a new session to call
+    /// GetAccountsDetail again, e.g. for Attributes after a lost session).
     PollAfterSuccess {
         /// The login.
         login: String,
+        /// The product.
+        product: Product,
         /// How long after the 200, in ms.
         after_ms: u64,
         /// The nearest noted crash, in ms after the 200 (negative: before).
         last_crash_after_ms: Option<i64>,
     },
-    /// A poll later than the polling limit after the first poll.
+    /// A call later than the polling limit after the login's first call of
+    /// the product.
     PollAfterDeadline {
         /// The login.
         login: String,
+        /// The product.
+        product: Product,
         /// How late, in ms.
         late_by_ms: u64,
     },
     /// /Investments with a RequestId never issued, or issued to another login.
     InvestmentsWithoutSession {
+        /// The login.
+        login: String,
+    },
+    /// A banking product called with a RequestId never issued (or, for
+    /// Attributes, issued to another login than the one in its path).
+    CallWithoutSession {
+        /// The product.
+        product: Product,
+        /// The RequestId sent.
+        request_id: String,
+    },
+    /// `GET …Async/{RequestId}` before the product's first call answered
+    /// 202 in that session (or without any first call in it).
+    AsyncBeforeFirstCall {
+        /// The login.
+        login: String,
+        /// The product.
+        product: Product,
+    },
+    /// Attributes called before GetAccountsDetail answered 200 in the same
+    /// session.
+    AttributesBeforeAccountsDetail {
         /// The login.
         login: String,
     },

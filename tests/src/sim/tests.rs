@@ -350,3 +350,491 @@ async fn the_recorder_sees_every_request_and_its_headers() {
             .contains(&("flinks-auth-key".to_owned(), "seen".to_owned()))
     );
 }
+
+// ---- every product ----
+
+async fn get(url: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+/// The product's own request, with the body Flinks documents for it.
+async fn first_call(
+    sim: &SimHandle,
+    product: Product,
+    login: &str,
+    request_id: &str,
+) -> (u16, Value) {
+    let url = sim.first_call_url(product, login, request_id);
+    match product {
+        Product::Investments => {
+            post(
+                &url,
+                json!({"RequestId": request_id, "LoginId": login, "MostRecentCached": true}),
+            )
+            .await
+        }
+        Product::AccountsDetail | Product::AccountsSummary => {
+            post(&url, json!({"RequestId": request_id})).await
+        }
+        Product::Statements => {
+            post(
+                &url,
+                json!({"RequestId": request_id, "NumberOfStatements": "MostRecent"}),
+            )
+            .await
+        }
+        Product::Attributes => get(&url).await,
+    }
+}
+
+/// A poll after a 202, the way the provider wants it for `product`.
+async fn poll_product(
+    sim: &SimHandle,
+    product: Product,
+    login: &str,
+    request_id: &str,
+) -> (u16, Value) {
+    match product.poll_strategy() {
+        PollStrategy::GetAsync => {
+            let url = sim
+                .async_url(product, request_id)
+                .expect("an Async endpoint");
+            get(&url).await
+        }
+        PollStrategy::RepeatFirstCall => first_call(sim, product, login, request_id).await,
+    }
+}
+
+async fn session(sim: &SimHandle, login: &str) -> String {
+    let (status, body) = authorize(sim, login).await;
+    assert_eq!(status, 200, "authorize: {body}");
+    body["RequestId"].as_str().expect("RequestId").to_owned()
+}
+
+/// First call, then polls: `pending` 202s, then the 200, whose body it returns.
+async fn drive_to_payload(
+    sim: &SimHandle,
+    product: Product,
+    login: &str,
+    request_id: &str,
+    pending: u32,
+) -> Value {
+    let mut answers = vec![first_call(sim, product, login, request_id).await];
+    for _ in 0..pending {
+        answers.push(poll_product(sim, product, login, request_id).await);
+    }
+    let (status, payload) = answers.pop().expect("an answer");
+    for (status, body) in &answers {
+        assert_eq!(
+            (*status, body["FlinksCode"].as_str()),
+            (202, Some("OPERATION_PENDING")),
+            "{product}: {body}"
+        );
+        assert_eq!(body["RequestId"].as_str(), Some(request_id));
+    }
+    assert_eq!(status, 200, "{product}: {payload}");
+    assert!(
+        payload.to_string().contains(login),
+        "the payload names the login"
+    );
+    payload
+}
+
+fn keys(body: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn assert_has_keys(body: &Value, wanted: &[&str]) {
+    for key in wanted {
+        assert!(
+            body.get(key).is_some(),
+            "{key} missing from {:?}",
+            keys(body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn accounts_detail_is_posted_once_then_polled_with_get_async() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(2));
+    let request_id = session(&sim, LOGIN).await;
+    let payload = drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &request_id, 2).await;
+    assert_has_keys(
+        &payload,
+        &[
+            "Accounts",
+            "Login",
+            "Institution",
+            "RequestId",
+            "HttpStatusCode",
+        ],
+    );
+    assert!(payload["Accounts"][0]["Transactions"].is_array());
+    assert_eq!(
+        payload,
+        product_payload(Product::AccountsDetail, LOGIN, &request_id),
+        "deterministic from the login"
+    );
+    let stats = sim.login_stats(LOGIN);
+    let detail = stats.product(Product::AccountsDetail);
+    assert_eq!((detail.calls, detail.pending_served), (3, 2));
+    assert!(detail.succeeded_at.is_some());
+    assert_eq!(
+        stats.investments_calls, 0,
+        "the flat fields mean Investments"
+    );
+    assert_eq!(
+        (sim.totals().product_calls, sim.totals().investments_calls),
+        (3, 0)
+    );
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn accounts_summary_is_posted_once_then_polled_with_get_async() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(1));
+    let request_id = session(&sim, LOGIN).await;
+    let payload = drive_to_payload(&sim, Product::AccountsSummary, LOGIN, &request_id, 1).await;
+    assert_has_keys(&payload, &["Accounts", "Login", "Institution", "RequestId"]);
+    assert!(payload["Accounts"][0]["Balance"].is_object());
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn a_first_call_answering_200_needs_no_async_poll() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    let request_id = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &request_id, 0).await;
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn statements_repeat_the_post_until_ready() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(2));
+    let request_id = session(&sim, LOGIN).await;
+    let payload = drive_to_payload(&sim, Product::Statements, LOGIN, &request_id, 2).await;
+    assert_has_keys(&payload, &["StatementsByAccount", "Login", "RequestId"]);
+    let statement = &payload["StatementsByAccount"][0]["Statements"][0];
+    assert_has_keys(statement, &["UniqueId", "FileType", "Base64Bytes"]);
+    assert_eq!(sim.login_stats(LOGIN).product(Product::Statements).calls, 3);
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn attributes_follow_a_finished_accounts_detail_in_the_same_session() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(1));
+    let request_id = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &request_id, 1).await;
+    let payload = drive_to_payload(&sim, Product::Attributes, LOGIN, &request_id, 1).await;
+    assert_has_keys(&payload, &["Card", "Login", "RequestId"]);
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn investments_keeps_its_url_and_counts_as_a_product() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(1));
+    assert_eq!(
+        sim.investments_url(),
+        format!("{}/v3/{CUSTOMER_ID}/Investments", sim.base_url())
+    );
+    let request_id = session(&sim, LOGIN).await;
+    let payload = drive_to_payload(&sim, Product::Investments, LOGIN, &request_id, 1).await;
+    assert!(payload["Investments"].is_array());
+    let stats = sim.login_stats(LOGIN);
+    let investments = stats.product(Product::Investments);
+    assert_eq!(
+        (
+            stats.investments_calls,
+            stats.pending_served,
+            stats.succeeded_at
+        ),
+        (
+            investments.calls,
+            investments.pending_served,
+            investments.succeeded_at
+        )
+    );
+    assert_eq!(stats.investments_times, investments.times);
+}
+
+#[tokio::test]
+async fn the_pending_count_is_per_login_and_product() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(1));
+    let request_id = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::Investments, LOGIN, &request_id, 1).await;
+    drive_to_payload(&sim, Product::Statements, LOGIN, &request_id, 1).await;
+    drive_to_payload(&sim, Product::AccountsSummary, LOGIN, &request_id, 1).await;
+    // a new session continues where the login was: no 202 left
+    let again = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &again, 1).await;
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn scripts_apply_to_every_product() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(
+        LOGIN,
+        Script {
+            always_pending: true,
+            expire_session_after_polls: Some(2),
+            faults: vec![
+                ScriptedFault::product(
+                    Product::Statements,
+                    ScriptedFault::EVERY_CALL,
+                    Fault::answer(401, Some("RETRY_LATER")),
+                ),
+                ScriptedFault::product(Product::AccountsSummary, 1, Fault::Reset),
+            ],
+            ..Script::default()
+        },
+    );
+    let request_id = session(&sim, LOGIN).await;
+    for _ in 0..2 {
+        let (status, body) = first_call(&sim, Product::Statements, LOGIN, &request_id).await;
+        assert_eq!(
+            (status, body["FlinksCode"].as_str()),
+            (401, Some("RETRY_LATER"))
+        );
+    }
+    let reset = reqwest::Client::new()
+        .post(sim.first_call_url(Product::AccountsSummary, LOGIN, &request_id))
+        .json(&json!({"RequestId": request_id}))
+        .send()
+        .await;
+    let cut = match reset {
+        Err(_) => true,
+        Ok(response) => response.bytes().await.is_err(),
+    };
+    assert!(cut, "the connection is cut mid-answer");
+    // always pending: the first call and its poll answer 202
+    let (status, _) = first_call(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    assert_eq!(status, 202);
+    let (status, _) = poll_product(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    assert_eq!(status, 202);
+    let (status, body) = poll_product(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (401, Some("SESSION_EXPIRED")),
+        "a third call of one product on one session is over the budget"
+    );
+    let stats = sim.login_stats(LOGIN);
+    assert_eq!(stats.product(Product::Statements).calls, 2);
+    assert_eq!(sim.totals().faults, 3);
+
+    sim.set_script("invalid-login", Script::invalid());
+    let (status, body) = authorize(&sim, "invalid-login").await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (401, Some("INVALID_LOGIN"))
+    );
+}
+
+// ---- every product: contract violations ----
+
+#[tokio::test]
+async fn get_async_before_the_first_calls_202_is_a_violation() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(
+        LOGIN,
+        Script {
+            pending: 1,
+            faults: vec![ScriptedFault::product(
+                Product::AccountsSummary,
+                1,
+                Fault::answer(503, None),
+            )],
+            ..Script::default()
+        },
+    );
+    let request_id = session(&sim, LOGIN).await;
+    // no first call at all in this session
+    let (status, body) = poll_product(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
+    // a first call that failed opens nothing to poll
+    assert_eq!(
+        first_call(&sim, Product::AccountsSummary, LOGIN, &request_id)
+            .await
+            .0,
+        503
+    );
+    poll_product(&sim, Product::AccountsSummary, LOGIN, &request_id).await;
+    assert_eq!(
+        sim.violations(),
+        vec![
+            Violation::AsyncBeforeFirstCall {
+                login: LOGIN.into(),
+                product: Product::AccountsDetail
+            },
+            Violation::AsyncBeforeFirstCall {
+                login: LOGIN.into(),
+                product: Product::AccountsSummary
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn product_polls_closer_than_the_interval_are_violations() {
+    let sim = Simulator::start(SimConfig {
+        min_poll_interval: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    sim.set_script(LOGIN, Script::always_pending());
+    let request_id = session(&sim, LOGIN).await;
+    first_call(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    // another product of the same session is polled on its own clock
+    first_call(&sim, Product::Statements, LOGIN, &request_id).await;
+    assert_eq!(sim.violations(), vec![]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    poll_product(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    assert_eq!(sim.violations(), vec![]);
+    poll_product(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    assert!(matches!(
+        &sim.violations()[..],
+        [Violation::PollTooSoon { login, product: Product::AccountsDetail, gap_ms }]
+            if login == LOGIN && *gap_ms < 200
+    ));
+    let spacing = sim
+        .login_stats(LOGIN)
+        .product(Product::AccountsDetail)
+        .min_poll_spacing;
+    assert!(spacing.expect("spacing") < Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn a_product_call_after_its_200_in_the_session_is_a_violation() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    let request_id = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &request_id, 0).await;
+    // another product of the session is no repeat
+    drive_to_payload(&sim, Product::AccountsSummary, LOGIN, &request_id, 0).await;
+    // a new session may fetch it again (Attributes needs it per session)
+    let again = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &again, 0).await;
+    assert_eq!(sim.violations(), vec![]);
+
+    poll_product(&sim, Product::AccountsDetail, LOGIN, &again).await;
+    assert!(matches!(
+        &sim.violations()[..],
+        [Violation::PollAfterSuccess { login, product: Product::AccountsDetail, last_crash_after_ms: None, .. }]
+            if login == LOGIN
+    ));
+    assert_eq!(
+        sim.login_stats(LOGIN)
+            .product(Product::AccountsDetail)
+            .calls_after_success,
+        1
+    );
+
+    // the crash excuse holds for every product
+    drive_to_payload(&sim, Product::Statements, LOGIN, &again, 0).await;
+    sim.note_crash();
+    first_call(&sim, Product::Statements, LOGIN, &again).await;
+    assert_eq!(sim.violations().len(), 1);
+    assert_eq!(sim.totals().repeats_after_crash, 1);
+}
+
+#[tokio::test]
+async fn attributes_before_accounts_detail_answered_200_are_violations() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    sim.set_script(LOGIN, Script::pending(1));
+    let request_id = session(&sim, LOGIN).await;
+    // before any GetAccountsDetail: 202, as Flinks answers while it runs
+    let (status, body) = first_call(&sim, Product::Attributes, LOGIN, &request_id).await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (202, Some("OPERATION_PENDING"))
+    );
+    // GetAccountsDetail still pending
+    first_call(&sim, Product::AccountsDetail, LOGIN, &request_id).await;
+    first_call(&sim, Product::Attributes, LOGIN, &request_id).await;
+    // GetAccountsDetail reached 200, but in another session
+    let other = session(&sim, LOGIN).await;
+    drive_to_payload(&sim, Product::AccountsDetail, LOGIN, &other, 0).await;
+    first_call(&sim, Product::Attributes, LOGIN, &request_id).await;
+    let attributes_first = Violation::AttributesBeforeAccountsDetail {
+        login: LOGIN.into(),
+    };
+    assert_eq!(sim.violations(), vec![attributes_first; 3]);
+    // in the session where it reached 200, Attributes follow their script
+    drive_to_payload(&sim, Product::Attributes, LOGIN, &other, 1).await;
+    assert_eq!(sim.violations().len(), 3);
+}
+
+#[tokio::test]
+async fn product_polls_past_the_timeout_are_violations() {
+    let sim = Simulator::start(SimConfig {
+        poll_timeout: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    sim.set_script(LOGIN, Script::always_pending());
+    let request_id = session(&sim, LOGIN).await;
+    first_call(&sim, Product::Statements, LOGIN, &request_id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first_call(&sim, Product::Statements, LOGIN, &request_id).await;
+    assert!(matches!(
+        &sim.violations()[..],
+        [Violation::PollAfterDeadline { login, product: Product::Statements, late_by_ms }]
+            if login == LOGIN && *late_by_ms >= 50
+    ));
+}
+
+#[tokio::test]
+async fn banking_calls_with_an_unknown_request_id_are_violations() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    let (status, body) = first_call(&sim, Product::AccountsDetail, LOGIN, "not-a-session").await;
+    assert_eq!(
+        (status, body["FlinksCode"].as_str()),
+        (400, Some("SESSION_NONEXISTENT"))
+    );
+    // an Attributes path naming another login than the session's
+    let request_id = session(&sim, LOGIN).await;
+    first_call(&sim, Product::Attributes, "someone-else", &request_id).await;
+    assert_eq!(
+        sim.violations(),
+        vec![
+            Violation::CallWithoutSession {
+                product: Product::AccountsDetail,
+                request_id: "not-a-session".into()
+            },
+            Violation::CallWithoutSession {
+                product: Product::Attributes,
+                request_id
+            },
+        ]
+    );
+    let (status, _) = post(
+        &sim.first_call_url(Product::Statements, LOGIN, "x"),
+        json!({"NoRequestId": 1}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(sim.totals().rejected, 1);
+}
