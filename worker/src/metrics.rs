@@ -344,6 +344,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_label_enum_value_has_a_series_from_the_start() {
+        let text = Metrics::new().render();
+        for op in RedisOp::ALL {
+            let series = format!(r#"flinkq_redis_errors_total{{op="{op}"}} 0"#);
+            assert!(text.contains(&series), "{series} missing");
+        }
+        for reason in AbandonReason::ALL {
+            let series = format!(r#"flinkq_steps_total{{outcome="{reason}",step="any"}} 0"#);
+            assert!(text.contains(&series), "{series} missing");
+        }
+        for step in StepLabel::ALL {
+            for kind in TransitionKind::ALL {
+                let series = format!(
+                    r#"flinkq_steps_total{{outcome="{}",step="{step}"}} 0"#,
+                    kind.as_str()
+                );
+                assert!(text.contains(&series), "{series} missing");
+            }
+        }
+        for endpoint in Endpoint::ALL {
+            let series = format!(
+                r#"flinkq_flinks_request_duration_seconds_count{{endpoint="{endpoint}"}} 0"#
+            );
+            assert!(text.contains(&series), "{series} missing");
+        }
+    }
+
+    #[test]
     fn labels_are_bounded_and_names_conventional() {
         let metrics = Metrics::new();
         metrics.emit(Event::FlinksCall {

@@ -109,3 +109,91 @@ async fn sleep_until_or_stop(deadline: Instant, stop: &CancellationToken) -> boo
         () = tokio::time::sleep_until(deadline) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_millis(100);
+
+    /// Fails the ticks whose number is in `failing`, recording when each
+    /// tick started (on the paused clock).
+    struct Scripted {
+        failing: Vec<usize>,
+        ticks: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Service for Scripted {
+        const NAME: &'static str = "scripted";
+
+        fn period(&self) -> Duration {
+            PERIOD
+        }
+
+        async fn tick(&mut self, _stop: &CancellationToken) -> Result<Next, StoreError> {
+            let mut ticks = self.ticks.lock().unwrap_or_else(PoisonError::into_inner);
+            ticks.push(Instant::now());
+            if self.failing.contains(&(ticks.len() - 1)) {
+                return Err(StoreError::Reply {
+                    op: "scripted",
+                    detail: "a failure on purpose".into(),
+                });
+            }
+            Ok(Next::Period)
+        }
+    }
+
+    /// Time between ticks, in whole 10 ms (tokio's timer may add a
+    /// millisecond of rounding, even on a paused clock).
+    fn gaps(ticks: &[Instant]) -> Vec<u128> {
+        ticks
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis() / 10 * 10)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_service_backs_off_up_to_its_cap_and_resets_on_success() {
+        let ticks = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let service = Scripted {
+            failing: vec![1, 2, 3, 4],
+            ticks: ticks.clone(),
+        };
+        let running = tokio::spawn(run(service, stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.cancel();
+        running.await.expect("the service loop ends at shutdown");
+        let ticks = ticks.lock().unwrap_or_else(PoisonError::into_inner);
+        // tick 0 succeeds (period), ticks 1-4 fail (100, 200, 400, then
+        // capped at four periods), tick 5 succeeds and the period is back
+        assert_eq!(
+            gaps(&ticks)[..6],
+            [100, 100, 200, 400, 400, 100],
+            "{ticks:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_stops_at_shutdown_even_mid_backoff() {
+        let ticks = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let service = Scripted {
+            failing: (0..1000).collect(),
+            ticks: ticks.clone(),
+        };
+        let running = tokio::spawn(run(service, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        stop.cancel();
+        let started = Instant::now();
+        running.await.expect("the service loop ends at shutdown");
+        assert_eq!(started.elapsed(), Duration::ZERO, "no wait after shutdown");
+        assert_eq!(
+            ticks.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            2,
+            "ticks at 0 and 100 ms; the next, due at 300 ms, never comes"
+        );
+    }
+}
