@@ -131,13 +131,8 @@ pub enum CliError {
     #[error(transparent)]
     Schedule(#[from] crate::schedule::ScheduleError),
     /// A signal handler cannot be installed.
-    #[error("cannot install the {signal} handler: {source}")]
-    Signal {
-        /// Which signal.
-        signal: &'static str,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Signal(#[from] flinkq_shared::shutdown::SignalError),
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -155,7 +150,7 @@ impl CliError {
             | CliError::BadLoginId(_)
             | CliError::Usage(_)
             | CliError::Schedule(_) => exit::USAGE,
-            CliError::Signal { .. } => 71,
+            CliError::Signal(_) => 71,
             CliError::Read { .. } => exit::NO_INPUT,
             CliError::UnknownBatch(_)
             | CliError::NoJob(_)

@@ -76,7 +76,11 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
             // the expression and the zone are checked before Redis is touched
             let plan = schedule::Schedule::parse(&args.cron, &args.tz)?;
             let store = connect().await?;
-            let shutdown = schedule::shutdown::on_signal()?;
+            let signal = flinkq_shared::shutdown::on_signal()?;
+            let shutdown = async move {
+                let signal = signal.await;
+                tracing::info!("{signal}: stopping the scheduler");
+            };
             schedule::run(&store, &plan, args, out, shutdown).await
         }
     }

@@ -4,9 +4,12 @@
 //! login"), so a known FlinksCode always decides; the status decides only when
 //! the code is missing or unknown. The table is DESIGN.md's, row for row.
 
-/// What an answer means for the job.
+/// What an answer means for the job: the one classification of a Flinks
+/// answer, returned by [`classify`] and carried by a failed step
+/// ([`crate::Outcome::Failed`]), so the state machine reacts to the same
+/// value the client read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerKind {
+pub enum Classification {
     /// HTTP 200 without a code that says otherwise: the step succeeded.
     Success,
     /// Still processing: poll again after the interval (a snooze, not an error).
@@ -46,16 +49,16 @@ const NEEDS_USER: &[&str] = &[
 const BAD_REQUEST: &[&str] = &["INVALID_REQUEST"];
 
 /// Classifies an answer by its FlinksCode (if known) and else its HTTP status.
-pub fn classify(http_status: u16, flinks_code: Option<&str>) -> AnswerKind {
+pub fn classify(http_status: u16, flinks_code: Option<&str>) -> Classification {
     if let Some(kind) = flinks_code.and_then(classify_code) {
         return kind;
     }
     match http_status {
-        200 => AnswerKind::Success,
-        202 => AnswerKind::Pending,
-        203 => AnswerKind::NeedsUser,
-        408 | 429 | 500..=599 => AnswerKind::Transient,
-        _ => AnswerKind::BadRequest,
+        200 => Classification::Success,
+        202 => Classification::Pending,
+        203 => Classification::NeedsUser,
+        408 | 429 | 500..=599 => Classification::Transient,
+        _ => Classification::BadRequest,
     }
 }
 
@@ -70,14 +73,14 @@ pub fn known_code(code: &str) -> Option<&'static str> {
         .copied()
 }
 
-fn classify_code(code: &str) -> Option<AnswerKind> {
+fn classify_code(code: &str) -> Option<Classification> {
     let code = code.trim();
-    let table: [(&[&str], AnswerKind); 5] = [
-        (PENDING, AnswerKind::Pending),
-        (TRANSIENT, AnswerKind::Transient),
-        (SESSION_LOST, AnswerKind::SessionLost),
-        (NEEDS_USER, AnswerKind::NeedsUser),
-        (BAD_REQUEST, AnswerKind::BadRequest),
+    let table: [(&[&str], Classification); 5] = [
+        (PENDING, Classification::Pending),
+        (TRANSIENT, Classification::Transient),
+        (SESSION_LOST, Classification::SessionLost),
+        (NEEDS_USER, Classification::NeedsUser),
+        (BAD_REQUEST, Classification::BadRequest),
     ];
     table
         .into_iter()
@@ -87,13 +90,13 @@ fn classify_code(code: &str) -> Option<AnswerKind> {
 
 #[cfg(test)]
 mod tests {
-    use super::AnswerKind::*;
+    use super::Classification::*;
     use super::*;
 
     /// DESIGN.md's classification table, one row per case.
     #[test]
     fn every_row_of_the_design_table() {
-        let rows: &[(u16, Option<&str>, AnswerKind)] = &[
+        let rows: &[(u16, Option<&str>, Classification)] = &[
             // pending
             (202, Some("OPERATION_PENDING"), Pending),
             (202, Some("OPERATION_DISPATCHED"), Pending),

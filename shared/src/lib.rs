@@ -5,7 +5,7 @@
 //!
 //! - [`login_id`]: `LoginId`, a validated UUID.
 //! - [`job`]: `JobId` (UUIDv7), `ClaimToken`, `CommitId`, `JobState`, `JobSnapshot`, `StepError`.
-//! - [`classify`]: a Flinks answer's kind, by FlinksCode first, then HTTP status.
+//! - [`classify`]: `Classification`, what a Flinks answer means, by FlinksCode first, then HTTP status.
 //! - [`local_code`]: `LocalCode`, the error codes flinkq gives a job itself (timeouts, bad bodies, bounds).
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
@@ -13,6 +13,7 @@
 //! - [`result_record`]: where a job's payload is stored, and its gzip encoding.
 //! - [`redis_args`]: the Redis and namespace flags both binaries share.
 //! - [`instance`]: this process's name among its replicas.
+//! - [`shutdown`]: the shutdown signal (first SIGTERM or SIGINT) of both binaries.
 //! - [`telemetry`]: tracing setup (human or JSON lines).
 
 pub mod classify;
@@ -23,11 +24,12 @@ pub mod login_id;
 pub mod policy;
 pub mod redis_args;
 pub mod result_record;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod transition;
 
-pub use classify::{AnswerKind, classify, known_code};
+pub use classify::{Classification, classify, known_code};
 pub use job::{
     BadJobId, ClaimToken, CommitId, JobId, JobSnapshot, JobState, Priority, StepError, UnknownState,
 };
@@ -36,5 +38,5 @@ pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
 pub use result_record::{ResultPlace, ResultRecord, StoredResult};
 pub use transition::{
-    FailureKind, Outcome, Plan, Step, Tick, Transition, TransitionKind, bound_ms, plan, transition,
+    Outcome, Plan, Step, Tick, Transition, TransitionKind, bound_ms, plan, transition,
 };

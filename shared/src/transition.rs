@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{JobSnapshot, JobState, LocalCode, Policy, StepError};
+use crate::{Classification, JobSnapshot, JobState, LocalCode, Policy, StepError};
 
 /// The moment a decision is made, supplied by the caller: milliseconds since
 /// the Unix epoch on Redis' clock, and one uniform sample in `[0, 1)` for the
@@ -48,19 +48,6 @@ pub enum Plan {
     Finish(Transition),
 }
 
-/// Why a step failed, already classified (see [`crate::classify`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Same step again after a backoff.
-    Transient,
-    /// Authorize again, same deadline.
-    SessionLost,
-    /// Fail now: the end user must act.
-    NeedsUser,
-    /// Fail now: the request or the answer is malformed.
-    BadRequest,
-}
-
 /// What happened when a step ran.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -75,8 +62,10 @@ pub enum Outcome {
     Pending,
     /// The step failed.
     Failed {
-        /// How to react.
-        kind: FailureKind,
+        /// How to react: [`Classification::Transient`],
+        /// [`Classification::SessionLost`], or a fatal one
+        /// ([`Classification::NeedsUser`], [`Classification::BadRequest`]).
+        kind: Classification,
         /// What was said.
         error: StepError,
         /// The server's `Retry-After`, if any.
@@ -97,6 +86,28 @@ pub enum TransitionKind {
     Reauthorize,
     /// Reached a terminal state.
     Finish,
+}
+
+impl TransitionKind {
+    /// Every kind (the `outcome` label values of a committed step).
+    pub const ALL: [TransitionKind; 5] = [
+        TransitionKind::Advance,
+        TransitionKind::Snooze,
+        TransitionKind::Retry,
+        TransitionKind::Reauthorize,
+        TransitionKind::Finish,
+    ];
+
+    /// The kind as a log field and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Advance => "advance",
+            TransitionKind::Snooze => "snooze",
+            TransitionKind::Retry => "retry",
+            TransitionKind::Reauthorize => "reauthorize",
+            TransitionKind::Finish => "finish",
+        }
+    }
 }
 
 /// The job's next record, computed from its current one. Applied by the worker
@@ -211,58 +222,84 @@ pub fn bound_ms(job: &JobSnapshot, policy: &Policy) -> Option<u64> {
 
 /// The pure state machine: the transition `outcome` causes for `job` at `tick`.
 pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Policy) -> Transition {
-    let now = tick.now_ms;
     match outcome {
-        Outcome::Authorized { request_id } => {
-            // The limit starts with the first /Investments call, which runs
-            // right after this commit; written now so a crash in between
-            // cannot restart the clock. A re-authorize keeps the original.
-            let deadline = job
-                .deadline_ms
-                .unwrap_or(now.saturating_add(millis(policy.poll_timeout)));
-            Transition {
-                kind: TransitionKind::Advance,
-                state: JobState::Polling,
-                // a session that came after the deadline: wake at the
-                // deadline (already past) and end there, never scheduled past it
-                due_ms: Some(now.min(deadline)),
-                request_id: Some(request_id),
-                deadline_ms: Some(deadline),
-                attempts: 0,
-                auths: job.auths + 1,
-                sessions: job.sessions + 1,
-                last: "authorize:200".into(),
-                ..carry(job)
-            }
-        }
-        Outcome::Ready => Transition {
-            polls: job.polls + 1,
-            last: "poll:200".into(),
-            ..finish(job, JobState::Succeeded, None, "")
-        },
-        Outcome::Pending => on_pending(job, now, policy),
+        Outcome::Authorized { request_id } => on_authorized(job, request_id, tick.now_ms, policy),
+        Outcome::Ready => on_ready(job),
+        Outcome::Pending => on_pending(job, tick.now_ms, policy),
         Outcome::Failed {
             kind,
             error,
             retry_after,
-        } => {
-            let last = format!("{}:{}", step_name(job), error.code);
-            let polls = job.polls + u32::from(job.state == JobState::Polling);
-            match kind {
-                FailureKind::NeedsUser | FailureKind::BadRequest => Transition {
-                    polls,
-                    ..finish(job, JobState::Failed, Some(error), &last)
-                },
-                FailureKind::SessionLost if job.state == JobState::Polling => {
-                    on_session_lost(job, error, last, now, policy)
-                }
-                // A lost session while authorizing makes no sense: treat it as
-                // a transient failure of Authorize.
-                FailureKind::SessionLost | FailureKind::Transient => {
-                    on_transient(job, error, retry_after, last, tick, policy)
-                }
-            }
+        } => on_failed(job, kind, error, retry_after, tick, policy),
+    }
+}
+
+/// A session: poll next, right away.
+fn on_authorized(job: &JobSnapshot, request_id: String, now: u64, policy: &Policy) -> Transition {
+    // The limit starts with the first /Investments call, which runs right
+    // after this commit; written now so a crash in between cannot restart
+    // the clock. A re-authorize keeps the original.
+    let deadline = job
+        .deadline_ms
+        .unwrap_or(now.saturating_add(millis(policy.poll_timeout)));
+    Transition {
+        kind: TransitionKind::Advance,
+        state: JobState::Polling,
+        // a session that came after the deadline: wake at the deadline
+        // (already past) and end there, never scheduled past it
+        due_ms: Some(now.min(deadline)),
+        request_id: Some(request_id),
+        deadline_ms: Some(deadline),
+        attempts: 0,
+        auths: job.auths + 1,
+        sessions: job.sessions + 1,
+        last: "authorize:200".into(),
+        ..carry(job)
+    }
+}
+
+/// The payload is stored: the job succeeded.
+fn on_ready(job: &JobSnapshot) -> Transition {
+    Transition {
+        polls: job.polls + 1,
+        last: "poll:200".into(),
+        ..finish(job, JobState::Succeeded, None, "")
+    }
+}
+
+/// A failed step, by its classification.
+fn on_failed(
+    job: &JobSnapshot,
+    kind: Classification,
+    error: StepError,
+    retry_after: Option<Duration>,
+    tick: Tick,
+    policy: &Policy,
+) -> Transition {
+    let last = format!("{}:{}", step_name(job), error.code);
+    match kind {
+        Classification::SessionLost if job.state == JobState::Polling => {
+            on_session_lost(job, error, last, tick.now_ms, policy)
         }
+        // A lost session while authorizing makes no sense: treat it as a
+        // transient failure of Authorize. A "pending" failure is never built
+        // by the client (a 202 is `Outcome::Pending`); retrying it is safe.
+        Classification::SessionLost | Classification::Transient | Classification::Pending => {
+            on_transient(job, error, retry_after, last, tick, policy)
+        }
+        // A "successful" failure is never built either: the client calls an
+        // unusable 200 a bad request, and so does this.
+        Classification::NeedsUser | Classification::BadRequest | Classification::Success => {
+            on_fatal(job, error, &last)
+        }
+    }
+}
+
+/// The end user must act, or the request is wrong: fail now.
+fn on_fatal(job: &JobSnapshot, error: StepError, last: &str) -> Transition {
+    Transition {
+        polls: job.polls + u32::from(job.state == JobState::Polling),
+        ..finish(job, JobState::Failed, Some(error), last)
     }
 }
 

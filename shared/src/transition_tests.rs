@@ -59,7 +59,7 @@ fn polling(deadline_ms: u64) -> JobSnapshot {
     }
 }
 
-fn failure(kind: FailureKind, code: &str, status: u16) -> Outcome {
+fn failure(kind: Classification, code: &str, status: u16) -> Outcome {
     Outcome::Failed {
         kind,
         error: StepError {
@@ -219,7 +219,7 @@ fn transient_retries_the_same_step_with_backoff_from_the_stored_attempts() {
     };
     let t = transition(
         &before,
-        failure(FailureKind::Transient, "RETRY_LATER", 401),
+        failure(Classification::Transient, "RETRY_LATER", 401),
         tick(NOW),
         &policy(),
     );
@@ -239,7 +239,7 @@ fn transient_retries_the_same_step_with_backoff_from_the_stored_attempts() {
     };
     let t = transition(
         &later,
-        failure(FailureKind::Transient, "HTTP_503", 503),
+        failure(Classification::Transient, "HTTP_503", 503),
         tick(NOW),
         &policy,
     );
@@ -249,7 +249,7 @@ fn transient_retries_the_same_step_with_backoff_from_the_stored_attempts() {
 
     let t = transition(
         &job(JobState::Queued),
-        failure(FailureKind::Transient, "HTTP_503", 503),
+        failure(Classification::Transient, "HTTP_503", 503),
         tick(NOW),
         &policy,
     );
@@ -261,7 +261,7 @@ fn transient_retries_the_same_step_with_backoff_from_the_stored_attempts() {
 #[test]
 fn transient_honours_retry_after() {
     let outcome = Outcome::Failed {
-        kind: FailureKind::Transient,
+        kind: Classification::Transient,
         error: StepError {
             code: "TOO_MANY_REQUESTS".into(),
             http_status: Some(429),
@@ -276,7 +276,7 @@ fn transient_honours_retry_after() {
 
 #[test]
 fn transient_never_retries_past_the_deadline_or_the_attempt_limit() {
-    let outcome = failure(FailureKind::Transient, "RETRY_LATER", 401);
+    let outcome = failure(Classification::Transient, "RETRY_LATER", 401);
     let t = transition(&polling(NOW + 100), outcome.clone(), tick(NOW), &policy());
     assert_eq!(t.state, JobState::TimedOut);
     assert_eq!(
@@ -301,7 +301,7 @@ fn transient_never_retries_past_the_deadline_or_the_attempt_limit() {
 fn session_lost_authorizes_again_with_the_same_deadline() {
     let t = transition(
         &polling(NOW + 600 * SEC),
-        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        failure(Classification::SessionLost, "SESSION_EXPIRED", 401),
         tick(NOW),
         &policy(),
     );
@@ -323,10 +323,10 @@ fn session_lost_authorizes_again_with_the_same_deadline() {
 #[test]
 fn needs_user_and_bad_request_fail_at_once_keeping_code_status_and_message() {
     for (kind, code, status) in [
-        (FailureKind::NeedsUser, "INVALID_LOGIN", 401),
-        (FailureKind::NeedsUser, "SECURITY_CHALLENGE", 203),
-        (FailureKind::BadRequest, "INVALID_REQUEST", 400),
-        (FailureKind::BadRequest, "BAD_BODY", 200),
+        (Classification::NeedsUser, "INVALID_LOGIN", 401),
+        (Classification::NeedsUser, "SECURITY_CHALLENGE", 203),
+        (Classification::BadRequest, "INVALID_REQUEST", 400),
+        (Classification::BadRequest, "BAD_BODY", 200),
     ] {
         let t = transition(
             &job(JobState::Queued),
@@ -419,7 +419,7 @@ fn session_lost_after_max_sessions_fails_keeping_the_flinks_code() {
     };
     let t = transition(
         &exhausted,
-        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        failure(Classification::SessionLost, "SESSION_EXPIRED", 401),
         tick(NOW),
         &policy(),
     );
@@ -440,7 +440,7 @@ fn session_lost_after_max_sessions_fails_keeping_the_flinks_code() {
             sessions: 2,
             ..exhausted
         },
-        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        failure(Classification::SessionLost, "SESSION_EXPIRED", 401),
         tick(NOW),
         &policy(),
     );
@@ -465,7 +465,7 @@ fn session_lost_after_max_sessions_fails_keeping_the_flinks_code() {
 fn session_lost_near_the_deadline_wakes_at_the_deadline_not_past_it() {
     let t = transition(
         &polling(NOW + 3 * SEC),
-        failure(FailureKind::SessionLost, "SESSION_EXPIRED", 401),
+        failure(Classification::SessionLost, "SESSION_EXPIRED", 401),
         tick(NOW),
         &policy(),
     );
@@ -476,7 +476,7 @@ fn session_lost_near_the_deadline_wakes_at_the_deadline_not_past_it() {
 #[test]
 fn retry_after_a_year_on_authorize_is_capped_at_the_retry_cap() {
     let outcome = Outcome::Failed {
-        kind: FailureKind::Transient,
+        kind: Classification::Transient,
         error: StepError {
             code: "TOO_MANY_REQUESTS".into(),
             http_status: Some(429),

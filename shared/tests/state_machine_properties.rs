@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use flinkq_shared::{
-    FailureKind, JobId, JobSnapshot, JobState, LocalCode, LoginId, Outcome, Plan, Policy, Step,
+    Classification, JobId, JobSnapshot, JobState, LocalCode, LoginId, Outcome, Plan, Policy, Step,
     StepError, Tick, Transition, bound_ms, plan, transition,
 };
 use proptest::prelude::*;
@@ -174,11 +174,13 @@ fn outcome(step: &Step, answer: &Answer) -> Outcome {
         (Answer::Ok, Step::Poll { .. }) => Outcome::Ready,
         (Answer::Pending, _) => Outcome::Pending,
         (Answer::Transient(after), _) => {
-            failed(FailureKind::Transient, "TOO_MANY_REQUESTS", 429, *after)
+            failed(Classification::Transient, "TOO_MANY_REQUESTS", 429, *after)
         }
-        (Answer::SessionLost, _) => failed(FailureKind::SessionLost, "SESSION_EXPIRED", 401, None),
-        (Answer::NeedsUser, _) => failed(FailureKind::NeedsUser, "INVALID_LOGIN", 401, None),
-        (Answer::BadRequest, _) => failed(FailureKind::BadRequest, "INVALID_REQUEST", 400, None),
+        (Answer::SessionLost, _) => {
+            failed(Classification::SessionLost, "SESSION_EXPIRED", 401, None)
+        }
+        (Answer::NeedsUser, _) => failed(Classification::NeedsUser, "INVALID_LOGIN", 401, None),
+        (Answer::BadRequest, _) => failed(Classification::BadRequest, "INVALID_REQUEST", 400, None),
     }
 }
 

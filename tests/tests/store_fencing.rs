@@ -62,7 +62,7 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
     let failed = transition(
         job,
         Outcome::Failed {
-            kind: flinkq_shared::FailureKind::NeedsUser,
+            kind: flinkq_shared::Classification::NeedsUser,
             error: flinkq_shared::StepError {
                 code: "INVALID_LOGIN".into(),
                 http_status: Some(401),

@@ -402,7 +402,7 @@ async fn reaper_survives_index_entries_whose_job_is_gone() {
     let failed = transition(
         dying_job,
         Outcome::Failed {
-            kind: flinkq_shared::FailureKind::NeedsUser,
+            kind: flinkq_shared::Classification::NeedsUser,
             error: flinkq_shared::StepError {
                 code: "INVALID_LOGIN".into(),
                 http_status: Some(401),

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::claimed::{ClaimedStep, StepClock};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, RedisOp};
 use crate::health::Health;
 use crate::leases::HeldLeases;
+use crate::services::{backoff, sleep_or_stop};
 use crate::wake::ClaimWake;
 
 /// Longest idle sleep: how late a newly enqueued job can be noticed.
@@ -50,7 +51,7 @@ impl Claimer {
     /// Redis outage is logged, reported on /healthz, and retried with backoff.
     pub async fn run(self, tx: mpsc::Sender<ClaimedStep>, stop: CancellationToken) {
         self.health.set_claiming(true);
-        let mut backoff = ERROR_BACKOFF_MIN;
+        let mut failures = backoff(ERROR_BACKOFF_MIN, ERROR_BACKOFF_MAX);
         'claiming: loop {
             self.wake.busy();
             let first = tokio::select! {
@@ -80,18 +81,18 @@ impl Claimer {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     self.health.redis_failed(&error);
-                    self.events.emit(Event::RedisError { op: "claim" });
-                    warn!(%error, retry_in = ?backoff, "claim failed; backing off");
+                    self.events.emit(Event::RedisError { op: RedisOp::Claim });
+                    let delay = failures.next().unwrap_or(ERROR_BACKOFF_MAX);
+                    warn!(%error, retry_in = ?delay, "claim failed; backing off");
                     drop(slots);
-                    if sleep_or_stop(backoff, &stop).await {
+                    if sleep_or_stop(delay, &stop).await {
                         break;
                     }
-                    backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
                     continue;
                 }
             };
             self.health.redis_ok();
-            backoff = ERROR_BACKOFF_MIN;
+            failures = backoff(ERROR_BACKOFF_MIN, ERROR_BACKOFF_MAX);
             let got = claimed.jobs.len();
             if got > 0 {
                 debug!(claimed = got, "claimed");
@@ -131,13 +132,5 @@ impl Claimer {
             }
         }
         self.health.set_claiming(false);
-    }
-}
-
-/// Sleeps; true if `stop` fired first.
-async fn sleep_or_stop(duration: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => true,
-        _ = tokio::time::sleep(duration) => false,
     }
 }

@@ -14,7 +14,7 @@ use reqwest::Url;
 use crate::error::WorkerError;
 use crate::result_sink::ResultsKind;
 use crate::secret::Secret;
-use crate::webhook::WebhookUrl;
+use crate::services::webhook::WebhookUrl;
 
 /// The Flinks toolbox sandbox's Authorize endpoint.
 pub const SANDBOX_AUTHORIZE_URL: &str = "https://toolbox-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/BankingServices/Authorize";

@@ -5,7 +5,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use flinkq_shared::{JobState, TransitionKind};
+use flinkq_shared::{JobState, Step, TransitionKind};
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,8 +17,8 @@ pub enum Event<'a> {
     },
     /// A call to Flinks came back (or failed on the network).
     FlinksCall {
-        /// `authorize` or `investments`.
-        endpoint: &'static str,
+        /// Which call.
+        endpoint: Endpoint,
         /// HTTP status; `None` when no answer came (timeout, reset...).
         status: Option<u16>,
         /// FlinksCode, or the network failure code (`TIMEOUT`, `CONNECT`...).
@@ -28,8 +28,8 @@ pub enum Event<'a> {
     },
     /// A step's transition was committed.
     StepCommitted {
-        /// `authorize`, `poll`, or `claim` (no call made).
-        step: &'static str,
+        /// Which step (or none: ended at claim).
+        step: StepLabel,
         /// What kind of change.
         kind: TransitionKind,
         /// The job's new state.
@@ -39,8 +39,8 @@ pub enum Event<'a> {
     },
     /// A step ended without a commit.
     StepAbandoned {
-        /// `fenced`, `lost`, or `commit_failed`.
-        reason: &'static str,
+        /// Why.
+        reason: AbandonReason,
     },
     /// A commit whose answer was lost (a Redis timeout, a cut connection)
     /// was settled by a retry or a read-back.
@@ -67,8 +67,108 @@ pub enum Event<'a> {
     /// A Redis call failed.
     RedisError {
         /// Which operation.
-        op: &'static str,
+        op: RedisOp,
     },
+}
+
+/// Declares a label enum: its variants, their label spellings, `ALL` (so
+/// the metrics register every series up front) and `as_str()`.
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $label:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order (the metric's label values).
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The metric label.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// A Redis operation that can fail (the `op` label of
+    /// `flinkq_redis_errors_total`).
+    RedisOp {
+        /// Claiming due steps.
+        Claim => "claim",
+        /// Renewing a claim right before the Flinks call.
+        Begin => "begin",
+        /// Committing a transition.
+        Commit => "commit",
+        /// Reading back a commit whose answer was lost.
+        ResolveCommit => "resolve_commit",
+        /// The heartbeat renewing held leases.
+        Extend => "extend",
+        /// The reaper giving back expired leases.
+        Reap => "reap",
+        /// The retention purge of finished jobs.
+        Purge => "purge",
+        /// Reading the queue gauges.
+        Stats => "stats",
+        /// The batch webhook's consumer group.
+        Webhook => "webhook",
+    }
+}
+
+label_enum! {
+    /// Why a step ended without a commit (the `outcome` label of
+    /// `flinkq_steps_total{step="any"}`).
+    AbandonReason {
+        /// Another claim owns the job now: the commit was refused.
+        Fenced => "fenced",
+        /// The claim was gone (or unconfirmed) before the call.
+        Lost => "lost",
+        /// The commit failed and was not applied, or cannot be told.
+        CommitFailed => "commit_failed",
+    }
+}
+
+label_enum! {
+    /// The step that committed (the `step` label of `flinkq_steps_total`).
+    StepLabel {
+        /// An Authorize call.
+        Authorize => "authorize",
+        /// An /Investments call.
+        Poll => "poll",
+        /// No call: the job ended at claim (deadline, poison pill).
+        Claim => "claim",
+    }
+}
+
+label_enum! {
+    /// A Flinks endpoint (the `endpoint` label of the request metrics).
+    Endpoint {
+        /// `POST /Authorize`.
+        Authorize => "authorize",
+        /// `POST /Investments`.
+        Investments => "investments",
+    }
+}
+
+impl StepLabel {
+    /// The label of the call `step` makes.
+    pub fn of(step: &Step) -> StepLabel {
+        match step {
+            Step::Authorize => StepLabel::Authorize,
+            Step::Poll { .. } => StepLabel::Poll,
+        }
+    }
 }
 
 /// How a commit whose answer was lost turned out.

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use apalis_core::task::Task;
 use flinkq_shared::store::{Begin, Claim, CommitOutcome, CommitParams, RateLimit, Store};
 use flinkq_shared::{
-    FailureKind, JobSnapshot, LocalCode, Outcome, Plan, Policy, ResultRecord, Step, StepError,
+    Classification, JobSnapshot, LocalCode, Outcome, Plan, Policy, ResultRecord, Step, StepError,
     Tick, Transition, TransitionKind, plan, transition,
 };
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::claimed::ClaimedStep;
-use crate::events::{Event, EventSink, LostAnswer};
+use crate::events::{AbandonReason, Event, EventSink, LostAnswer, RedisOp, StepLabel};
 use crate::flinks::{FlinksClient, InvestmentsAnswer};
 use crate::result_sink::ResultSink;
 use crate::results::ResultWriteError;
@@ -72,7 +72,7 @@ impl Executor {
         let mut lease_until = claimed.clock.anchor() + self.lease;
         let (step_name, transition, result) = match plan(job, claimed.clock.now_ms(), &self.policy)
         {
-            Plan::Finish(transition) => ("claim", transition, None),
+            Plan::Finish(transition) => (StepLabel::Claim, transition, None),
             Plan::Run(step) => {
                 Span::current().record("step", step.name());
                 if let (Step::Poll { .. }, Some(due)) = (&step, job.due_ms) {
@@ -92,7 +92,7 @@ impl Executor {
                     jitter: rand::random::<f64>(),
                 };
                 let transition = transition(job, outcome, tick, &self.policy);
-                (step.name(), transition, result)
+                (StepLabel::of(&step), transition, result)
             }
         };
         let committed_at = claimed.clock.now_ms();
@@ -136,13 +136,17 @@ impl Executor {
                 }
                 Ok(Begin::Lost) => {
                     info!("claim lost before the call; another worker owns this step now");
-                    self.events.emit(Event::StepAbandoned { reason: "lost" });
+                    self.events.emit(Event::StepAbandoned {
+                        reason: AbandonReason::Lost,
+                    });
                     return false;
                 }
                 Err(error) => {
                     warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
-                    self.events.emit(Event::RedisError { op: "begin" });
-                    self.events.emit(Event::StepAbandoned { reason: "lost" });
+                    self.events.emit(Event::RedisError { op: RedisOp::Begin });
+                    self.events.emit(Event::StepAbandoned {
+                        reason: AbandonReason::Lost,
+                    });
                     return false;
                 }
             }
@@ -222,18 +226,24 @@ impl Executor {
                         // its own staged payload; this one's is not needed
                         self.results.release(&job.run_key()).await;
                     }
-                    self.events.emit(Event::StepAbandoned { reason: "fenced" });
+                    self.events.emit(Event::StepAbandoned {
+                        reason: AbandonReason::Fenced,
+                    });
                     return false;
                 }
                 Err(error) if Instant::now() + delay < lease_until => {
                     warn!(%error, retry_in = ?delay, "commit failed; retrying while the lease holds");
-                    self.events.emit(Event::RedisError { op: "commit" });
+                    self.events.emit(Event::RedisError {
+                        op: RedisOp::Commit,
+                    });
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(COMMIT_RETRY_MAX);
                 }
                 Err(error) => {
                     warn!(%error, "commit failed and the lease is over; reading back whether it was applied");
-                    self.events.emit(Event::RedisError { op: "commit" });
+                    self.events.emit(Event::RedisError {
+                        op: RedisOp::Commit,
+                    });
                     return self.resolve(job, &params, t).await;
                 }
             }
@@ -257,14 +267,14 @@ impl Executor {
                         outcome: LostAnswer::NotApplied,
                     });
                     self.events.emit(Event::StepAbandoned {
-                        reason: "commit_failed",
+                        reason: AbandonReason::CommitFailed,
                     });
                     return false;
                 }
                 Err(error) => {
                     warn!(%error, retry_in = ?delay, "cannot read back the commit; retrying");
                     self.events.emit(Event::RedisError {
-                        op: "resolve_commit",
+                        op: RedisOp::ResolveCommit,
                     });
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(COMMIT_RETRY_MAX);
@@ -279,7 +289,7 @@ impl Executor {
             outcome: LostAnswer::Unknown,
         });
         self.events.emit(Event::StepAbandoned {
-            reason: "commit_failed",
+            reason: AbandonReason::CommitFailed,
         });
         false
     }
@@ -297,7 +307,7 @@ impl Executor {
 fn result_write_failure(error: &ResultWriteError) -> Outcome {
     warn!(%error, "result not written; the poll will be retried");
     Outcome::Failed {
-        kind: FailureKind::Transient,
+        kind: Classification::Transient,
         error: StepError {
             code: LocalCode::ResultWrite.as_str().into(),
             http_status: None,

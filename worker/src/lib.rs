@@ -12,15 +12,15 @@
 //! - [`executor`]: runs one step and commits its transition.
 //! - [`flinks`]: the Flinks HTTP client, its typed bodies, and answers read under caps (no redirects).
 //! - [`results`]: atomic `<loginId>.json` result files, streamed; `.staged/<jobId>-<first claim>.json` links.
-//! - [`results_probe`]: is the results directory writable (at start, then every few seconds for `/readyz`).
 //! - [`result_sink`]: the configured sink (files or Redis) and what a commit records.
-//! - [`leases`]: held leases, the heartbeat and the reaper.
+//! - [`leases`]: the leases this process holds (renewed by the heartbeat).
+//! - [`services`]: the background services, one per file (heartbeat, reaper, retention, gauges,
+//!   results probe, batch webhook), run by one loop with backoff and shutdown.
 //! - [`events`]: what happens, as events (no Prometheus in the domain).
 //! - [`metrics`]: the Prometheus mapping of events, and the queue gauges.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`secret`]: a string that never prints.
 //! - [`wake`]: wakes the claim loop for steps scheduled sooner than it would look.
-//! - [`webhook`]: POSTs batch completions to `FLINKQ_BATCH_WEBHOOK` (one consumer group).
 //! - [`error`]: the `WorkerError` enum.
 
 pub mod backend;
@@ -36,11 +36,10 @@ pub mod leases;
 pub mod metrics;
 pub mod result_sink;
 pub mod results;
-pub mod results_probe;
 pub mod run;
 pub mod secret;
+pub mod services;
 pub mod wake;
-pub mod webhook;
 
 pub use config::WorkerConfig;
 pub use error::WorkerError;

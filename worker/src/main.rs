@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::Parser;
 use flinkq_worker::{WorkerConfig, run};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,10 +14,7 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(2);
     }
     flinkq_shared::telemetry::init(config.log_format);
-    let mut terminate =
-        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let signal = flinkq_shared::shutdown::on_signal()?;
     let listener = TcpListener::bind(config.metrics_addr).await.with_context(|| {
         format!(
             "cannot listen on {} for /healthz; is another worker using it? Set FLINKQ_METRICS_ADDR",
@@ -26,10 +22,8 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     let shutdown = async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
+        let signal = signal.await;
+        tracing::info!(%signal, "shutdown signal");
     };
     run(config, listener, shutdown).await?;
     Ok(())

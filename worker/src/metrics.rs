@@ -7,25 +7,16 @@ use std::time::Duration;
 
 use flinkq_shared::store::{QueueStats, StateCounts};
 use flinkq_shared::{JobState, LocalCode, TransitionKind, known_code};
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
-use crate::events::{Event, EventSink, LostAnswer};
+use crate::events::{AbandonReason, Endpoint, Event, EventSink, LostAnswer, RedisOp, StepLabel};
 
-/// Every Redis operation that reports errors (the `op` label).
-const REDIS_OPS: [&str; 9] = [
-    "claim",
-    "begin",
-    "commit",
-    "resolve_commit",
-    "extend",
-    "reap",
-    "purge",
-    "stats",
-    "webhook",
-];
+/// The `queue` label values of `flinkq_queue_jobs`.
+const QUEUES: [&str; 4] = ["due_now", "scheduled", "leased", "dead"];
 
 /// Every flinkq metric, registered in one registry.
 #[derive(Debug, Clone)]
@@ -47,190 +38,182 @@ pub struct Metrics {
     orphans: IntCounter,
 }
 
-fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .expect("valid histogram")
-}
+/// Creates metrics and registers them in one step. Names, help and labels
+/// are static: a failure is a programming error, caught by this module's
+/// tests, hence the `expect`s.
+struct Registrar(Registry);
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter")
+impl Registrar {
+    fn add<M: Collector + Clone + 'static>(&self, metric: Result<M, prometheus::Error>) -> M {
+        let metric = metric.expect("static metric definition");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("metric names are unique");
+        metric
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help))
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help))
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    /// Histograms with exponential buckets: `count` of them from `start`,
+    /// each twice the previous.
+    fn histograms(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        (start, count): (f64, usize),
+    ) -> HistogramVec {
+        let buckets = exponential_buckets(start, 2.0, count).expect("static buckets");
+        self.add(HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets),
+            labels,
+        ))
+    }
+
+    fn histogram(&self, name: &str, help: &str, (start, count): (f64, usize)) -> Histogram {
+        let buckets = exponential_buckets(start, 2.0, count).expect("static buckets");
+        self.add(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets),
+        ))
+    }
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
-    ///
-    /// Static names and labels: a registration failure is a programming
-    /// error, caught by this module's tests.
+    /// Creates and registers every metric, with every labelled series it
+    /// can have.
     pub fn new() -> Self {
+        let r = Registrar(Registry::new());
+        r.gauges(
+            "flinkq_build_info",
+            "Always 1; labels say which build runs.",
+            &["version"],
+        )
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
         let metrics = Metrics {
-            registry: Registry::new(),
-            enqueued: IntCounter::new(
+            enqueued: r.counter(
                 "flinkq_jobs_enqueued_total",
                 "Jobs ever enqueued in the namespace (read from Redis; the same value on every worker).",
-            )
-            .expect("valid counter"),
-            finished: counter(
+            ),
+            finished: r.counters(
                 "flinkq_jobs_finished_total",
                 "Jobs this worker brought to a terminal state, by state.",
                 &["state"],
             ),
-            steps: counter(
+            steps: r.counters(
                 "flinkq_steps_total",
                 "Steps run by this worker, by step (authorize, poll, claim) and outcome.",
                 &["step", "outcome"],
             ),
-            requests: counter(
+            requests: r.counters(
                 "flinkq_flinks_requests_total",
                 "Calls to Flinks, by endpoint, HTTP status (none: no answer) and FlinksCode.",
                 &["endpoint", "status", "code"],
             ),
-            request_seconds: histogram(
+            request_seconds: r.histograms(
                 "flinkq_flinks_request_duration_seconds",
                 "Latency of calls to Flinks.",
                 &["endpoint"],
-                exponential_buckets(0.005, 2.0, 14).expect("buckets"),
+                (0.005, 14),
             ),
-            job_seconds: histogram(
+            job_seconds: r.histograms(
                 "flinkq_job_duration_seconds",
                 "Enqueue to terminal state, by state.",
                 &["state"],
-                exponential_buckets(0.25, 2.0, 15).expect("buckets"),
+                (0.25, 15),
             ),
-            lateness_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "flinkq_poll_lateness_seconds",
-                    "How late a poll started: actual start minus due time.",
-                )
-                .buckets(exponential_buckets(0.001, 2.0, 17).expect("buckets")),
-            )
-            .expect("valid histogram"),
-            queue: IntGaugeVec::new(
-                Opts::new(
-                    "flinkq_queue_jobs",
-                    "Jobs by queue position: due_now, scheduled (later), leased (in flight), dead (letters).",
-                ),
+            lateness_seconds: r.histogram(
+                "flinkq_poll_lateness_seconds",
+                "How late a poll started: actual start minus due time.",
+                (0.001, 17),
+            ),
+            queue: r.gauges(
+                "flinkq_queue_jobs",
+                "Jobs by queue position: due_now, scheduled (later), leased (in flight), dead (letters).",
                 &["queue"],
-            )
-            .expect("valid gauge"),
-            jobs: IntGaugeVec::new(Opts::new("flinkq_jobs", "Jobs in the namespace by state."), &["state"])
-                .expect("valid gauge"),
-            in_flight: IntGauge::new("flinkq_steps_in_flight", "Steps this worker is running now.")
-                .expect("valid gauge"),
-            redis_errors: counter("flinkq_redis_errors_total", "Failed Redis calls, by operation.", &["op"]),
-            webhook: counter(
+            ),
+            jobs: r.gauges("flinkq_jobs", "Jobs in the namespace by state.", &["state"]),
+            in_flight: r.gauge("flinkq_steps_in_flight", "Steps this worker is running now."),
+            redis_errors: r.counters(
+                "flinkq_redis_errors_total",
+                "Failed Redis calls, by operation.",
+                &["op"],
+            ),
+            webhook: r.counters(
                 "flinkq_batch_webhook_posts_total",
                 "POSTs of batch completions to FLINKQ_BATCH_WEBHOOK, by outcome (delivered, failed).",
                 &["outcome"],
             ),
-            lost_answers: counter(
+            lost_answers: r.counters(
                 "flinkq_commits_after_lost_answer_total",
                 "Commits whose answer was lost (Redis timeout), by how the retry or read-back settled them: applied (applied after a lost answer, counted as committed), not_applied, unknown.",
                 &["outcome"],
             ),
-            orphans: IntCounter::new(
+            orphans: r.counter(
                 "flinkq_orphan_entries_dropped_total",
                 "Queue and index entries the reaper dropped because their job hash was gone (evicted or deleted).",
-            )
-            .expect("valid counter"),
-        };
-        let build = IntGaugeVec::new(
-            Opts::new(
-                "flinkq_build_info",
-                "Always 1; labels say which build runs.",
             ),
-            &["version"],
-        )
-        .expect("valid gauge");
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let registry = &metrics.registry;
-        registry.register(Box::new(build)).expect("register");
-        registry
-            .register(Box::new(metrics.enqueued.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.finished.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.steps.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.requests.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.request_seconds.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.job_seconds.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.lateness_seconds.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.queue.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.jobs.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.in_flight.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.redis_errors.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.webhook.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.lost_answers.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(metrics.orphans.clone()))
-            .expect("register");
-        // Labelled series exist from the start, so dashboards and alerts
-        // never query a missing series.
-        for state in JobState::ALL {
-            metrics.jobs.with_label_values(&[state.as_str()]);
-            if state.is_terminal() {
-                metrics.finished.with_label_values(&[state.as_str()]);
-                metrics.job_seconds.with_label_values(&[state.as_str()]);
-            }
-        }
-        for queue in ["due_now", "scheduled", "leased", "dead"] {
-            metrics.queue.with_label_values(&[queue]);
-        }
-        for endpoint in ["authorize", "investments"] {
-            metrics.request_seconds.with_label_values(&[endpoint]);
-            metrics
-                .requests
-                .with_label_values(&[endpoint, "200", "none"]);
-        }
+            registry: r.0,
+        };
+        metrics.create_every_series();
         metrics
-            .requests
-            .with_label_values(&["investments", "202", "OPERATION_PENDING"]);
-        for step in ["authorize", "poll", "claim"] {
-            for kind in [
-                TransitionKind::Advance,
-                TransitionKind::Snooze,
-                TransitionKind::Retry,
-                TransitionKind::Reauthorize,
-                TransitionKind::Finish,
-            ] {
-                metrics.steps.with_label_values(&[step, outcome(kind)]);
+    }
+
+    /// Labelled series exist from the start, so dashboards and alerts never
+    /// query a missing series.
+    fn create_every_series(&self) {
+        for state in JobState::ALL {
+            self.jobs.with_label_values(&[state.as_str()]);
+            if state.is_terminal() {
+                self.finished.with_label_values(&[state.as_str()]);
+                self.job_seconds.with_label_values(&[state.as_str()]);
             }
         }
-        for reason in ["fenced", "lost", "commit_failed"] {
-            metrics.steps.with_label_values(&["any", reason]);
+        for queue in QUEUES {
+            self.queue.with_label_values(&[queue]);
         }
-        for op in REDIS_OPS {
-            metrics.redis_errors.with_label_values(&[op]);
+        for endpoint in Endpoint::ALL {
+            self.request_seconds.with_label_values(&[endpoint.as_str()]);
+            self.requests
+                .with_label_values(&[endpoint.as_str(), "200", "none"]);
+        }
+        self.requests.with_label_values(&[
+            Endpoint::Investments.as_str(),
+            "202",
+            "OPERATION_PENDING",
+        ]);
+        for step in StepLabel::ALL {
+            for kind in TransitionKind::ALL {
+                self.steps
+                    .with_label_values(&[step.as_str(), kind.as_str()]);
+            }
+        }
+        for reason in AbandonReason::ALL {
+            self.steps.with_label_values(&["any", reason.as_str()]);
+        }
+        for op in RedisOp::ALL {
+            self.redis_errors.with_label_values(&[op.as_str()]);
         }
         for outcome in ["delivered", "failed"] {
-            metrics.webhook.with_label_values(&[outcome]);
+            self.webhook.with_label_values(&[outcome]);
         }
         for outcome in LostAnswer::ALL {
-            metrics.lost_answers.with_label_values(&[outcome.as_str()]);
+            self.lost_answers.with_label_values(&[outcome.as_str()]);
         }
-        metrics
     }
 
     /// Sets the queue and state gauges from Redis.
@@ -238,10 +221,11 @@ impl Metrics {
         let set = |queue: &str, value: u64| {
             self.queue.with_label_values(&[queue]).set(clamp(value));
         };
-        set("due_now", stats.due_now);
-        set("scheduled", stats.scheduled);
-        set("leased", stats.leased);
-        set("dead", stats.dead);
+        let [due_now, scheduled, leased, dead] = QUEUES;
+        set(due_now, stats.due_now);
+        set(scheduled, stats.scheduled);
+        set(leased, stats.leased);
+        set(dead, stats.dead);
         for state in JobState::ALL {
             self.jobs
                 .with_label_values(&[state.as_str()])
@@ -289,10 +273,10 @@ impl EventSink for Metrics {
                 let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
                 let code = code.map_or("none", bounded_code);
                 self.requests
-                    .with_label_values(&[endpoint, &status, code])
+                    .with_label_values(&[endpoint.as_str(), &status, code])
                     .inc();
                 self.request_seconds
-                    .with_label_values(&[endpoint])
+                    .with_label_values(&[endpoint.as_str()])
                     .observe(seconds(latency));
             }
             Event::StepCommitted {
@@ -301,7 +285,9 @@ impl EventSink for Metrics {
                 state,
                 job_age,
             } => {
-                self.steps.with_label_values(&[step, outcome(kind)]).inc();
+                self.steps
+                    .with_label_values(&[step.as_str(), kind.as_str()])
+                    .inc();
                 if kind == TransitionKind::Finish {
                     self.finished.with_label_values(&[state.as_str()]).inc();
                     if let Some(age) = job_age {
@@ -312,14 +298,16 @@ impl EventSink for Metrics {
                 }
             }
             Event::StepAbandoned { reason } => {
-                self.steps.with_label_values(&["any", reason]).inc();
+                self.steps
+                    .with_label_values(&["any", reason.as_str()])
+                    .inc();
             }
             Event::JobsTimedOutByReaper { count } => {
                 self.finished
                     .with_label_values(&[JobState::TimedOut.as_str()])
                     .inc_by(count);
             }
-            Event::RedisError { op } => self.redis_errors.with_label_values(&[op]).inc(),
+            Event::RedisError { op } => self.redis_errors.with_label_values(&[op.as_str()]).inc(),
             Event::CommitAfterLostAnswer { outcome } => self
                 .lost_answers
                 .with_label_values(&[outcome.as_str()])
@@ -330,16 +318,6 @@ impl EventSink for Metrics {
                 .with_label_values(&[if delivered { "delivered" } else { "failed" }])
                 .inc(),
         }
-    }
-}
-
-fn outcome(kind: TransitionKind) -> &'static str {
-    match kind {
-        TransitionKind::Advance => "advance",
-        TransitionKind::Snooze => "snooze",
-        TransitionKind::Retry => "retry",
-        TransitionKind::Reauthorize => "reauthorize",
-        TransitionKind::Finish => "finish",
     }
 }
 
@@ -366,16 +344,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_label_enum_value_has_a_series_from_the_start() {
+        let text = Metrics::new().render();
+        for op in RedisOp::ALL {
+            let series = format!(r#"flinkq_redis_errors_total{{op="{op}"}} 0"#);
+            assert!(text.contains(&series), "{series} missing");
+        }
+        for reason in AbandonReason::ALL {
+            let series = format!(r#"flinkq_steps_total{{outcome="{reason}",step="any"}} 0"#);
+            assert!(text.contains(&series), "{series} missing");
+        }
+        for step in StepLabel::ALL {
+            for kind in TransitionKind::ALL {
+                let series = format!(
+                    r#"flinkq_steps_total{{outcome="{}",step="{step}"}} 0"#,
+                    kind.as_str()
+                );
+                assert!(text.contains(&series), "{series} missing");
+            }
+        }
+        for endpoint in Endpoint::ALL {
+            let series = format!(
+                r#"flinkq_flinks_request_duration_seconds_count{{endpoint="{endpoint}"}} 0"#
+            );
+            assert!(text.contains(&series), "{series} missing");
+        }
+    }
+
+    #[test]
     fn labels_are_bounded_and_names_conventional() {
         let metrics = Metrics::new();
         metrics.emit(Event::FlinksCall {
-            endpoint: "investments",
+            endpoint: Endpoint::Investments,
             status: Some(202),
             code: Some("operation_pending"),
             latency: Duration::from_millis(12),
         });
         metrics.emit(Event::FlinksCall {
-            endpoint: "authorize",
+            endpoint: Endpoint::Authorize,
             status: Some(418),
             code: Some("SOMETHING_NEW_FROM_FLINKS"),
             latency: Duration::from_millis(3),

@@ -20,13 +20,18 @@ use crate::events::EventSink;
 use crate::executor::{Executor, StepService};
 use crate::flinks::{FlinksClient, FlinksEndpoints};
 use crate::health::{self, Health};
-use crate::leases::{self, HeldLeases};
+use crate::leases::HeldLeases;
 use crate::metrics::Metrics;
 use crate::result_sink::{ResultSink, ResultsKind};
 use crate::results::ResultsDir;
-use crate::results_probe;
+use crate::services;
+use crate::services::gauges::QueueGauges;
+use crate::services::heartbeat::Heartbeat;
+use crate::services::reaper::Reaper;
+use crate::services::results_probe::{self, ResultsProbe};
+use crate::services::retention::Retention;
+use crate::services::webhook::BatchWebhook;
 use crate::wake::ClaimWake;
-use crate::webhook::BatchWebhook;
 
 /// Runs the worker until `shutdown` completes, then stops claiming, lets the
 /// running steps finish (up to `shutdown_grace`), gives back unstarted ones
@@ -72,37 +77,53 @@ pub async fn run(
         "health endpoint",
         health::serve(listener, health.clone(), metrics.clone(), stop.clone()),
     ));
-    background.spawn(leases::queue_gauges(
-        store.clone(),
-        leases.clone(),
-        metrics,
+    background.spawn(services::run(
+        QueueGauges {
+            store: store.clone(),
+            leases: leases.clone(),
+            metrics,
+        },
         stop.clone(),
     ));
-    background.spawn(leases::heartbeat(
-        store.clone(),
-        leases.clone(),
-        config.lease,
-        health.clone(),
-        events.clone(),
+    background.spawn(services::run(
+        Heartbeat {
+            store: store.clone(),
+            leases: leases.clone(),
+            lease: config.lease,
+            health: health.clone(),
+            events: events.clone(),
+        },
         stop.clone(),
     ));
-    background.spawn(leases::reaper(
-        store.clone(),
-        (config.lease / 2).max(Duration::from_millis(100)),
-        config.retention,
-        health.clone(),
-        events.clone(),
+    let reap_period = (config.lease / 2).max(Duration::from_millis(100));
+    background.spawn(services::run(
+        Reaper {
+            store: store.clone(),
+            period: reap_period,
+            health: health.clone(),
+            events: events.clone(),
+        },
         stop.clone(),
     ));
-
+    background.spawn(services::run(
+        Retention {
+            store: store.clone(),
+            period: reap_period,
+            retention: config.retention,
+            health: health.clone(),
+            events: events.clone(),
+        },
+        stop.clone(),
+    ));
     if config.results == ResultsKind::Files {
-        background.spawn(results_probe::watch(
-            config.results_dir.clone(),
-            health.clone(),
+        background.spawn(services::run(
+            ResultsProbe {
+                dir: config.results_dir.clone(),
+                health: health.clone(),
+            },
             stop.clone(),
         ));
     }
-
     if let Some(url) = config.batch_webhook.clone() {
         let consumer = format!(
             "{}-{:04x}",
@@ -117,7 +138,7 @@ pub async fn run(
             events.clone(),
         )
         .map_err(WorkerError::WebhookClient)?;
-        background.spawn(webhook.run(stop.clone()));
+        background.spawn(services::run(webhook, stop.clone()));
     }
 
     let service = StepService::new(Executor {

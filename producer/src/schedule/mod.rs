@@ -3,7 +3,6 @@
 //!
 //! - [`cron_spec`]: the cron expression in its time zone (which instants are ticks).
 //! - [`ticks`]: the pure decision: which tick is due now, when to wake up, batch names.
-//! - [`shutdown`]: SIGTERM/SIGINT as a future.
 //! - [`error`]: [`ScheduleError`], refused before anything starts.
 //!
 //! Replicas: every tick is claimed with one atomic script (per-tick lock +
@@ -12,7 +11,6 @@
 
 pub mod cron_spec;
 pub mod error;
-pub mod shutdown;
 pub mod ticks;
 
 use std::future::Future;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use flinkq_shared::{AnswerKind, FailureKind, LocalCode, LoginId, Outcome, StepError, classify};
+use flinkq_shared::{Classification, LocalCode, LoginId, Outcome, StepError, classify};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Response, StatusCode, Url, redirect};
 use serde::Serialize;
@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::bodies::{AuthorizeRequest, Envelope, InvestmentsRequest};
 use super::payload::{PayloadError, PayloadTarget, read_capped, stream_payload};
 use super::retry_after::retry_after;
-use crate::events::{Event, EventSink};
+use crate::events::{Endpoint, Event, EventSink};
 use crate::secret::Secret;
 
 /// Where Flinks is, and what flinkq accepts from it.
@@ -110,7 +110,7 @@ impl FlinksClient {
                 (outcome, report)
             }
         };
-        self.report("authorize", started, report);
+        self.report(Endpoint::Authorize, started, report);
         outcome
     }
 
@@ -130,10 +130,10 @@ impl FlinksClient {
         let envelope = Envelope::read(&bytes);
         let report = Report::status(status, envelope.flinks_code.clone());
         let outcome = match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
-            AnswerKind::Success => match envelope.request_id {
+            Classification::Success => match envelope.request_id {
                 Some(request_id) => Outcome::Authorized { request_id },
                 None => failed(
-                    FailureKind::BadRequest,
+                    Classification::BadRequest,
                     LocalCode::BadBody.as_str(),
                     Some(status),
                     if truncated {
@@ -178,7 +178,7 @@ impl FlinksClient {
                 (InvestmentsAnswer::NotReady(outcome), report)
             }
         };
-        self.report("investments", started, report);
+        self.report(Endpoint::Investments, started, report);
         answer
     }
 
@@ -203,7 +203,7 @@ impl FlinksClient {
         let envelope = fields.envelope;
         let report = Report::status(status, envelope.flinks_code.clone());
         let answer = match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
-            AnswerKind::Success => match fields.institutions {
+            Classification::Success => match fields.institutions {
                 Some(institutions) => {
                     tracing::debug!(institutions, "investments ready");
                     InvestmentsAnswer::Ready
@@ -248,7 +248,7 @@ impl FlinksClient {
             .map_err(network_failure)
     }
 
-    fn report(&self, endpoint: &'static str, started: Instant, report: Report) {
+    fn report(&self, endpoint: Endpoint, started: Instant, report: Report) {
         self.events.emit(Event::FlinksCall {
             endpoint,
             status: report.status,
@@ -302,7 +302,7 @@ fn redirected(response: &Response) -> Option<Outcome> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("nowhere");
     Some(failed(
-        FailureKind::BadRequest,
+        Classification::BadRequest,
         &format!("HTTP_{}", status.as_u16()),
         Some(status),
         truncate(format!(
@@ -315,7 +315,7 @@ fn redirected(response: &Response) -> Option<Outcome> {
 fn payload_failure(error: PayloadError, status: StatusCode) -> Outcome {
     match error {
         PayloadError::TooLarge { limit } => failed(
-            FailureKind::BadRequest,
+            Classification::BadRequest,
             LocalCode::PayloadTooLarge.as_str(),
             Some(status),
             format!(
@@ -329,7 +329,7 @@ fn payload_failure(error: PayloadError, status: StatusCode) -> Outcome {
         PayloadError::NotPayload(error) => bad_payload(status, &error.to_string()),
         PayloadError::Network(error) => network_failure(error),
         PayloadError::Write(message) => failed(
-            FailureKind::Transient,
+            Classification::Transient,
             LocalCode::ResultWrite.as_str(),
             None,
             truncate(format!("the payload could not be stored: {message}")),
@@ -340,7 +340,7 @@ fn payload_failure(error: PayloadError, status: StatusCode) -> Outcome {
 
 fn bad_payload(status: StatusCode, why: &str) -> Outcome {
     failed(
-        FailureKind::BadRequest,
+        Classification::BadRequest,
         LocalCode::BadBody.as_str(),
         Some(status),
         truncate(format!(
@@ -351,18 +351,18 @@ fn bad_payload(status: StatusCode, why: &str) -> Outcome {
 }
 
 fn other(
-    kind: AnswerKind,
+    kind: Classification,
     status: StatusCode,
     envelope: Envelope,
     bytes: &[u8],
     retry_after: Option<Duration>,
 ) -> Outcome {
     let kind = match kind {
-        AnswerKind::Pending => return Outcome::Pending,
-        AnswerKind::Transient => FailureKind::Transient,
-        AnswerKind::SessionLost => FailureKind::SessionLost,
-        AnswerKind::NeedsUser => FailureKind::NeedsUser,
-        AnswerKind::BadRequest | AnswerKind::Success => FailureKind::BadRequest,
+        Classification::Pending => return Outcome::Pending,
+        // callers hand over every answer but a usable 200; were one to
+        // reach here, it could not be used: a bad request
+        Classification::Success => Classification::BadRequest,
+        kind => kind,
     };
     let code = envelope
         .flinks_code
@@ -382,7 +382,7 @@ fn other(
 }
 
 fn failed(
-    kind: FailureKind,
+    kind: Classification,
     code: &str,
     status: Option<StatusCode>,
     message: String,
@@ -420,7 +420,13 @@ fn network_failure(error: reqwest::Error) -> Outcome {
         source = cause.source();
     }
     let message = truncate(message);
-    failed(FailureKind::Transient, code.as_str(), None, message, None)
+    failed(
+        Classification::Transient,
+        code.as_str(),
+        None,
+        message,
+        None,
+    )
 }
 
 fn truncate(mut message: String) -> String {

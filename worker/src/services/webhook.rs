@@ -14,15 +14,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use flinkq_shared::store::{BatchCompleted, Store};
+use flinkq_shared::store::{BatchCompleted, Store, StoreError};
 use hmac::{Hmac, Mac};
 use reqwest::Url;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::events::{Event, EventSink};
+use super::{Next, Service, backoff, sleep_or_stop};
+use crate::events::{Event, EventSink, RedisOp};
 use crate::secret::Secret;
 
 /// The consumer group of webhook senders.
@@ -35,6 +35,10 @@ const IDLE_PAUSE: Duration = Duration::from_millis(250);
 const READ_COUNT: usize = 16;
 /// Tries of one delivery before it is left pending for later.
 const TRIES: usize = 4;
+/// First wait after a failed POST (or Redis call); it doubles from there.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+/// Longest wait after failed POSTs (or Redis calls) in a row.
+const RETRY_MAX: Duration = Duration::from_secs(10);
 /// Timeout of one POST.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -79,6 +83,8 @@ pub struct BatchWebhook {
     store: Store,
     consumer: String,
     events: Arc<dyn EventSink>,
+    /// The consumer group exists (created, or found, by this process).
+    group_ready: bool,
 }
 
 impl BatchWebhook {
@@ -92,6 +98,7 @@ impl BatchWebhook {
         events: Arc<dyn EventSink>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(POST_TIMEOUT).build()?;
+        info!(webhook = %url.redacted(), %consumer, "batch webhook on");
         Ok(BatchWebhook {
             url,
             secret,
@@ -99,64 +106,70 @@ impl BatchWebhook {
             store,
             consumer,
             events,
+            group_ready: false,
         })
     }
 
-    /// Delivers completions until `stop` is cancelled. Redis and HTTP
-    /// failures are logged and retried; nothing here ends the worker.
-    pub async fn run(self, stop: CancellationToken) {
-        info!(webhook = %self.url.redacted(), consumer = %self.consumer, "batch webhook on");
-        let mut redis_backoff = backoff();
-        while let Err(error) = self.store.create_event_group(GROUP).await {
-            warn!(%error, "batch webhook: cannot create the consumer group; retrying");
-            self.events.emit(Event::RedisError { op: "webhook" });
-            if pause(&stop, redis_backoff.next().unwrap_or(RECLAIM_AFTER)).await {
-                return;
-            }
-        }
-        while !stop.is_cancelled() {
-            let entries = match self
-                .store
-                .read_event_group(GROUP, &self.consumer, READ_COUNT, RECLAIM_AFTER)
-                .await
-            {
-                Ok(entries) => {
-                    redis_backoff = backoff();
-                    entries
-                }
-                Err(error) => {
-                    warn!(%error, "batch webhook: cannot read events; retrying");
-                    self.events.emit(Event::RedisError { op: "webhook" });
-                    if pause(&stop, redis_backoff.next().unwrap_or(RECLAIM_AFTER)).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            if entries.is_empty() && pause(&stop, IDLE_PAUSE).await {
-                return;
-            }
-            for entry in entries {
-                let delivered = match &entry.completed {
-                    Some(completed) => self.deliver(completed, &stop).await,
-                    None => true,
-                };
-                if !delivered {
-                    continue;
-                }
-                if let Err(error) = self
-                    .store
-                    .ack_events(GROUP, std::slice::from_ref(&entry.id))
-                    .await
-                {
-                    // unacknowledged: it is sent again after RECLAIM_AFTER
-                    warn!(%error, event = %entry.id, "batch webhook: delivered but not acknowledged");
-                    self.events.emit(Event::RedisError { op: "webhook" });
-                }
-            }
-        }
+    fn redis_failed(&self) {
+        self.events.emit(Event::RedisError {
+            op: RedisOp::Webhook,
+        });
+    }
+}
+
+/// Delivers completions until shutdown. Redis and HTTP failures are logged
+/// and retried; nothing here ends the worker.
+impl Service for BatchWebhook {
+    const NAME: &'static str = "batch webhook";
+
+    /// The pause between two looks at the stream when it had nothing new.
+    fn period(&self) -> Duration {
+        IDLE_PAUSE
     }
 
+    fn max_backoff(&self) -> Duration {
+        RETRY_MAX
+    }
+
+    async fn tick(&mut self, stop: &CancellationToken) -> Result<Next, StoreError> {
+        if !self.group_ready {
+            self.store
+                .create_event_group(GROUP)
+                .await
+                .inspect_err(|_| self.redis_failed())?;
+            self.group_ready = true;
+        }
+        let entries = self
+            .store
+            .read_event_group(GROUP, &self.consumer, READ_COUNT, RECLAIM_AFTER)
+            .await
+            .inspect_err(|_| self.redis_failed())?;
+        if entries.is_empty() {
+            return Ok(Next::Period);
+        }
+        for entry in entries {
+            let delivered = match &entry.completed {
+                Some(completed) => self.deliver(completed, stop).await,
+                None => true,
+            };
+            if !delivered {
+                continue;
+            }
+            if let Err(error) = self
+                .store
+                .ack_events(GROUP, std::slice::from_ref(&entry.id))
+                .await
+            {
+                // unacknowledged: it is sent again after RECLAIM_AFTER
+                warn!(%error, event = %entry.id, "batch webhook: delivered but not acknowledged");
+                self.redis_failed();
+            }
+        }
+        Ok(Next::Now)
+    }
+}
+
+impl BatchWebhook {
     /// POSTs one completion, retrying with backoff; false if it was not
     /// accepted (it stays pending and is tried again later).
     async fn deliver(&self, completed: &BatchCompleted, stop: &CancellationToken) -> bool {
@@ -171,7 +184,7 @@ impl BatchWebhook {
             .secret
             .as_ref()
             .map(|secret| sign(secret, body.as_bytes()));
-        let mut delays = backoff().take(TRIES - 1);
+        let mut delays = backoff(RETRY_MIN, RETRY_MAX).take(TRIES - 1);
         loop {
             let mut request = self
                 .http
@@ -199,7 +212,7 @@ impl BatchWebhook {
                 return false;
             };
             warn!(batch = %completed.batch, %failure, retry_in = ?delay, "batch webhook failed; retrying");
-            if pause(stop, delay).await {
+            if sleep_or_stop(delay, stop).await {
                 return false;
             }
         }
@@ -220,23 +233,6 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect();
     format!("sha256={hex}")
-}
-
-fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_factor(2.0)
-        .without_max_times()
-        .build()
-}
-
-/// Sleeps `delay`; true if `stop` came first.
-async fn pause(stop: &CancellationToken, delay: Duration) -> bool {
-    tokio::select! {
-        () = stop.cancelled() => true,
-        () = tokio::time::sleep(delay) => false,
-    }
 }
 
 #[cfg(test)]

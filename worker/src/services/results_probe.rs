@@ -1,14 +1,17 @@
-//! Is the results directory writable? Checked once at start (a worker that
-//! cannot store results must not claim) and then every few seconds, so
-//! `/readyz` drops while the volume is gone, full or read-only.
+//! The results probe: is the results directory writable? Checked once at
+//! start (a worker that cannot store results must not claim) and then every
+//! few seconds, so `/readyz` drops while the volume is gone, full or
+//! read-only.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use flinkq_shared::store::StoreError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::{Next, Service};
 use crate::health::Health;
 
 /// How often the running worker probes the directory.
@@ -35,35 +38,47 @@ pub fn probe(dir: &Path) -> std::io::Result<()> {
     written.and(removed)
 }
 
-/// Probes `dir` every [`PROBE_PERIOD`] until `stop`, reporting to `health`;
-/// logs once when it breaks and once when it recovers.
-pub async fn watch(dir: PathBuf, health: Health, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(PROBE_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let target = dir.clone();
+/// Probes the results directory every [`PROBE_PERIOD`], reporting to
+/// `health`; logs once when it breaks and once when it recovers.
+#[derive(Debug)]
+pub struct ResultsProbe {
+    /// The results directory (FLINKQ_RESULTS_DIR).
+    pub dir: PathBuf,
+    /// Health flags: `/readyz` is false while the directory is not writable.
+    pub health: Health,
+}
+
+impl Service for ResultsProbe {
+    const NAME: &'static str = "results probe";
+
+    fn period(&self) -> Duration {
+        PROBE_PERIOD
+    }
+
+    /// Never fails: an unwritable directory is a health state, not an error
+    /// to back off from.
+    async fn tick(&mut self, _stop: &CancellationToken) -> Result<Next, StoreError> {
+        let target = self.dir.clone();
         let outcome = tokio::task::spawn_blocking(move || probe(&target))
             .await
             .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
-        let was_writable = health.results_writable();
+        let was_writable = self.health.results_writable();
+        let dir = self.dir.display();
         match outcome {
             Ok(()) => {
-                health.set_results_writable(true);
+                self.health.set_results_writable(true);
                 if !was_writable {
-                    info!(dir = %dir.display(), "results directory writable again; ready");
+                    info!(%dir, "results directory writable again; ready");
                 }
             }
             Err(error) => {
-                health.set_results_writable(false);
+                self.health.set_results_writable(false);
                 if was_writable {
-                    warn!(dir = %dir.display(), %error, "results directory not writable (FLINKQ_RESULTS_DIR); /readyz is false until it is");
+                    warn!(%dir, %error, "results directory not writable (FLINKQ_RESULTS_DIR); /readyz is false until it is");
                 }
             }
         }
+        Ok(Next::Period)
     }
 }
 
