@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use apalis_core::task::Task;
-use flinkq_shared::store::{Begin, Claim, CommitOutcome, CommitParams, RateLimit, Store};
+use flinkq_shared::store::{Begin, Claim, CommitOutcome, CommitParams, RateLimit};
 use flinkq_shared::{
     Classification, JobSnapshot, LocalCode, Outcome, Plan, Policy, ResultRecord, Step, StepError,
     Tick, Transition, TransitionKind, plan, transition,
@@ -34,8 +34,6 @@ const RESOLVE_ATTEMPTS: u32 = 5;
 /// Everything a step needs.
 #[derive(Debug)]
 pub struct Executor {
-    /// The store.
-    pub store: Store,
     /// The Flinks client.
     pub flinks: FlinksClient,
     /// Where payloads go.
@@ -208,7 +206,8 @@ impl Executor {
         lease_until: Instant,
     ) -> bool {
         let params = job.prepare(t, result);
-        let mut delay = COMMIT_RETRY_MIN;
+        let mut delays = commit_retry_delays();
+        let mut delay = delays.next().unwrap_or(COMMIT_RETRY_MIN);
         loop {
             match job.commit(&params).await {
                 Ok(CommitOutcome::Applied) => {
@@ -237,7 +236,7 @@ impl Executor {
                         op: RedisOp::Commit,
                     });
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(COMMIT_RETRY_MAX);
+                    delay = delays.next().unwrap_or(COMMIT_RETRY_MAX);
                 }
                 Err(error) => {
                     warn!(%error, "commit failed and the lease is over; reading back whether it was applied");
@@ -254,7 +253,7 @@ impl Executor {
     /// "Not applied" is final (the read-back spends the claim), so the step
     /// safely runs again after its lease.
     async fn resolve(&self, job: &Claim, params: &CommitParams, t: &Transition) -> bool {
-        let mut delay = COMMIT_RETRY_MIN;
+        let mut delays = commit_retry_delays();
         for _ in 0..RESOLVE_ATTEMPTS {
             match job.resolve_commit(params).await {
                 Ok(true) => {
@@ -272,12 +271,12 @@ impl Executor {
                     return false;
                 }
                 Err(error) => {
+                    let delay = delays.next().unwrap_or(COMMIT_RETRY_MAX);
                     warn!(%error, retry_in = ?delay, "cannot read back the commit; retrying");
                     self.events.emit(Event::RedisError {
                         op: RedisOp::ResolveCommit,
                     });
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(COMMIT_RETRY_MAX);
                 }
             }
         }
@@ -301,6 +300,12 @@ impl Executor {
         });
         log_transition(t);
     }
+}
+
+/// Delays between commit retries and read-backs: doubling from
+/// [`COMMIT_RETRY_MIN`] to [`COMMIT_RETRY_MAX`] (the services' backoff).
+fn commit_retry_delays() -> impl Iterator<Item = Duration> {
+    crate::services::backoff(COMMIT_RETRY_MIN, COMMIT_RETRY_MAX)
 }
 
 /// The payload could not be stored: the poll is retried (transient).

@@ -142,7 +142,6 @@ pub async fn run(
     }
 
     let service = StepService::new(Executor {
-        store: store.clone(),
         flinks,
         results,
         policy: config.policy(),
