@@ -114,21 +114,19 @@ impl FlinksClient {
         outcome
     }
 
-    async fn authorize_answer(&self, mut response: Response) -> (Outcome, Report) {
-        let status = response.status();
-        if let Some(outcome) = redirected(&response) {
-            return (outcome, Report::status(status, None));
-        }
-        let after = retry_after(response.headers(), SystemTime::now());
-        let (bytes, truncated) = match read_capped(&mut response, ERROR_BODY_CAP).await {
-            Ok(read) => read,
-            Err(error) => {
-                let outcome = network_failure(error);
-                return (outcome, Report::status(status, None));
-            }
+    async fn authorize_answer(&self, response: Response) -> (Outcome, Report) {
+        let answer = match SmallAnswer::read(response).await {
+            Ok(answer) => answer,
+            Err(refused) => return refused,
         };
-        let envelope = Envelope::read(&bytes);
-        let report = Report::status(status, envelope.flinks_code.clone());
+        let report = answer.report();
+        let SmallAnswer {
+            status,
+            after,
+            bytes,
+            truncated,
+            envelope,
+        } = answer;
         let outcome = match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
             Classification::Success => match envelope.request_id {
                 Some(request_id) => Outcome::Authorized { request_id },
@@ -220,20 +218,24 @@ impl FlinksClient {
         (answer, report)
     }
 
-    async fn not_ready_answer(&self, mut response: Response) -> (Outcome, Report) {
-        let status = response.status();
-        if let Some(outcome) = redirected(&response) {
-            return (outcome, Report::status(status, None));
-        }
-        let after = retry_after(response.headers(), SystemTime::now());
-        match read_capped(&mut response, ERROR_BODY_CAP).await {
-            Ok((bytes, _)) => {
-                let envelope = Envelope::read(&bytes);
-                let report = Report::status(status, envelope.flinks_code.clone());
-                let kind = classify(status.as_u16(), envelope.flinks_code.as_deref());
-                (other(kind, status, envelope, &bytes, after), report)
+    async fn not_ready_answer(&self, response: Response) -> (Outcome, Report) {
+        match SmallAnswer::read(response).await {
+            Ok(answer) => {
+                let report = answer.report();
+                let kind = classify(
+                    answer.status.as_u16(),
+                    answer.envelope.flinks_code.as_deref(),
+                );
+                let outcome = other(
+                    kind,
+                    answer.status,
+                    answer.envelope,
+                    &answer.bytes,
+                    answer.after,
+                );
+                (outcome, report)
             }
-            Err(error) => (network_failure(error), Report::status(status, None)),
+            Err(refused) => refused,
         }
     }
 
@@ -260,6 +262,45 @@ impl FlinksClient {
 
 /// What one call reports to the metrics: the HTTP status if an answer
 /// came, and its FlinksCode or flinkq's own code for the failure.
+/// An answer that is not a payload (any Authorize answer, a non-200 poll),
+/// read the one way: a redirect refused, `Retry-After` taken from the head,
+/// at most [`ERROR_BODY_CAP`] bytes of the body, its envelope parsed once.
+struct SmallAnswer {
+    status: StatusCode,
+    after: Option<Duration>,
+    bytes: Vec<u8>,
+    /// The body went on past the cap (the rest was never read).
+    truncated: bool,
+    envelope: Envelope,
+}
+
+impl SmallAnswer {
+    /// Reads `response`; a redirect or a body that broke off comes back as
+    /// the step's outcome, already reported.
+    async fn read(mut response: Response) -> Result<SmallAnswer, (Outcome, Report)> {
+        let status = response.status();
+        if let Some(outcome) = redirected(&response) {
+            return Err((outcome, Report::status(status, None)));
+        }
+        let after = retry_after(response.headers(), SystemTime::now());
+        let (bytes, truncated) = read_capped(&mut response, ERROR_BODY_CAP)
+            .await
+            .map_err(|error| (network_failure(error), Report::status(status, None)))?;
+        let envelope = Envelope::read(&bytes);
+        Ok(SmallAnswer {
+            status,
+            after,
+            bytes,
+            truncated,
+            envelope,
+        })
+    }
+
+    fn report(&self) -> Report {
+        Report::status(self.status, self.envelope.flinks_code.clone())
+    }
+}
+
 struct Report {
     status: Option<u16>,
     code: Option<String>,
