@@ -7,6 +7,7 @@
 //! - [`sim`]: the Flinks simulator (axum), scripted per login, counting what it sees.
 //! - [`bench`]: the `flinkq-bench` scenarios, yardsticks and report.
 //! - [`prom_text`]: reads scraped `/metrics` text for assertions.
+//! - [`fixtures`]: transitions computed by the real state machine, for tests that apply them by hand.
 //! - [`delay_proxy`]: a TCP proxy that delays, holds or cuts traffic (a slow link to Redis or Flinks).
 //! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
 //! - [`scenario`]: the usual end-to-end test bed (Redis, simulator, worker setup, store) in one call.
@@ -14,6 +15,7 @@
 
 pub mod bench;
 pub mod delay_proxy;
+pub mod fixtures;
 pub mod prom_text;
 pub mod redis_harness;
 pub mod scenario;

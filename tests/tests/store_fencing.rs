@@ -7,6 +7,7 @@ use flinkq_shared::store::{CommitOutcome, Store, StoreConfig};
 use flinkq_shared::{
     JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
 };
+use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::redis_harness::RedisServer;
 
 /// The transition an Authorize 200 with session `request_id` causes at `now_ms`.
@@ -59,23 +60,7 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
         .await
         .expect("claim");
     let job = &claimed.jobs[0];
-    let failed = transition(
-        job,
-        Outcome::Failed {
-            kind: flinkq_shared::Classification::NeedsUser,
-            error: flinkq_shared::StepError {
-                code: "INVALID_LOGIN".into(),
-                http_status: Some(401),
-                message: "bad".into(),
-            },
-            retry_after: None,
-        },
-        Tick {
-            now_ms: claimed.now_ms,
-            jitter: 0.0,
-        },
-        &Policy::default(),
-    );
+    let failed = invalid_login(job, claimed.now_ms);
     assert_eq!(
         job.apply(&failed).await.expect("commit"),
         CommitOutcome::Applied

@@ -15,6 +15,7 @@ use flinkq_shared::{
     transition,
 };
 use flinkq_tests::delay_proxy::DelayProxy;
+use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::prom_text;
 use flinkq_tests::redis_harness::{RedisOptions, RedisServer};
 use flinkq_tests::scenario::Scenario;
@@ -399,23 +400,7 @@ async fn reaper_survives_index_entries_whose_job_is_gone() {
         .await
         .expect("claim");
     let dying_job = &dying.jobs[0];
-    let failed = transition(
-        dying_job,
-        Outcome::Failed {
-            kind: flinkq_shared::Classification::NeedsUser,
-            error: flinkq_shared::StepError {
-                code: "INVALID_LOGIN".into(),
-                http_status: Some(401),
-                message: "bad".into(),
-            },
-            retry_after: None,
-        },
-        Tick {
-            now_ms: dying.now_ms,
-            jitter: 0.0,
-        },
-        &Policy::default(),
-    );
+    let failed = invalid_login(dying_job, dying.now_ms);
     dying_job.apply(&failed).await.expect("fail");
     let mut conn = store.connection();
     let due: Vec<String> = conn
