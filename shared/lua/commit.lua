@@ -37,7 +37,7 @@ redis.call('HSET', job,
   'polls', a.polls, 'auths', a.auths, 'retries', a.retries,
   'err_code', a.err_code, 'err_http', a.err_http, 'err_msg', a.err_msg,
   'last', a.last, 'updated', now, 'commit_id', commit_id,
-  'sessions', a.sessions, 'claims', 0)
+  'sessions', a.sessions, 'claims', 0, 'stage', a.stage, 'stage_accepted', a.stage_accepted)
 if state == 'succeeded' and a.result_sink ~= '' then
   local result = result_key(login)
   redis.call('DEL', result)

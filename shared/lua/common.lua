@@ -128,7 +128,7 @@ local function requeue_dead(id, now, run)
   end
   redis.call('HDEL', job, 'token', 'started')
   redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'sessions', 0, 'claims', 0,
-    'request_id', '', 'deadline', '', 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
+    'request_id', '', 'deadline', '', 'stage', 0, 'stage_accepted', 0, 'finished', '', 'not_before', '', 'updated', now, 'last', 'dead:retry')
   if run ~= '' then
     redis.call('HSET', job, 'dead_retry', run)
   end

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::LoginId;
+use crate::{LoginId, Product};
 
 /// A job's id: a UUIDv7 chosen by the enqueuer. Unlike a Redis counter it
 /// never repeats when Redis loses data (FLUSHALL, a restart without
@@ -117,9 +117,9 @@ pub enum JobState {
     /// Needs a session: Authorize is next (first time, after a transient
     /// Authorize failure, or after the session was lost).
     Authorizing,
-    /// Has a session: /Investments is next.
+    /// Has a session: the product's data calls are next.
     Polling,
-    /// Investments payload stored.
+    /// The product's payload stored.
     Succeeded,
     /// Stopped for good: the user must act, or the request was bad.
     Failed,
@@ -236,6 +236,8 @@ pub struct JobSnapshot {
     pub id: JobId,
     /// The login it fetches.
     pub login: LoginId,
+    /// What it fetches.
+    pub product: Product,
     /// The batch it was enqueued in.
     pub batch: String,
     /// Its state.
@@ -246,11 +248,17 @@ pub struct JobSnapshot {
     /// The Flinks session (`RequestId`) while polling.
     pub request_id: Option<String>,
     /// When polling must stop (ms since the Unix epoch, Redis clock); set
-    /// before the first /Investments call and never moved.
+    /// before the first data call and never moved.
     pub deadline_ms: Option<u64>,
+    /// The product's data stage the job is at (0 until a stage answered
+    /// 200; back to 0 with a new session).
+    pub stage: u8,
+    /// The current stage's first call answered 202: the next call is its
+    /// poll form (e.g. `GET …Async/{RequestId}`). Reset with the stage.
+    pub stage_accepted: bool,
     /// Consecutive transient failures of the current step.
     pub attempts: u32,
-    /// /Investments calls made.
+    /// Data calls made (every stage).
     pub polls: u32,
     /// Successful Authorize calls, over the job's whole life.
     pub auths: u32,
@@ -311,11 +319,14 @@ mod tests {
         let first = JobSnapshot {
             id: JobId::new(),
             login: LoginId::random(),
+            product: Product::DEFAULT,
             batch: "b".into(),
             state: JobState::Polling,
             token: None,
             request_id: None,
             deadline_ms: None,
+            stage: 0,
+            stage_accepted: false,
             attempts: 0,
             polls: 0,
             auths: 0,

@@ -7,6 +7,7 @@
 //! - [`job`]: `JobId` (UUIDv7), `ClaimToken`, `CommitId`, `JobState`, `JobSnapshot`, `StepError`.
 //! - [`classify`]: `Classification`, what a Flinks answer means, by FlinksCode first, then HTTP status.
 //! - [`local_code`]: `LocalCode`, the error codes flinkq gives a job itself (timeouts, bad bodies, bounds).
+//! - [`product`]: the Flinks data products as data, one file each, and their table.
 //! - [`policy`]: poll interval, polling deadline and retry backoff.
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
 //! - [`store`]: the Redis key schema and the atomic Lua scripts.
@@ -22,6 +23,7 @@ pub mod job;
 pub mod local_code;
 pub mod login_id;
 pub mod policy;
+pub mod product;
 pub mod redis_args;
 pub mod result_record;
 pub mod shutdown;
@@ -36,6 +38,7 @@ pub use job::{
 pub use local_code::LocalCode;
 pub use login_id::{LoginId, LoginIdError};
 pub use policy::Policy;
+pub use product::{Product, ProductSpec, UnknownProduct};
 pub use result_record::{ResultPlace, ResultRecord, StoredResult};
 pub use transition::{
     Outcome, Plan, Step, Tick, Transition, TransitionKind, bound_ms, plan, transition,

@@ -22,10 +22,15 @@ pub struct Tick {
 pub enum Step {
     /// `POST /Authorize`: exchange the loginId for a session.
     Authorize,
-    /// `POST /Investments` within the session `request_id`.
+    /// A data call of the job's product within the session `request_id`:
+    /// stage `stage`'s first call, or its poll form once `accepted`.
     Poll {
         /// The session.
         request_id: String,
+        /// The product's stage.
+        stage: u8,
+        /// The stage's first call answered 202 already.
+        accepted: bool,
     },
 }
 
@@ -56,7 +61,8 @@ pub enum Outcome {
         /// The session's `RequestId`.
         request_id: String,
     },
-    /// /Investments answered 200 and the payload was stored.
+    /// The data call answered 200: the stage is done, and on the last
+    /// stage the payload is stored.
     Ready,
     /// Still processing (202 `OPERATION_PENDING` or `OPERATION_DISPATCHED`).
     Pending,
@@ -76,7 +82,7 @@ pub enum Outcome {
 /// The kind of change, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransitionKind {
-    /// Moved forward (authorized: polling next).
+    /// Moved forward (authorized: polling next; a stage done: the next one).
     Advance,
     /// Still pending: polled again after the interval. Never burns a retry.
     Snooze,
@@ -124,9 +130,13 @@ pub struct Transition {
     pub request_id: Option<String>,
     /// The polling deadline.
     pub deadline_ms: Option<u64>,
+    /// The product's stage the job is at.
+    pub stage: u8,
+    /// The stage's first call answered 202.
+    pub stage_accepted: bool,
     /// Consecutive transient failures.
     pub attempts: u32,
-    /// /Investments calls made.
+    /// Data calls made.
     pub polls: u32,
     /// Sessions obtained, over the job's life.
     pub auths: u32,
@@ -151,6 +161,8 @@ pub fn plan(job: &JobSnapshot, now_ms: u64, policy: &Policy) -> Plan {
     match (&job.state, &job.request_id) {
         (JobState::Polling, Some(request_id)) => Plan::Run(Step::Poll {
             request_id: request_id.clone(),
+            stage: job.stage,
+            accepted: job.stage_accepted,
         }),
         _ => Plan::Run(Step::Authorize),
     }
@@ -224,7 +236,7 @@ pub fn bound_ms(job: &JobSnapshot, policy: &Policy) -> Option<u64> {
 pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Policy) -> Transition {
     match outcome {
         Outcome::Authorized { request_id } => on_authorized(job, request_id, tick.now_ms, policy),
-        Outcome::Ready => on_ready(job),
+        Outcome::Ready => on_ready(job, tick.now_ms, policy),
         Outcome::Pending => on_pending(job, tick.now_ms, policy),
         Outcome::Failed {
             kind,
@@ -236,7 +248,7 @@ pub fn transition(job: &JobSnapshot, outcome: Outcome, tick: Tick, policy: &Poli
 
 /// A session: poll next, right away.
 fn on_authorized(job: &JobSnapshot, request_id: String, now: u64, policy: &Policy) -> Transition {
-    // The limit starts with the first /Investments call, which runs right
+    // The limit starts with the first data call, which runs right
     // after this commit; written now so a crash in between cannot restart
     // the clock. A re-authorize keeps the original.
     let deadline = job
@@ -250,6 +262,10 @@ fn on_authorized(job: &JobSnapshot, request_id: String, now: u64, policy: &Polic
         due_ms: Some(now.min(deadline)),
         request_id: Some(request_id),
         deadline_ms: Some(deadline),
+        // a new session starts at the first stage: a later stage needs the
+        // earlier ones done in the same session
+        stage: 0,
+        stage_accepted: false,
         attempts: 0,
         auths: job.auths + 1,
         sessions: job.sessions + 1,
@@ -258,8 +274,23 @@ fn on_authorized(job: &JobSnapshot, request_id: String, now: u64, policy: &Polic
     }
 }
 
-/// The payload is stored: the job succeeded.
-fn on_ready(job: &JobSnapshot) -> Transition {
+/// A 200: the next stage right away, in the same session; after the last
+/// stage the payload is stored and the job succeeded.
+fn on_ready(job: &JobSnapshot, now: u64, policy: &Policy) -> Transition {
+    if job.state == JobState::Polling && !job.product.is_last_stage(job.stage) {
+        return Transition {
+            kind: TransitionKind::Advance,
+            state: JobState::Polling,
+            // a stage done after the deadline wakes at the deadline and ends
+            due_ms: Some(spaced_until_bound(job, now, Duration::ZERO, policy)),
+            stage: job.stage + 1,
+            stage_accepted: false,
+            attempts: 0,
+            polls: job.polls + 1,
+            last: "poll:200".into(),
+            ..carry(job)
+        };
+    }
     Transition {
         polls: job.polls + 1,
         last: "poll:200".into(),
@@ -312,6 +343,9 @@ fn on_pending(job: &JobSnapshot, now: u64, policy: &Policy) -> Transition {
         kind: TransitionKind::Snooze,
         state: next_state(job),
         due_ms: Some(spaced_until_bound(job, now, policy.poll_interval, policy)),
+        // a data call answered 202: from now on the stage is polled in its
+        // poll form
+        stage_accepted: job.stage_accepted || job.state == JobState::Polling,
         attempts: 0,
         polls,
         last: format!("{}:202", step_name(job)),
@@ -347,6 +381,8 @@ fn on_session_lost(
         state: JobState::Authorizing,
         due_ms: Some(spaced_until_bound(job, now, policy.poll_interval, policy)),
         request_id: None,
+        stage: 0,
+        stage_accepted: false,
         attempts: 0,
         polls,
         error: Some(error),
@@ -444,6 +480,8 @@ fn carry(job: &JobSnapshot) -> Transition {
         due_ms: None,
         request_id: job.request_id.clone(),
         deadline_ms: job.deadline_ms,
+        stage: job.stage,
+        stage_accepted: job.stage_accepted,
         attempts: job.attempts,
         polls: job.polls,
         auths: job.auths,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{JobId, LoginId};
+use crate::{JobId, LoginId, Product};
 
 const NOW: u64 = 1_700_000_000_000;
 const SEC: u64 = 1_000;
@@ -28,11 +28,14 @@ fn job(state: JobState) -> JobSnapshot {
     JobSnapshot {
         id: JobId::new(),
         login: LoginId::parse("5e115eac-1209-4f19-641c-08d6d484e2fe").expect("valid"),
+        product: Product::DEFAULT,
         batch: "b".into(),
         state,
         token: None,
         request_id: None,
         deadline_ms: None,
+        stage: 0,
+        stage_accepted: false,
         attempts: 0,
         polls: 0,
         auths: 0,
@@ -84,7 +87,9 @@ fn queued_and_authorizing_jobs_authorize_polling_jobs_poll() {
     assert_eq!(
         plan(&polling(NOW + SEC), NOW, &policy()),
         Plan::Run(Step::Poll {
-            request_id: "req-1".into()
+            request_id: "req-1".into(),
+            stage: 0,
+            accepted: false,
         })
     );
 }
@@ -526,4 +531,78 @@ fn a_job_claimed_more_than_max_claims_times_without_a_commit_fails_as_a_poison_p
         "{}",
         error.message
     );
+}
+
+fn attributes(deadline_ms: u64) -> JobSnapshot {
+    JobSnapshot {
+        product: "attributes".parse().expect("a product"),
+        ..polling(deadline_ms)
+    }
+}
+
+#[test]
+fn a_202_makes_the_next_call_of_the_stage_its_poll_form() {
+    let t = transition(
+        &polling(NOW + 600 * SEC),
+        Outcome::Pending,
+        tick(NOW),
+        &policy(),
+    );
+    assert!(t.stage_accepted);
+    assert_eq!(t.stage, 0);
+    let job = JobSnapshot {
+        stage_accepted: true,
+        ..polling(NOW + 600 * SEC)
+    };
+    assert_eq!(
+        plan(&job, NOW + 10 * SEC, &policy()),
+        Plan::Run(Step::Poll {
+            request_id: "req-1".into(),
+            stage: 0,
+            accepted: true,
+        })
+    );
+}
+
+#[test]
+fn the_first_stages_200_runs_the_next_stage_right_away_in_the_same_session() {
+    let detail_pending = JobSnapshot {
+        stage_accepted: true,
+        ..attributes(NOW + 600 * SEC)
+    };
+    let t = transition(&detail_pending, Outcome::Ready, tick(NOW), &policy());
+    assert_eq!(t.kind, TransitionKind::Advance);
+    assert_eq!(t.state, JobState::Polling);
+    assert_eq!((t.stage, t.stage_accepted), (1, false));
+    assert_eq!(t.due_ms, Some(NOW));
+    assert_eq!(t.request_id.as_deref(), Some("req-1"));
+    assert_eq!(
+        t.deadline_ms,
+        Some(NOW + 600 * SEC),
+        "one deadline for every stage"
+    );
+    // the last stage's 200 is the payload
+    let last = JobSnapshot {
+        stage: 1,
+        ..attributes(NOW + 600 * SEC)
+    };
+    let t = transition(&last, Outcome::Ready, tick(NOW), &policy());
+    assert_eq!(t.state, JobState::Succeeded);
+}
+
+#[test]
+fn a_session_lost_at_a_later_stage_starts_again_at_the_first() {
+    let at_attributes = JobSnapshot {
+        stage: 1,
+        stage_accepted: true,
+        ..attributes(NOW + 600 * SEC)
+    };
+    let t = transition(
+        &at_attributes,
+        failure(Classification::SessionLost, "SESSION_EXPIRED", 400),
+        tick(NOW),
+        &policy(),
+    );
+    assert_eq!(t.kind, TransitionKind::Reauthorize);
+    assert_eq!((t.stage, t.stage_accepted), (0, false));
 }

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use flinkq_shared::{
-    Classification, JobId, JobSnapshot, JobState, LocalCode, LoginId, Outcome, Plan, Policy, Step,
-    StepError, Tick, Transition, bound_ms, plan, transition,
+    Classification, JobId, JobSnapshot, JobState, LocalCode, LoginId, Outcome, Plan, Policy,
+    Product, Step, StepError, Tick, Transition, bound_ms, plan, transition,
 };
 use proptest::prelude::*;
 
@@ -87,6 +87,11 @@ fn turn() -> impl Strategy<Value = Turn> {
         })
 }
 
+/// Any product: one stage, or two within one session (attributes).
+fn product() -> impl Strategy<Value = Product> {
+    prop::sample::select(Product::all().collect::<Vec<_>>())
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
     (
         1u64..30,
@@ -132,15 +137,18 @@ struct Life {
     last: JobSnapshot,
 }
 
-fn fresh_job() -> JobSnapshot {
+fn fresh_job(product: Product) -> JobSnapshot {
     JobSnapshot {
         id: JobId::new(),
         login: LoginId::parse("5e115eac-1209-4f19-641c-08d6d484e2fe").expect("valid login"),
+        product,
         batch: "b".into(),
         state: JobState::Queued,
         token: None,
         request_id: None,
         deadline_ms: None,
+        stage: 0,
+        stage_accepted: false,
         attempts: 0,
         polls: 0,
         auths: 0,
@@ -190,6 +198,8 @@ fn apply(job: &JobSnapshot, t: &Transition, now: u64) -> JobSnapshot {
         state: t.state,
         request_id: t.request_id.clone(),
         deadline_ms: t.deadline_ms,
+        stage: t.stage,
+        stage_accepted: t.stage_accepted,
         attempts: t.attempts,
         polls: t.polls,
         auths: t.auths,
@@ -205,8 +215,8 @@ fn apply(job: &JobSnapshot, t: &Transition, now: u64) -> JobSnapshot {
     }
 }
 
-fn play(turns: &[Turn], policy: &Policy) -> Life {
-    let mut job = fresh_job();
+fn play(turns: &[Turn], policy: &Policy, product: Product) -> Life {
+    let mut job = fresh_job(product);
     let mut clock = START;
     let mut claims = Vec::new();
     for turn in turns.iter().cycle().take(CLAIM_BUDGET) {
@@ -262,13 +272,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// No call (poll, or Authorize after a lost session) comes sooner than
-    /// the poll interval after a poll.
+    /// the poll interval after a poll that did not finish its stage (only a
+    /// stage's 200 lets the next stage's first call come right away).
     #[test]
     fn no_call_comes_sooner_than_the_poll_interval_after_a_poll(
         turns in prop::collection::vec(turn(), 1..48),
         policy in policy(),
+        product in product(),
     ) {
-        let life = play(&turns, &policy);
+        let life = play(&turns, &policy, product);
         let mut last_poll: Option<u64> = None;
         for claim in &life.claims {
             let Some(step) = &claim.step else { continue };
@@ -280,7 +292,38 @@ proptest! {
                 );
             }
             if matches!(step, Step::Poll { .. }) {
-                last_poll = Some(claim.at);
+                let stage_done = claim
+                    .committed
+                    .as_ref()
+                    .is_some_and(|t| t.last == "poll:200");
+                last_poll = (!stage_done).then_some(claim.at);
+            }
+        }
+    }
+
+    /// A stage runs only once every earlier stage answered 200 in the same
+    /// session, and a new session starts again at the first stage.
+    #[test]
+    fn a_later_stage_runs_only_after_the_earlier_ones_in_the_same_session(
+        turns in prop::collection::vec(turn(), 1..48),
+        policy in policy(),
+        product in product(),
+    ) {
+        let life = play(&turns, &policy, product);
+        // stages done (answered 200) in the current session
+        let mut done: u8 = 0;
+        for claim in &life.claims {
+            if let Some(Step::Poll { stage, .. }) = &claim.step {
+                prop_assert_eq!(*stage, done, "stage {} ran with {} done", stage, done);
+                prop_assert!(usize::from(*stage) < product.stages().len());
+            }
+            if let Some(t) = &claim.committed {
+                if t.last == "authorize:200" {
+                    done = 0;
+                } else if t.last == "poll:200" {
+                    done += 1;
+                }
+                prop_assert_eq!(t.stage, if t.state.is_terminal() { t.stage } else { done });
             }
         }
     }
@@ -292,8 +335,9 @@ proptest! {
     fn every_job_reaches_a_terminal_state_by_its_bound(
         turns in prop::collection::vec(turn(), 1..48),
         policy in policy(),
+        product in product(),
     ) {
-        let life = play(&turns, &policy);
+        let life = play(&turns, &policy, product);
         prop_assert!(
             life.last.state.is_terminal(),
             "still {} after {} claims", life.last.state, life.claims.len()
@@ -324,8 +368,9 @@ proptest! {
     fn attempts_sessions_and_claims_never_exceed_their_limits(
         turns in prop::collection::vec(turn(), 1..48),
         policy in policy(),
+        product in product(),
     ) {
-        let life = play(&turns, &policy);
+        let life = play(&turns, &policy, product);
         let mut authorized = 0;
         for claim in &life.claims {
             prop_assert!(claim.job.attempts < policy.max_attempts);

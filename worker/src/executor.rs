@@ -156,7 +156,7 @@ impl Executor {
     async fn call(&self, job: &JobSnapshot, step: &Step) -> (Outcome, Option<ResultRecord>) {
         let request_id = match step {
             Step::Authorize => return (self.flinks.authorize(&job.login).await, None),
-            Step::Poll { request_id } => request_id,
+            Step::Poll { request_id, .. } => request_id,
         };
         match self
             .results

@@ -27,7 +27,7 @@ impl CommitOutcome {
 
 /// Every argument `commit.lua` reads, by name: the script receives them as
 /// (name, value) pairs, in this order, and reads `a.<name>`.
-pub const COMMIT_ARGS: [&str; 20] = [
+pub const COMMIT_ARGS: [&str; 22] = [
     "id",
     fields::TOKEN,
     fields::LOGIN,
@@ -48,6 +48,8 @@ pub const COMMIT_ARGS: [&str; 20] = [
     "result_data",
     "result_ttl_ms",
     fields::SESSIONS,
+    fields::STAGE,
+    fields::STAGE_ACCEPTED,
 ];
 
 /// One commit, ready to send (and to send again, unchanged, after a lost
@@ -103,6 +105,8 @@ impl CommitParams {
             result.map_or_else(Vec::new, |r| r.data().to_vec()),
             number(result.map_or(0, |r| millis(r.ttl()).max(1))),
             number(t.sessions.into()),
+            number(t.stage.into()),
+            number(t.stage_accepted.into()),
         ];
         CommitParams { commit_id, values }
     }

@@ -3,12 +3,19 @@
 //! a commit sets by name from [`super::CommitParams`].
 
 pub const LOGIN: &str = "login";
+/// The product's name; absent on jobs stored before products existed
+/// (investments).
+pub const PRODUCT: &str = "product";
 pub const BATCH: &str = "batch";
 pub const STATE: &str = "state";
 /// The fencing token of the claim holding the job.
 pub const TOKEN: &str = "token";
 pub const REQUEST_ID: &str = "request_id";
 pub const DEADLINE: &str = "deadline";
+/// The product's data stage the job is at.
+pub const STAGE: &str = "stage";
+/// `1` once the stage's first call answered 202.
+pub const STAGE_ACCEPTED: &str = "stage_accepted";
 pub const ATTEMPTS: &str = "attempts";
 pub const POLLS: &str = "polls";
 pub const AUTHS: &str = "auths";

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use redis::Value;
 
 use super::{StoreError, fields};
-use crate::{ClaimToken, JobId, JobSnapshot, JobState, LoginId, StepError};
+use crate::{ClaimToken, JobId, JobSnapshot, JobState, LoginId, Product, StepError};
 
 pub(crate) fn text(value: &Value) -> Option<String> {
     match value {
@@ -102,6 +102,17 @@ pub(crate) fn snapshot(
         .unwrap_or_default()
         .parse::<JobState>()
         .map_err(|e| StoreError::reply(op, format!("job {id}: {e}")))?;
+    let product = match get(fields::PRODUCT) {
+        None => Product::DEFAULT,
+        Some(name) => name.parse::<Product>().map_err(|e| {
+            StoreError::reply(
+                op,
+                format!(
+                    "job {id}: {e} (stored by a flinkq that serves more products: upgrade this one)"
+                ),
+            )
+        })?,
+    };
     let error = get(fields::ERR_CODE).map(|code| StepError {
         code: code.to_owned(),
         http_status: get(fields::ERR_HTTP).and_then(|v| v.parse().ok()),
@@ -110,11 +121,14 @@ pub(crate) fn snapshot(
     Ok(JobSnapshot {
         id,
         login,
+        product,
         batch: get(fields::BATCH).unwrap_or_default().to_owned(),
         state,
         token: get(fields::TOKEN).map(ClaimToken::from_stored),
         request_id: get(fields::REQUEST_ID).map(str::to_owned),
         deadline_ms: num(fields::DEADLINE)?,
+        stage: num(fields::STAGE)?.map_or(0, |n| u8::try_from(n).unwrap_or(u8::MAX)),
+        stage_accepted: get(fields::STAGE_ACCEPTED) == Some("1"),
         attempts: count(fields::ATTEMPTS)?,
         polls: count(fields::POLLS)?,
         auths: count(fields::AUTHS)?,
