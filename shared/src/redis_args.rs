@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::store::StoreConfig;
+use crate::store::{RedisMode, StoreConfig};
 
 /// Where flinkq keeps its state.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
     /// Redis URL: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+    /// With --redis-mode sentinel it lists the Sentinels, with cluster the
+    /// seed nodes: redis://[user:password@]h1:p1,h2:p2,h3:p3[/db]
+    /// (credentials, db and TLS apply to the Redis nodes, not the Sentinels).
     // The URL may carry a password: `--help` must never print its env value.
     #[arg(
         long,
@@ -18,6 +21,16 @@ pub struct RedisArgs {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
+
+    /// How to read FLINKQ_REDIS_URL: standalone (one node), sentinel (ask the
+    /// Sentinels for the primary, again after a failover) or cluster (a
+    /// Redis Cluster; each namespace lives in one hash slot).
+    #[arg(long, env = "FLINKQ_REDIS_MODE", default_value = "standalone", value_parser = parse_redis_mode)]
+    pub redis_mode: RedisMode,
+
+    /// The Sentinels' name of the primary (--redis-mode sentinel only).
+    #[arg(long, env = "FLINKQ_REDIS_SENTINEL_MASTER", default_value = "mymaster")]
+    pub redis_sentinel_master: String,
 
     /// Namespace: jobs, counters and leases of different namespaces never meet.
     /// Letters, digits, '-', '_' and '.' only.
@@ -40,9 +53,15 @@ impl RedisArgs {
         StoreConfig {
             response_timeout: self.redis_timeout,
             ca_file: self.redis_ca_file.clone(),
+            mode: self.redis_mode,
+            sentinel_master: self.redis_sentinel_master.clone(),
             ..StoreConfig::new(&self.redis_url, &self.namespace)
         }
     }
+}
+
+fn parse_redis_mode(input: &str) -> Result<RedisMode, String> {
+    input.parse()
 }
 
 /// One Redis answer's timeout: zero would fail every command, and more

@@ -1,20 +1,30 @@
-//! Reaching Redis: the store's configuration, its one connection manager,
-//! and the script loading every pipelined call needs.
+//! Reaching Redis: the store's configuration, its one connection (whatever
+//! the topology, see `topology.rs`), and the script loading every pipelined
+//! call needs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 
 use super::keys::Keys;
 use super::scripts::Scripts;
+use super::topology::{RedisConnection, RedisMode, SentinelConnection, Topology, split_hosts};
 use super::{StoreError, redact_url};
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// `redis://` or `rediss://` URL (may carry a password).
+    /// `redis://` or `rediss://` URL (may carry a password). With
+    /// [`RedisMode::Sentinel`] it lists the Sentinels and with
+    /// [`RedisMode::Cluster`] the seed nodes, comma-separated
+    /// (`redis://:pw@h1:26379,h2:26379/0`).
     pub url: String,
+    /// Which topology `url` describes.
+    pub mode: RedisMode,
+    /// The Sentinels' name of the primary ([`RedisMode::Sentinel`] only).
+    pub sentinel_master: String,
     /// Namespace: jobs of different namespaces never meet.
     pub namespace: String,
     /// Give up connecting after this long.
@@ -30,6 +40,8 @@ impl StoreConfig {
     pub fn new(url: impl Into<String>, namespace: impl Into<String>) -> Self {
         StoreConfig {
             url: url.into(),
+            mode: RedisMode::Standalone,
+            sentinel_master: "mymaster".into(),
             namespace: namespace.into(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
@@ -45,7 +57,7 @@ impl StoreConfig {
 /// protocol have one home.
 #[derive(Clone)]
 pub struct Store {
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: RedisConnection,
     pub(super) keys: Keys,
     pub(super) scripts: Arc<Scripts>,
     url: String,
@@ -65,36 +77,38 @@ impl Store {
     /// that is down is reported at start, not at the first job.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         let url = redact_url(&config.url);
-        let bad_url = |source| StoreError::BadUrl {
-            url: url.clone(),
-            source,
-        };
-        let client = match &config.ca_file {
-            None => redis::Client::open(config.url.as_str()).map_err(bad_url)?,
-            Some(path) => {
-                let root_cert = std::fs::read(path).map_err(|source| StoreError::CaFile {
-                    path: path.clone(),
-                    source,
-                })?;
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                };
-                redis::Client::build_with_tls(config.url.as_str(), certs).map_err(bad_url)?
-            }
-        };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
         let unreachable = |source| StoreError::Unreachable {
             url: url.clone(),
             source,
         };
-        let mut conn = ConnectionManager::new_with_config(client, manager_config)
-            .await
-            .map_err(unreachable)?;
+        let mut conn = match config.mode {
+            RedisMode::Standalone => RedisConnection::Standalone(
+                ConnectionManager::new_with_config(
+                    standalone_client(config)?,
+                    manager_config(config),
+                )
+                .await
+                .map_err(unreachable)?,
+            ),
+            RedisMode::Sentinel => {
+                let sentinels = sentinel_client(config)?;
+                RedisConnection::Sentinel(
+                    SentinelConnection::connect(
+                        sentinels,
+                        config.sentinel_master.clone(),
+                        manager_config(config),
+                    )
+                    .await
+                    .map_err(unreachable)?,
+                )
+            }
+            RedisMode::Cluster => RedisConnection::Cluster(
+                cluster_client(config)?
+                    .get_async_connection()
+                    .await
+                    .map_err(unreachable)?,
+            ),
+        };
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
@@ -107,6 +121,45 @@ impl Store {
         })
     }
 
+    /// Which node serves this namespace now: the one node, the primary the
+    /// Sentinels named, or the cluster primary owning the namespace's slot.
+    pub async fn topology(&self) -> Result<Topology, StoreError> {
+        match &self.conn {
+            RedisConnection::Standalone(_) => Ok(Topology::Standalone {
+                node: self.url.clone(),
+            }),
+            RedisConnection::Sentinel(sentinel) => {
+                let (primary, master_name) = sentinel.primary();
+                Ok(Topology::Sentinel {
+                    master_name,
+                    primary,
+                })
+            }
+            RedisConnection::Cluster(_) => {
+                let mut conn = self.conn.clone();
+                let key = self.keys.counts();
+                let slot: u16 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(StoreError::command("CLUSTER KEYSLOT"))?;
+                let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(StoreError::command("CLUSTER SLOTS"))?;
+                let primary = ranges
+                    .iter()
+                    .find_map(|range| slot_range_primary(range, slot))
+                    .ok_or_else(|| {
+                        StoreError::reply("CLUSTER SLOTS", format!("no node serves slot {slot}"))
+                    })?;
+                Ok(Topology::Cluster { slot, primary })
+            }
+        }
+    }
+
     /// The key schema of this store's namespace.
     pub fn keys(&self) -> &Keys {
         &self.keys
@@ -116,7 +169,7 @@ impl Store {
     /// (evictions, copied pointers, data loss). Not part of the production
     /// API: everything else goes through the store's methods.
     #[cfg(feature = "test-kit")]
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
 
@@ -140,4 +193,128 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// `host:port` of the primary of one `CLUSTER SLOTS` entry
+/// (`[start, end, [host, port, id], replicas...]`) if it covers `slot`.
+fn slot_range_primary(range: &redis::Value, slot: u16) -> Option<String> {
+    use redis::Value;
+    let Value::Array(fields) = range else {
+        return None;
+    };
+    let bound = |value: Option<&Value>| match value {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    let (start, end) = (bound(fields.first())?, bound(fields.get(1))?);
+    if !(start..=end).contains(&i64::from(slot)) {
+        return None;
+    }
+    let Some(Value::Array(node)) = fields.get(2) else {
+        return None;
+    };
+    let host = match node.first()? {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        _ => return None,
+    };
+    Some(format!("{host}:{}", bound(node.get(1))?))
+}
+
+fn manager_config(config: &StoreConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(2))
+}
+
+fn bad_url(config: &StoreConfig) -> impl Fn(redis::RedisError) -> StoreError {
+    let url = redact_url(&config.url);
+    move |source| StoreError::BadUrl {
+        url: url.clone(),
+        source,
+    }
+}
+
+/// The CA certificate of `FLINKQ_REDIS_CA_FILE`, if set.
+fn certificates(config: &StoreConfig) -> Result<Option<redis::TlsCertificates>, StoreError> {
+    let Some(path) = &config.ca_file else {
+        return Ok(None);
+    };
+    let root_cert = std::fs::read(path).map_err(|source| StoreError::CaFile {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_cert),
+    }))
+}
+
+fn standalone_client(config: &StoreConfig) -> Result<redis::Client, StoreError> {
+    match certificates(config)? {
+        None => redis::Client::open(config.url.as_str()).map_err(bad_url(config)),
+        Some(certs) => {
+            redis::Client::build_with_tls(config.url.as_str(), certs).map_err(bad_url(config))
+        }
+    }
+}
+
+fn cluster_client(config: &StoreConfig) -> Result<redis::cluster::ClusterClient, StoreError> {
+    let mut builder = redis::cluster::ClusterClient::builder(split_hosts(&config.url))
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.response_timeout);
+    if let Some(certs) = certificates(config)? {
+        builder = builder.certs(certs);
+    }
+    builder.build().map_err(bad_url(config))
+}
+
+/// Sentinels from the URL's hosts; its credentials, db and TLS are the
+/// primary's (Sentinels are reached with the URL's scheme, without them).
+fn sentinel_client(config: &StoreConfig) -> Result<redis::sentinel::SentinelClient, StoreError> {
+    use redis::IntoConnectionInfo;
+    let hosts = split_hosts(&config.url);
+    let mut sentinels = Vec::with_capacity(hosts.len());
+    let mut primary_settings = None;
+    for host in &hosts {
+        let info = host
+            .as_str()
+            .into_connection_info()
+            .map_err(bad_url(config))?;
+        primary_settings
+            .get_or_insert_with(|| (info.redis_settings().clone(), info.addr().clone()));
+        sentinels.push(info.addr().clone());
+    }
+    let Some((settings, first)) = primary_settings else {
+        return Err(bad_url(config)(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "no Sentinel address in the URL",
+        ))));
+    };
+    let mut builder = SentinelClientBuilder::new(
+        sentinels,
+        &config.sentinel_master,
+        SentinelServerType::Master,
+    )
+    .map_err(bad_url(config))?
+    .set_client_to_redis_db(settings.db());
+    if let Some(username) = settings.username() {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = settings.password() {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let redis::ConnectionAddr::TcpTls { .. } = first {
+        builder = builder
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+        if let Some(certs) = certificates(config)? {
+            builder = builder
+                .set_client_to_redis_certificates(certs.clone())
+                .set_client_to_sentinel_certificates(certs);
+        }
+    }
+    builder.build().map_err(bad_url(config))
 }

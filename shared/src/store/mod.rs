@@ -37,7 +37,8 @@
 //! operations, the reaper), `commit` (named commit arguments, commit and its
 //! read-back), `enqueue`, `dead` (dead letters and cancel), `registry`,
 //! `read` (jobs, counts, batches, queue gauges), `results`, `schedule`,
-//! `event_group`, `server`. Key names live in `keys` for Rust and Lua alike;
+//! `event_group`, `server`, `topology` (standalone, Sentinel or Cluster
+//! behind one [`RedisConnection`]). Key names live in `keys` for Rust and Lua alike;
 //! job-hash field names in `fields`.
 
 mod claim;
@@ -57,6 +58,7 @@ mod results;
 mod schedule;
 mod scripts;
 mod server;
+mod topology;
 
 use std::time::Duration;
 
@@ -72,6 +74,7 @@ pub use keys::{KeyName, Keys, SCRIPT_KEYS};
 pub use read::{BatchCompleted, BatchSummary, QueueStats};
 pub use results::ResultEntry;
 pub use schedule::{AdoptedRun, RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
+pub use topology::{RedisConnection, RedisMode, Topology};
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

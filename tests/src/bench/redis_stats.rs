@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use flinkq_shared::store::RedisConnection;
 
 /// `INFO commandstats`: calls per command.
-pub async fn command_calls(conn: &mut ConnectionManager) -> HashMap<String, u64> {
+pub async fn command_calls(conn: &mut RedisConnection) -> HashMap<String, u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -44,7 +44,7 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> (u6
 }
 
 /// `INFO memory` used_memory, bytes.
-pub async fn used_memory(conn: &mut ConnectionManager) -> u64 {
+pub async fn used_memory(conn: &mut RedisConnection) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(conn)
@@ -57,7 +57,7 @@ pub async fn used_memory(conn: &mut ConnectionManager) -> u64 {
 }
 
 /// `INFO cpu`: Redis' CPU seconds (user + system).
-pub async fn redis_cpu_seconds(conn: &mut ConnectionManager) -> f64 {
+pub async fn redis_cpu_seconds(conn: &mut RedisConnection) -> f64 {
     let info: String = redis::cmd("INFO")
         .arg("cpu")
         .query_async(conn)

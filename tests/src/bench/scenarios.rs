@@ -262,7 +262,7 @@ struct CpuShare {
 }
 
 impl CpuShare {
-    async fn start(conn: &mut redis::aio::ConnectionManager) -> Self {
+    async fn start(conn: &mut flinkq_shared::store::RedisConnection) -> Self {
         CpuShare {
             redis: redis_cpu_seconds(conn).await,
             bench: process_cpu_seconds("self"),
@@ -273,7 +273,7 @@ impl CpuShare {
         self,
         report: &mut Report,
         scenario: &str,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut flinkq_shared::store::RedisConnection,
         worker: &WorkerProcess,
         elapsed: f64,
     ) {
@@ -285,7 +285,7 @@ impl CpuShare {
         self,
         report: &mut Report,
         scenario: &str,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut flinkq_shared::store::RedisConnection,
         worker: &WorkerProcess,
         worker_before: f64,
         elapsed: f64,

@@ -1,0 +1,407 @@
+//! How the store reaches Redis: one node (`standalone`), the primary a group
+//! of Sentinels names (`sentinel`), or a Redis Cluster (`cluster`).
+//!
+//! [`RedisConnection`] is the one connection type every store file uses: it
+//! implements `redis::aio::ConnectionLike + Clone` whatever the topology, so
+//! the rest of the store never asks which one it runs on.
+//!
+//! - standalone: the crate's `ConnectionManager` (reconnects to the one node).
+//! - sentinel: a `ConnectionManager` to the primary the Sentinels name,
+//!   replaced when the primary stops answering or answers `READONLY` (it was
+//!   demoted): the Sentinels are asked again, and the new primary's address
+//!   is verified (`ROLE`) before it is used.
+//! - cluster: the crate's `cluster_async` connection: it learns the slot map
+//!   from the seed nodes, follows `MOVED`/`ASK`, and routes each `EVALSHA` by
+//!   its first key. Every script receives all its keys in `KEYS`, all under
+//!   the namespace's hash tag (see `keys.rs`), so one namespace is one slot
+//!   on one shard. `SCRIPT LOAD` goes to every primary, so the `NOSCRIPT`
+//!   fallback of `Script::invoke_async` loads the script on the node that
+//!   answered too.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::SentinelClient;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// Which Redis topology `FLINKQ_REDIS_URL` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedisMode {
+    /// One Redis node (or a managed endpoint that fails over behind one
+    /// address).
+    #[default]
+    Standalone,
+    /// The URL lists Sentinels; the primary is the one they name.
+    Sentinel,
+    /// The URL lists seed nodes of a Redis Cluster.
+    Cluster,
+}
+
+impl RedisMode {
+    /// Its name in `FLINKQ_REDIS_MODE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::Standalone => "standalone",
+            RedisMode::Sentinel => "sentinel",
+            RedisMode::Cluster => "cluster",
+        }
+    }
+}
+
+impl std::str::FromStr for RedisMode {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, String> {
+        match input {
+            "standalone" => Ok(RedisMode::Standalone),
+            "sentinel" => Ok(RedisMode::Sentinel),
+            "cluster" => Ok(RedisMode::Cluster),
+            other => Err(format!(
+                "{other:?} is not a Redis mode: use standalone, sentinel or cluster"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for RedisMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which node serves this store's namespace, for the startup log and health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// The one node (its URL, password redacted).
+    Standalone {
+        /// The URL.
+        node: String,
+    },
+    /// The primary the Sentinels name.
+    Sentinel {
+        /// `FLINKQ_REDIS_SENTINEL_MASTER`.
+        master_name: String,
+        /// `host:port` of the primary in use.
+        primary: String,
+    },
+    /// The cluster primary serving the namespace's hash slot.
+    Cluster {
+        /// The namespace's slot.
+        slot: u16,
+        /// `host:port` of the primary serving it.
+        primary: String,
+    },
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topology::Standalone { node } => write!(f, "standalone {node}"),
+            Topology::Sentinel {
+                master_name,
+                primary,
+            } => write!(f, "sentinel master {master_name:?} at {primary}"),
+            Topology::Cluster { slot, primary } => {
+                write!(f, "cluster slot {slot} on primary {primary}")
+            }
+        }
+    }
+}
+
+/// One Redis URL per host of a comma-separated list:
+/// `redis://u:p@h1:1,h2:2/3` → `redis://u:p@h1:1/3`, `redis://u:p@h2:2/3`.
+/// A URL naming one host gives itself.
+pub fn split_hosts(url: &str) -> Vec<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return vec![url.to_owned()];
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let path = if path.is_empty() {
+        String::new()
+    } else {
+        format!("/{path}")
+    };
+    hosts
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("{scheme}://{userinfo}{host}{path}"))
+        .collect()
+}
+
+/// The one connection type of the store, whatever the topology. Cheap to
+/// clone; clones share the underlying connections.
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One node.
+    Standalone(ConnectionManager),
+    /// The primary named by Sentinels.
+    Sentinel(SentinelConnection),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self {
+            RedisConnection::Standalone(_) => RedisMode::Standalone,
+            RedisConnection::Sentinel(_) => RedisMode::Sentinel,
+            RedisConnection::Cluster(_) => RedisMode::Cluster,
+        };
+        f.debug_tuple("RedisConnection").field(&mode).finish()
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Standalone(conn) => conn.req_packed_command(cmd),
+            RedisConnection::Cluster(conn) => conn.req_packed_command(cmd),
+            RedisConnection::Sentinel(conn) => Box::pin(conn.command(cmd)),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Sentinel(conn) => Box::pin(conn.commands(pipeline, offset, count)),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Standalone(conn) => conn.get_db(),
+            RedisConnection::Cluster(conn) => conn.get_db(),
+            RedisConnection::Sentinel(conn) => conn.current().manager.get_db(),
+        }
+    }
+}
+
+/// Did this answer mean "not the primary (any more)" or "no answer"? Then
+/// the Sentinels are asked again. `READONLY` comes as its own error kind from
+/// a plain command and inside the message of a script's error.
+fn calls_for_new_primary(error: &redis::RedisError) -> bool {
+    is_readonly(error)
+        || error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+}
+
+/// A write refused by a replica: nothing was applied.
+pub(crate) fn is_readonly(error: &redis::RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        || error.to_string().contains("READONLY")
+}
+
+/// The primary in use and when it was chosen.
+struct Primary {
+    manager: ConnectionManager,
+    address: String,
+    generation: u64,
+}
+
+struct SentinelShared {
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    master_name: String,
+    manager_config: ConnectionManagerConfig,
+    current: RwLock<Arc<Primary>>,
+    /// Held while the Sentinels are asked: one question at a time, and the
+    /// time of the last one, so a burst of failing commands asks once.
+    resolving: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// A connection to the primary a group of Sentinels names, that asks them
+/// again when the primary stops answering or turns out to be a replica.
+#[derive(Clone)]
+pub struct SentinelConnection {
+    shared: Arc<SentinelShared>,
+}
+
+impl std::fmt::Debug for SentinelConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let current = self.current();
+        f.debug_struct("SentinelConnection")
+            .field("master_name", &self.shared.master_name)
+            .field("primary", &current.address)
+            .field("generation", &current.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often the Sentinels may be asked while the primary does not answer:
+/// a failover takes seconds, asking more often only loads them.
+const RESOLVE_SPACING: Duration = Duration::from_millis(200);
+
+impl SentinelConnection {
+    /// Asks the Sentinels for `master_name`'s primary and connects to it.
+    pub(crate) async fn connect(
+        mut sentinels: SentinelClient,
+        master_name: String,
+        manager_config: ConnectionManagerConfig,
+    ) -> RedisResult<SentinelConnection> {
+        let (manager, address) = resolve(&mut sentinels, &manager_config).await?;
+        Ok(SentinelConnection {
+            shared: Arc::new(SentinelShared {
+                sentinels: tokio::sync::Mutex::new(sentinels),
+                master_name,
+                manager_config,
+                current: RwLock::new(Arc::new(Primary {
+                    manager,
+                    address,
+                    generation: 0,
+                })),
+                resolving: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    fn current(&self) -> Arc<Primary> {
+        match self.shared.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// `host:port` of the primary in use, and the Sentinels' name for it.
+    pub(crate) fn primary(&self) -> (String, String) {
+        (
+            self.current().address.clone(),
+            self.shared.master_name.clone(),
+        )
+    }
+
+    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let primary = self.current();
+        let mut manager = primary.manager.clone();
+        match manager.req_packed_command(cmd).await {
+            Err(error) if calls_for_new_primary(&error) => {
+                let moved = self.reresolve(primary.generation).await;
+                // READONLY: the old primary applied nothing, so the command
+                // runs again on the new one. Any other failure may have
+                // applied it: the caller decides (its error says unanswered).
+                if moved && is_readonly(&error) {
+                    let mut manager = self.current().manager.clone();
+                    return manager.req_packed_command(cmd).await;
+                }
+                Err(error)
+            }
+            answer => answer,
+        }
+    }
+
+    async fn commands(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let primary = self.current();
+        let mut manager = primary.manager.clone();
+        match manager.req_packed_commands(pipeline, offset, count).await {
+            Err(error) if calls_for_new_primary(&error) => {
+                let moved = self.reresolve(primary.generation).await;
+                if moved && is_readonly(&error) {
+                    let mut manager = self.current().manager.clone();
+                    return manager.req_packed_commands(pipeline, offset, count).await;
+                }
+                Err(error)
+            }
+            answer => answer,
+        }
+    }
+
+    /// Asks the Sentinels again unless someone already did since
+    /// `generation` was in use (or did so moments ago). True when a primary
+    /// newer than `generation` is in use afterwards.
+    async fn reresolve(&self, generation: u64) -> bool {
+        let mut last = self.shared.resolving.lock().await;
+        if self.current().generation != generation {
+            return true;
+        }
+        if last.is_some_and(|at| at.elapsed() < RESOLVE_SPACING) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        let resolved = {
+            let mut sentinels = self.shared.sentinels.lock().await;
+            resolve(&mut sentinels, &self.shared.manager_config).await
+        };
+        match resolved {
+            Ok((manager, address)) => {
+                let previous = self.current();
+                if previous.address != address {
+                    tracing::warn!(
+                        master = %self.shared.master_name,
+                        from = %previous.address,
+                        to = %address,
+                        "Redis primary changed (Sentinel failover)"
+                    );
+                }
+                let next = Arc::new(Primary {
+                    manager,
+                    address,
+                    generation: generation + 1,
+                });
+                match self.shared.current.write() {
+                    Ok(mut current) => *current = next,
+                    Err(poisoned) => *poisoned.into_inner() = next,
+                }
+                true
+            }
+            Err(error) => {
+                tracing::debug!(master = %self.shared.master_name, %error, "no primary from the Sentinels yet");
+                false
+            }
+        }
+    }
+}
+
+/// The primary the Sentinels name now (checked with `ROLE` by the crate), and
+/// a connection manager to it.
+async fn resolve(
+    sentinels: &mut SentinelClient,
+    config: &ConnectionManagerConfig,
+) -> RedisResult<(ConnectionManager, String)> {
+    let client = sentinels.async_get_client().await?;
+    let address = client.get_connection_info().addr().to_string();
+    let manager = ConnectionManager::new_with_config(client, config.clone()).await?;
+    Ok((manager, address))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RedisMode, split_hosts};
+
+    #[test]
+    fn a_host_list_becomes_one_url_per_host_with_the_same_credentials_and_db() {
+        assert_eq!(
+            split_hosts("redis://u:p@h1:1,h2:2/3"),
+            vec!["redis://u:p@h1:1/3", "redis://u:p@h2:2/3"]
+        );
+        assert_eq!(
+            split_hosts("rediss://h1:1,h2:2"),
+            vec!["rediss://h1:1", "rediss://h2:2"]
+        );
+        assert_eq!(split_hosts("redis://h:1"), vec!["redis://h:1"]);
+    }
+
+    #[test]
+    fn modes_parse_by_name_only() {
+        assert_eq!("sentinel".parse(), Ok(RedisMode::Sentinel));
+        assert_eq!("cluster".parse(), Ok(RedisMode::Cluster));
+        assert!("Cluster".parse::<RedisMode>().is_err());
+    }
+}
