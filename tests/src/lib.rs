@@ -10,6 +10,7 @@
 //! - [`fixtures`]: transitions computed by the real state machine, for tests that apply them by hand.
 //! - [`delay_proxy`]: a TCP proxy that delays, holds or cuts traffic (a slow link to Redis or Flinks).
 //! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
+//! - [`redis_topology`]: a Sentinel group and a Redis Cluster of real processes around a harness node.
 //! - [`scenario`]: the usual end-to-end test bed (Redis, simulator, worker setup, store) in one call.
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
@@ -18,6 +19,7 @@ pub mod delay_proxy;
 pub mod fixtures;
 pub mod prom_text;
 pub mod redis_harness;
+pub mod redis_topology;
 pub mod scenario;
 pub mod sim;
 pub mod worker_process;

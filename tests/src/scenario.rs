@@ -10,14 +10,19 @@ use flinkq_shared::{JobSnapshot, LoginId};
 
 use crate::delay_proxy::DelayProxy;
 use crate::redis_harness::{RedisOptions, RedisServer};
+use crate::redis_topology::{RedisTopology, TopologyKind};
 use crate::sim::{LoginStats, Script, SimConfig, SimHandle, Simulator};
-use crate::worker_process::{WorkerProcess, WorkerSetup, flinkq_cli, wait_for};
+use crate::worker_process::{WorkerProcess, WorkerSetup, flinkq_cli, flinkq_command, wait_for};
 
 /// One test's world. Everything is torn down when it is dropped.
 #[derive(Debug)]
 pub struct Scenario {
-    /// The private Redis.
+    /// The private Redis; with a topology, its first node (the Sentinel
+    /// group's initial primary, the cluster's first master).
     pub redis: RedisServer,
+    /// The rest of a replicated Redis ([`Scenario::start_on`]): workers, the
+    /// CLI and the store reach Redis through it.
+    pub topology: Option<RedisTopology>,
     /// The simulator; polls closer than the interval are violations.
     pub sim: SimHandle,
     /// Results and logs live here.
@@ -47,6 +52,23 @@ impl Scenario {
         redis: RedisOptions,
     ) -> Scenario {
         let redis = RedisServer::start_with(redis).expect("redis-server");
+        Scenario::assemble(interval, sim_config, redis, None).await
+    }
+
+    /// A scenario on a replicated Redis: a Sentinel group or a three-master
+    /// cluster. Workers (via `FLINKQ_REDIS_MODE`), the CLI and the store all
+    /// use it; `redis` is its first node.
+    pub async fn start_on(interval: Duration, kind: TopologyKind) -> Scenario {
+        let (redis, topology) = RedisTopology::start(kind).expect("redis topology");
+        Scenario::assemble(interval, SimConfig::default(), redis, Some(topology)).await
+    }
+
+    async fn assemble(
+        interval: Duration,
+        sim_config: SimConfig,
+        redis: RedisServer,
+        topology: Option<RedisTopology>,
+    ) -> Scenario {
         let sim = Simulator::start(SimConfig {
             min_poll_interval: interval,
             ..sim_config
@@ -54,28 +76,39 @@ impl Scenario {
         .await
         .expect("simulator");
         let work = tempfile::tempdir().expect("tempdir");
-        let setup = WorkerSetup {
+        let redis_url = topology
+            .as_ref()
+            .map_or_else(|| redis.url(), RedisTopology::url);
+        let mut setup = WorkerSetup {
             poll_interval: interval,
             ..WorkerSetup::new(
-                &redis.url(),
+                &redis_url,
                 &sim.authorize_url(),
                 &sim.investments_url(),
                 work.path(),
             )
         };
-        let ca = redis.ca_cert();
-        let store_config = StoreConfig {
-            ca_file: ca.exists().then_some(ca),
-            ..StoreConfig::new(redis.url(), &setup.namespace)
-        };
+        if let Some(topology) = &topology {
+            setup
+                .extra_env
+                .push(("FLINKQ_REDIS_MODE".into(), topology.mode().to_string()));
+        }
+        let store_config = store_config_for(&redis, topology.as_ref(), &setup.namespace);
         let store = Store::connect(&store_config).await.expect("store");
         Scenario {
             redis,
+            topology,
             sim,
             work,
             setup,
             store,
         }
+    }
+
+    /// How to reach this scenario's Redis (whatever its topology) in
+    /// `namespace`.
+    pub fn store_config(&self, namespace: &str) -> StoreConfig {
+        store_config_for(&self.redis, self.topology.as_ref(), namespace)
     }
 
     /// `n` random logins, all scripted with `script` in the simulator.
@@ -170,9 +203,17 @@ impl Scenario {
         proxy
     }
 
-    /// Runs the `flinkq` CLI against this scenario's Redis and namespace.
+    /// Runs the `flinkq` CLI against this scenario's Redis (its topology
+    /// if it has one) and namespace.
     pub fn cli(&self, args: &[&str]) -> Output {
-        flinkq_cli(&self.redis.url(), &self.setup.namespace, args, None)
+        match &self.topology {
+            None => flinkq_cli(&self.redis.url(), &self.setup.namespace, args, None),
+            Some(topology) => flinkq_command(&topology.url(), &self.setup.namespace)
+                .env("FLINKQ_REDIS_MODE", topology.mode().to_string())
+                .args(args)
+                .output()
+                .expect("run flinkq"),
+        }
     }
 
     /// The newest job of `login` (panics if it has none).
@@ -182,5 +223,25 @@ impl Scenario {
             .await
             .expect("read the login's job")
             .unwrap_or_else(|| panic!("login {login} has no job"))
+    }
+}
+
+fn store_config_for(
+    redis: &RedisServer,
+    topology: Option<&RedisTopology>,
+    namespace: &str,
+) -> StoreConfig {
+    match topology {
+        None => {
+            let ca = redis.ca_cert();
+            StoreConfig {
+                ca_file: ca.exists().then_some(ca),
+                ..StoreConfig::new(redis.url(), namespace)
+            }
+        }
+        Some(topology) => StoreConfig {
+            mode: topology.mode(),
+            ..StoreConfig::new(topology.url(), namespace)
+        },
     }
 }

@@ -44,6 +44,10 @@ pub async fn run(
     config.validate()?;
     let auth_key = config.resolved_auth_key()?;
     let store = Store::connect(&config.redis.store_config()).await?;
+    match store.topology().await {
+        Ok(topology) => info!(%topology, "Redis primary serving the namespace"),
+        Err(error) => warn!(%error, "cannot tell which Redis node serves the namespace"),
+    }
     warn_if_redis_evicts(&store).await;
     let results = match config.results {
         ResultsKind::Files => ResultSink::Files {

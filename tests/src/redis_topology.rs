@@ -1,0 +1,305 @@
+//! Replicated Redis topologies on loopback, from real processes: a Sentinel
+//! group (a replica and three `redis-server --sentinel` around a primary) and
+//! a three-master Redis Cluster (`--cluster-enabled yes` nodes joined by
+//! `redis-cli --cluster create`). Everything is SIGKILLed when dropped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::redis_harness::{RedisOptions, RedisServer, free_port};
+
+/// The Sentinels' name of the primary in every group started here.
+pub const MASTER_NAME: &str = "mymaster";
+
+/// How long a topology may take to settle (replication link up, Sentinels
+/// discovering each other, cluster state ok).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `redis-cli -p <port> <args>` and returns its trimmed stdout.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn settle(what: &str, mut done: impl FnMut() -> bool) -> std::io::Result<()> {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > SETTLE_TIMEOUT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{what} did not happen within {SETTLE_TIMEOUT:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// One `redis-server --sentinel` process.
+#[derive(Debug)]
+struct SentinelProcess {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl SentinelProcess {
+    fn start(primary_port: u16) -> std::io::Result<SentinelProcess> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let config = dir.path().join("sentinel.conf");
+        // a quorum of 2 of 3; a primary silent for 1 s is down; a failover
+        // that stalls is retried after 5 s
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nlogfile {}\n\
+                 sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel failover-timeout {MASTER_NAME} 5000\n\
+                 sentinel parallel-syncs {MASTER_NAME} 1\n",
+                dir.path().display(),
+                dir.path().join("sentinel.log").display(),
+            ),
+        )?;
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let sentinel = SentinelProcess {
+            child,
+            port,
+            _dir: dir,
+        };
+        settle("a Sentinel answering PING", || {
+            redis_cli(port, &["PING"]) == "PONG"
+        })?;
+        Ok(sentinel)
+    }
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A replica and three Sentinels around a primary the caller started (and
+/// may SIGKILL to make the Sentinels promote the replica).
+#[derive(Debug)]
+pub struct SentinelGroup {
+    /// The replica of the primary: the one the Sentinels promote.
+    pub replica: RedisServer,
+    sentinels: Vec<SentinelProcess>,
+}
+
+impl SentinelGroup {
+    /// Starts a replica of `primary` and three Sentinels monitoring it, and
+    /// waits until the replica is in sync and every Sentinel knows the
+    /// replica and the two other Sentinels (a failover needs both).
+    pub fn start(primary: &RedisServer) -> std::io::Result<SentinelGroup> {
+        let replica = RedisServer::start_with(RedisOptions {
+            extra_args: vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.port().to_string(),
+            ],
+            ..RedisOptions::default()
+        })?;
+        settle("the replica's link to the primary", || {
+            redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
+        })?;
+        let sentinels = (0..3)
+            .map(|_| SentinelProcess::start(primary.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        for sentinel in &sentinels {
+            settle("each Sentinel knowing the replica and its peers", || {
+                let replicas = redis_cli(sentinel.port, &["SENTINEL", "REPLICAS", MASTER_NAME]);
+                let peers = redis_cli(sentinel.port, &["SENTINEL", "SENTINELS", MASTER_NAME]);
+                replicas.contains(&replica.port().to_string())
+                    && sentinels_listed(&peers, &sentinels, sentinel.port) == 2
+            })?;
+        }
+        Ok(SentinelGroup { replica, sentinels })
+    }
+
+    /// `redis://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>`: the
+    /// `FLINKQ_REDIS_URL` of `FLINKQ_REDIS_MODE=sentinel`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis://{}", hosts.join(","))
+    }
+
+    /// The port of the primary the first Sentinel names now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let answer = redis_cli(
+            self.sentinels[0].port,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
+        );
+        answer.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+/// How many of `all` (but `own`) appear in a `SENTINEL SENTINELS` answer.
+fn sentinels_listed(answer: &str, all: &[SentinelProcess], own: u16) -> usize {
+    let ports: Vec<&str> = answer.lines().map(str::trim).collect();
+    all.iter()
+        .filter(|s| s.port != own && ports.contains(&s.port.to_string().as_str()))
+        .count()
+}
+
+/// A Redis Cluster of masters without replicas.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// The masters besides the first (which the caller owns).
+    pub others: Vec<RedisServer>,
+    ports: Vec<u16>,
+}
+
+impl RedisCluster {
+    /// The options of a cluster node: start the first with these, then
+    /// [`RedisCluster::start`] around it.
+    pub fn node_options() -> RedisOptions {
+        RedisOptions {
+            extra_args: vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                "nodes.conf".into(),
+                "--cluster-node-timeout".into(),
+                "2000".into(),
+            ],
+            ..RedisOptions::default()
+        }
+    }
+
+    /// Starts `masters - 1` more nodes, creates a cluster of them and
+    /// `first` (slots split evenly), and waits until every node says the
+    /// cluster is ok.
+    pub fn start(first: &RedisServer, masters: usize) -> std::io::Result<RedisCluster> {
+        let others = (1..masters)
+            .map(|_| RedisServer::start_with(RedisCluster::node_options()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let ports: Vec<u16> = std::iter::once(first.port())
+            .chain(others.iter().map(RedisServer::port))
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        for port in &ports {
+            settle("cluster_state:ok on every node", || {
+                redis_cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            })?;
+        }
+        Ok(RedisCluster { others, ports })
+    }
+
+    /// The seed nodes: the `FLINKQ_REDIS_URL` of `FLINKQ_REDIS_MODE=cluster`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis://{}", hosts.join(","))
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        redis_cli(self.ports[0], &["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// The port of the master serving `slot` (`CLUSTER SLOTS`, as redis-cli
+    /// prints it: start, end, host, port, id, one per line).
+    pub fn master_of(&self, slot: u16) -> u16 {
+        let answer = redis_cli(self.ports[0], &["CLUSTER", "SLOTS"]);
+        let lines: Vec<&str> = answer.lines().map(str::trim).collect();
+        lines
+            .windows(4)
+            .find_map(|w| {
+                let (start, end) = (w[0].parse::<u16>().ok()?, w[1].parse::<u16>().ok()?);
+                let port = w[3].parse::<u16>().ok()?;
+                (w[2] == "127.0.0.1" && (start..=end).contains(&slot)).then_some(port)
+            })
+            .unwrap_or_else(|| panic!("no master serves slot {slot}: {answer}"))
+    }
+}
+
+/// A Scenario's replicated Redis (besides the node in `Scenario::redis`).
+#[derive(Debug)]
+pub enum RedisTopology {
+    /// `Scenario::redis` is the initial primary.
+    Sentinel(SentinelGroup),
+    /// `Scenario::redis` is the first master.
+    Cluster(RedisCluster),
+}
+
+/// Which topology [`crate::scenario::Scenario::start_on`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyKind {
+    /// A primary, a replica, three Sentinels.
+    Sentinel,
+    /// Three masters.
+    Cluster,
+}
+
+impl RedisTopology {
+    /// Builds `kind` around a first node it starts; returns both.
+    pub fn start(kind: TopologyKind) -> std::io::Result<(RedisServer, RedisTopology)> {
+        match kind {
+            TopologyKind::Sentinel => {
+                let primary = RedisServer::start()?;
+                let group = SentinelGroup::start(&primary)?;
+                Ok((primary, RedisTopology::Sentinel(group)))
+            }
+            TopologyKind::Cluster => {
+                let first = RedisServer::start_with(RedisCluster::node_options())?;
+                let cluster = RedisCluster::start(&first, 3)?;
+                Ok((first, RedisTopology::Cluster(cluster)))
+            }
+        }
+    }
+
+    /// `FLINKQ_REDIS_URL` for it.
+    pub fn url(&self) -> String {
+        match self {
+            RedisTopology::Sentinel(group) => group.url(),
+            RedisTopology::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// `FLINKQ_REDIS_MODE` for it.
+    pub fn mode(&self) -> flinkq_shared::store::RedisMode {
+        match self {
+            RedisTopology::Sentinel(_) => flinkq_shared::store::RedisMode::Sentinel,
+            RedisTopology::Cluster(_) => flinkq_shared::store::RedisMode::Cluster,
+        }
+    }
+}

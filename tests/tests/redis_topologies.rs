@@ -1,0 +1,183 @@
+//! Replicated Redis: a Sentinel failover mid-batch and a real Redis Cluster,
+//! all real processes (redis-server, redis-server --sentinel, workers, CLI).
+
+use std::time::{Duration, Instant};
+
+use flinkq_shared::store::{Keys, RedisMode, Store, StoreConfig, Topology};
+use flinkq_tests::redis_topology::{RedisTopology, TopologyKind};
+use flinkq_tests::scenario::Scenario;
+use flinkq_tests::sim::Script;
+use flinkq_tests::worker_process::{WorkerProcess, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_mid_batch_loses_nothing() {
+    let interval = Duration::from_millis(500);
+    let mut world = Scenario::start_on(interval, TopologyKind::Sentinel).await;
+    // the failover (1 s to call the primary down, then the election) fits
+    // in the lease: no claimed step runs twice because of it
+    world.setup.lease = Duration::from_secs(6);
+    let logins = world.logins(500, &Script::pending(4));
+    world.enqueue("failover", &logins).await;
+    let workers = [
+        WorkerProcess::spawn(&world.setup),
+        WorkerProcess::spawn(&world.setup),
+    ];
+    let Some(RedisTopology::Sentinel(group)) = &world.topology else {
+        unreachable!("a Sentinel scenario")
+    };
+    let replica = group.replica.port();
+    assert_eq!(group.primary_port(), Some(world.redis.port()));
+
+    // mid-batch: every login polled once, none finished
+    world.wait_polled(&logins, 1, Duration::from_secs(60)).await;
+    let at_kill = world.store.counts(Some("failover")).await.expect("counts");
+    assert!(at_kill.unfinished() > 0, "killed mid-batch: {at_kill:?}");
+    let killed = Instant::now();
+    world.redis.stop();
+
+    wait_for(
+        "the Sentinels to promote the replica",
+        Duration::from_secs(30),
+        async || (group.primary_port() == Some(replica)).then_some(()),
+    )
+    .await;
+    let promoted = killed.elapsed();
+    // the first commit after the kill: the counts move on the new primary
+    let baseline = wait_for(
+        "the store to reach the new primary",
+        Duration::from_secs(30),
+        async || world.store.counts(Some("failover")).await.ok(),
+    )
+    .await;
+    wait_for(
+        "a commit on the new primary",
+        Duration::from_secs(30),
+        async || {
+            let now = world.store.counts(Some("failover")).await.ok()?;
+            (now != baseline).then_some(())
+        },
+    )
+    .await;
+    let first_commit = killed.elapsed();
+    println!(
+        "sentinel failover: replica promoted {promoted:?} after the SIGKILL, first commit after the kill at {first_commit:?}"
+    );
+
+    let counts = world
+        .wait_finished("failover", Duration::from_secs(120))
+        .await;
+    assert_eq!(counts.succeeded, 500, "{counts:?}");
+    assert_eq!(counts.total, 500, "{counts:?}");
+    for login in &logins {
+        let stats = world.sim.login_stats(&login.to_string());
+        assert_eq!(stats.investments_calls, 5, "{login}: {stats:?}");
+    }
+    assert_eq!(world.sim.violations(), vec![]);
+    assert!(
+        workers.iter().all(|w| w.pid() > 0),
+        "the same two workers ran throughout"
+    );
+    for mut worker in workers {
+        assert!(worker.try_exit_status().is_none(), "no worker exited");
+    }
+    // the CLI reads the new primary through the Sentinels too
+    let status = world.cli(&["status", "--batch", "failover"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let topology = world.store.topology().await.expect("topology");
+    assert_eq!(
+        topology,
+        Topology::Sentinel {
+            master_name: "mymaster".into(),
+            primary: format!("127.0.0.1:{replica}"),
+        }
+    );
+}
+
+/// Two namespace names whose hash slots sit on different masters.
+fn namespaces_on_two_shards(world: &Scenario) -> (String, String) {
+    let Some(RedisTopology::Cluster(cluster)) = &world.topology else {
+        unreachable!("a cluster scenario")
+    };
+    let master_of = |ns: &str| {
+        let key = Keys::new(ns).counts();
+        cluster.master_of(cluster.slot_of(&key))
+    };
+    let first = "night-0".to_owned();
+    let second = (1..100)
+        .map(|i| format!("night-{i}"))
+        .find(|ns| master_of(ns) != master_of(&first))
+        .expect("a namespace on another master");
+    (first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_runs_two_namespaces_on_different_shards() {
+    let interval = Duration::from_millis(300);
+    let world = Scenario::start_on(interval, TopologyKind::Cluster).await;
+    let (first, second) = namespaces_on_two_shards(&world);
+    let mut stores = Vec::new();
+    let mut workers = Vec::new();
+    for namespace in [&first, &second] {
+        let config: StoreConfig = world.store_config(namespace);
+        assert_eq!(config.mode, RedisMode::Cluster);
+        let store = Store::connect(&config).await.expect("cluster store");
+        let logins = world.logins(300, &Script::pending(2));
+        store.enqueue("nightly", &logins).await.expect("enqueue");
+        let mut setup = world.setup.clone();
+        setup.namespace = namespace.clone();
+        setup.lease = Duration::from_secs(2);
+        workers.push(WorkerProcess::spawn(&setup));
+        workers.push(WorkerProcess::spawn(&setup));
+        stores.push((store, logins));
+    }
+    let mut primaries = Vec::new();
+    for (store, _) in &stores {
+        primaries.push(store.topology().await.expect("topology"));
+    }
+    match (&primaries[0], &primaries[1]) {
+        (Topology::Cluster { primary: a, .. }, Topology::Cluster { primary: b, .. }) => {
+            assert_ne!(a, b, "the namespaces sit on different masters")
+        }
+        other => panic!("not cluster topologies: {other:?}"),
+    }
+
+    // one worker of the first namespace dies mid-batch
+    wait_for(
+        "jobs of the first namespace polling",
+        Duration::from_secs(60),
+        async || {
+            let counts = stores[0].0.counts(Some("nightly")).await.ok()?;
+            (counts.polling > 0 || counts.succeeded > 0).then_some(())
+        },
+    )
+    .await;
+    workers[0].sigkill();
+    world.sim.note_crash();
+
+    for (store, logins) in &stores {
+        let counts = wait_for(
+            "both namespaces to finish",
+            Duration::from_secs(120),
+            async || {
+                let counts = store.counts(Some("nightly")).await.ok()?;
+                (counts.total > 0 && counts.unfinished() == 0).then_some(counts)
+            },
+        )
+        .await;
+        assert_eq!(counts.total, 300, "{counts:?}");
+        assert_eq!(counts.succeeded, 300, "{counts:?}");
+        for login in logins {
+            let job = store
+                .job_for_login(login)
+                .await
+                .expect("read")
+                .expect("job");
+            assert_eq!(job.state, flinkq_shared::JobState::Succeeded, "{login}");
+        }
+    }
+    assert_eq!(world.sim.violations(), vec![]);
+}
