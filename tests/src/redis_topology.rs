@@ -144,6 +144,11 @@ impl SentinelGroup {
         format!("redis://{}", hosts.join(","))
     }
 
+    /// The port of a Sentinel (the first), for `SENTINEL ...` commands.
+    pub fn sentinel_port(&self) -> u16 {
+        self.sentinels[0].port
+    }
+
     /// The port of the primary the first Sentinel names now.
     pub fn primary_port(&self) -> Option<u16> {
         let answer = redis_cli(
@@ -227,6 +232,20 @@ impl RedisCluster {
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         format!("redis://{}", hosts.join(","))
+    }
+
+    /// The ports of every master.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// How many scripts the node on `port` holds (`INFO memory`).
+    pub fn cached_scripts(port: u16) -> u64 {
+        redis_cli(port, &["INFO", "memory"])
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("number_of_cached_scripts:"))
+            .and_then(|n| n.parse().ok())
+            .expect("INFO memory reports number_of_cached_scripts")
     }
 
     /// The hash slot of `key` (`CLUSTER KEYSLOT`).

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use flinkq_shared::store::{Keys, RedisMode, Store, StoreConfig, Topology};
-use flinkq_tests::redis_topology::{RedisTopology, TopologyKind};
+use flinkq_tests::redis_topology::{RedisCluster, RedisTopology, TopologyKind, redis_cli};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::Script;
 use flinkq_tests::worker_process::{WorkerProcess, wait_for};
@@ -180,4 +180,125 @@ async fn cluster_runs_two_namespaces_on_different_shards() {
         }
     }
     assert_eq!(world.sim.violations(), vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noscript_on_a_cluster_reloads_the_script_on_the_namespace_master_only() {
+    let world = Scenario::start_on(Duration::from_millis(300), TopologyKind::Cluster).await;
+    let Some(RedisTopology::Cluster(cluster)) = &world.topology else {
+        unreachable!("a cluster scenario")
+    };
+    let home = cluster.master_of(cluster.slot_of(&Keys::new(&world.setup.namespace).counts()));
+    let flush_everywhere = || {
+        for port in cluster.ports() {
+            assert_eq!(redis_cli(*port, &["SCRIPT", "FLUSH"]), "OK");
+            assert_eq!(RedisCluster::cached_scripts(*port), 0);
+        }
+    };
+    let scripts_per_node = || -> Vec<(u16, u64)> {
+        cluster
+            .ports()
+            .iter()
+            .map(|port| (*port, RedisCluster::cached_scripts(*port)))
+            .collect()
+    };
+
+    // EVALSHA answered NOSCRIPT: the script is loaded where it runs
+    flush_everywhere();
+    world
+        .store
+        .queue_stats()
+        .await
+        .expect("stats after SCRIPT FLUSH");
+    for (port, scripts) in scripts_per_node() {
+        assert_eq!(
+            scripts,
+            u64::from(port == home),
+            "node {port} (home {home})"
+        );
+    }
+
+    // a pipeline of EVALSHAs loads its scripts first, on the same node
+    flush_everywhere();
+    let logins = world.logins(3, &Script::pending(0));
+    world.enqueue("reload", &logins).await;
+    assert_eq!(
+        world
+            .store
+            .counts(Some("reload"))
+            .await
+            .expect("counts")
+            .total,
+        3
+    );
+    for (port, scripts) in scripts_per_node() {
+        assert_eq!(
+            scripts > 0,
+            port == home,
+            "node {port} (home {home}): {scripts}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_sends_writes_to_the_promoted_one_without_readonly_errors() {
+    let world = Scenario::start_on(Duration::from_millis(300), TopologyKind::Sentinel).await;
+    let Some(RedisTopology::Sentinel(group)) = &world.topology else {
+        unreachable!("a Sentinel scenario")
+    };
+    let (old, new) = (world.redis.port(), group.replica.port());
+    let first = world.logins(1, &Script::pending(0));
+    world.enqueue("before", &first).await;
+
+    // a manual failover: the old primary lives on, as a replica that
+    // answers writes with READONLY
+    assert_eq!(
+        redis_cli(group.sentinel_port(), &["SENTINEL", "FAILOVER", "mymaster"]),
+        "OK"
+    );
+    wait_for(
+        "the replica promoted, the primary demoted",
+        Duration::from_secs(30),
+        async || {
+            let demoted = redis_cli(old, &["ROLE"]).starts_with("slave");
+            (group.primary_port() == Some(new) && demoted).then_some(())
+        },
+    )
+    .await;
+
+    // the store still holds a connection to the old primary: its first
+    // write is refused there (READONLY) or finds the connection closed by
+    // the Sentinels; neither reaches the caller as READONLY, and the write
+    // lands on the new primary
+    let second = world.logins(1, &Script::pending(0));
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        match world.store.enqueue("after", &second).await {
+            Ok(_) => break,
+            Err(error) => answers.push(error.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answers.iter().all(|a| !a.contains("READONLY")),
+        "READONLY reached the caller: {answers:?}"
+    );
+    assert!(answers.len() < 20, "the write never landed: {answers:?}");
+    assert_eq!(
+        world
+            .store
+            .counts(Some("after"))
+            .await
+            .expect("counts")
+            .total,
+        1
+    );
+    assert_eq!(
+        world.store.topology().await.expect("topology"),
+        Topology::Sentinel {
+            master_name: "mymaster".into(),
+            primary: format!("127.0.0.1:{new}"),
+        }
+    );
+    println!("errors before the write landed on the new primary: {answers:?}");
 }

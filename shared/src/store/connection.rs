@@ -10,7 +10,9 @@ use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 
 use super::keys::Keys;
 use super::scripts::Scripts;
-use super::topology::{RedisConnection, RedisMode, SentinelConnection, Topology, split_hosts};
+use super::topology::{
+    ClusterLink, RedisConnection, RedisMode, SentinelConnection, Topology, split_hosts,
+};
 use super::{StoreError, redact_url};
 
 /// How to reach Redis.
@@ -102,12 +104,13 @@ impl Store {
                     .map_err(unreachable)?,
                 )
             }
-            RedisMode::Cluster => RedisConnection::Cluster(
+            RedisMode::Cluster => RedisConnection::Cluster(ClusterLink::new(
                 cluster_client(config)?
                     .get_async_connection()
                     .await
                     .map_err(unreachable)?,
-            ),
+                &Keys::new(&config.namespace).counts(),
+            )),
         };
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)

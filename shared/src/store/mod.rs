@@ -74,7 +74,7 @@ pub use keys::{KeyName, Keys, SCRIPT_KEYS};
 pub use read::{BatchCompleted, BatchSummary, QueueStats};
 pub use results::ResultEntry;
 pub use schedule::{AdoptedRun, RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
-pub use topology::{RedisConnection, RedisMode, Topology};
+pub use topology::{ClusterLink, RedisConnection, RedisMode, SentinelConnection, Topology};
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

@@ -14,15 +14,18 @@
 //!   from the seed nodes, follows `MOVED`/`ASK`, and routes each `EVALSHA` by
 //!   its first key. Every script receives all its keys in `KEYS`, all under
 //!   the namespace's hash tag (see `keys.rs`), so one namespace is one slot
-//!   on one shard. `SCRIPT LOAD` goes to every primary, so the `NOSCRIPT`
-//!   fallback of `Script::invoke_async` loads the script on the node that
-//!   answered too.
+//!   on one shard. The crate would send `SCRIPT LOAD` (no key) to every
+//!   primary and fail it when any shard is down; here it goes to the
+//!   primary of the namespace's slot, the node every `EVALSHA` of the store
+//!   reaches, so the `NOSCRIPT` fallback of `Script::invoke_async` loads the
+//!   script on the node that answered.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::sentinel::SentinelClient;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
@@ -143,7 +146,56 @@ pub enum RedisConnection {
     /// The primary named by Sentinels.
     Sentinel(SentinelConnection),
     /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    Cluster(ClusterLink),
+}
+
+/// A cluster connection and the slot of the namespace it serves.
+#[derive(Clone)]
+pub struct ClusterLink {
+    conn: ClusterConnection,
+    home: Slot,
+}
+
+impl std::fmt::Debug for ClusterLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLink")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterLink {
+    /// `conn`, for a store whose keys all hash like `home_key`.
+    pub(crate) fn new(conn: ClusterConnection, home_key: &str) -> ClusterLink {
+        ClusterLink {
+            conn,
+            home: Slot::for_key(home_key),
+        }
+    }
+
+    fn command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        if !is_script_load(cmd) {
+            return self.conn.req_packed_command(cmd);
+        }
+        let home = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
+            self.home,
+            SlotAddr::Master,
+        )));
+        Box::pin(self.conn.route_command(cmd.clone(), home))
+    }
+}
+
+/// Is `cmd` a `SCRIPT LOAD`?
+fn is_script_load(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => bytes,
+        _ => b"",
+    });
+    matches!(
+        (args.next(), args.next()),
+        (Some(first), Some(second))
+            if first.eq_ignore_ascii_case(b"SCRIPT") && second.eq_ignore_ascii_case(b"LOAD")
+    )
 }
 
 impl std::fmt::Debug for RedisConnection {
@@ -161,7 +213,7 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConnection::Standalone(conn) => conn.req_packed_command(cmd),
-            RedisConnection::Cluster(conn) => conn.req_packed_command(cmd),
+            RedisConnection::Cluster(link) => link.command(cmd),
             RedisConnection::Sentinel(conn) => Box::pin(conn.command(cmd)),
         }
     }
@@ -174,7 +226,9 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             RedisConnection::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
-            RedisConnection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(link) => {
+                link.conn.req_packed_commands(pipeline, offset, count)
+            }
             RedisConnection::Sentinel(conn) => Box::pin(conn.commands(pipeline, offset, count)),
         }
     }
@@ -182,7 +236,7 @@ impl ConnectionLike for RedisConnection {
     fn get_db(&self) -> i64 {
         match self {
             RedisConnection::Standalone(conn) => conn.get_db(),
-            RedisConnection::Cluster(conn) => conn.get_db(),
+            RedisConnection::Cluster(link) => link.conn.get_db(),
             RedisConnection::Sentinel(conn) => conn.current().manager.get_db(),
         }
     }
