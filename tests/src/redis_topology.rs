@@ -149,6 +149,11 @@ impl SentinelGroup {
         self.sentinels[0].port
     }
 
+    /// The ports of all three Sentinels.
+    pub fn sentinel_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().map(|s| s.port).collect()
+    }
+
     /// The port of the primary the first Sentinel names now.
     pub fn primary_port(&self) -> Option<u16> {
         let answer = redis_cli(

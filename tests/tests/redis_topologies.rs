@@ -302,3 +302,65 @@ async fn a_demoted_primary_sends_writes_to_the_promoted_one_without_readonly_err
     );
     println!("errors before the write landed on the new primary: {answers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_from_a_quietly_demoted_primary_is_retried_on_the_new_one() {
+    let world = Scenario::start_on(Duration::from_millis(300), TopologyKind::Sentinel).await;
+    let Some(RedisTopology::Sentinel(group)) = &world.topology else {
+        unreachable!("a Sentinel scenario")
+    };
+    let (old, new) = (world.redis.port(), group.replica.port());
+    world
+        .enqueue("before", &world.logins(1, &Script::pending(0)))
+        .await;
+
+    // swap the roles by hand, without the Sentinels' CLIENT KILL: the
+    // store's connection to the old primary stays open, and its next write
+    // is answered READONLY there
+    assert_eq!(redis_cli(new, &["REPLICAOF", "NO", "ONE"]), "OK");
+    assert_eq!(
+        redis_cli(old, &["REPLICAOF", "127.0.0.1", &new.to_string()]),
+        "OK"
+    );
+    for sentinel in group.sentinel_ports() {
+        assert_eq!(
+            redis_cli(sentinel, &["SENTINEL", "REMOVE", "mymaster"]),
+            "OK"
+        );
+        let monitor = [
+            "SENTINEL",
+            "MONITOR",
+            "mymaster",
+            "127.0.0.1",
+            &new.to_string(),
+            "2",
+        ];
+        assert_eq!(redis_cli(sentinel, &monitor), "OK");
+    }
+    assert!(redis_cli(old, &["SET", "probe", "1"]).starts_with("READONLY"));
+
+    // one call, no error: READONLY means nothing was applied, so the
+    // write runs again on the primary the Sentinels name now
+    let after = world.logins(1, &Script::pending(0));
+    world
+        .store
+        .enqueue("after", &after)
+        .await
+        .expect("the write lands on the new primary at the first call");
+    assert_eq!(
+        world
+            .store
+            .counts(Some("after"))
+            .await
+            .expect("counts")
+            .total,
+        1
+    );
+    assert_eq!(
+        world.store.topology().await.expect("topology"),
+        Topology::Sentinel {
+            master_name: "mymaster".into(),
+            primary: format!("127.0.0.1:{new}"),
+        }
+    );
+}

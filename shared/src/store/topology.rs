@@ -260,6 +260,17 @@ pub(crate) fn is_readonly(error: &redis::RedisError) -> bool {
         || error.to_string().contains("READONLY")
 }
 
+fn is_readonly_value(value: &Value) -> bool {
+    match value {
+        Value::ServerError(error) => {
+            error.kind() == Some(redis::ServerErrorKind::ReadOnly)
+                || error.details().is_some_and(|d| d.contains("READONLY"))
+                || error.code().contains("READONLY")
+        }
+        _ => false,
+    }
+}
+
 /// The primary in use and when it was chosen.
 struct Primary {
     manager: ConnectionManager,
@@ -275,6 +286,10 @@ struct SentinelShared {
     /// Held while the Sentinels are asked: one question at a time, and the
     /// time of the last one, so a burst of failing commands asks once.
     resolving: tokio::sync::Mutex<Option<Instant>>,
+    /// Every `SCRIPT LOAD` that went through, replayed on a new primary
+    /// before it is used: the script cache is not replicated, and a
+    /// pipeline retried there after READONLY cannot fall back on NOSCRIPT.
+    loads: std::sync::Mutex<Vec<Cmd>>,
 }
 
 /// A connection to the primary a group of Sentinels names, that asks them
@@ -318,6 +333,7 @@ impl SentinelConnection {
                     generation: 0,
                 })),
                 resolving: tokio::sync::Mutex::new(None),
+                loads: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -340,7 +356,11 @@ impl SentinelConnection {
     async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
         let primary = self.current();
         let mut manager = primary.manager.clone();
-        match manager.req_packed_command(cmd).await {
+        let answer = manager.req_packed_command(cmd).await;
+        if answer.is_ok() && is_script_load(cmd) {
+            self.remember_load(cmd);
+        }
+        match answer {
             Err(error) if calls_for_new_primary(&error) => {
                 let moved = self.reresolve(primary.generation).await;
                 // READONLY: the old primary applied nothing, so the command
@@ -365,6 +385,15 @@ impl SentinelConnection {
         let primary = self.current();
         let mut manager = primary.manager.clone();
         match manager.req_packed_commands(pipeline, offset, count).await {
+            // A pipeline's errors come back as values: one READONLY means
+            // the node is a replica, which applied none of the writes.
+            Ok(values) if values.iter().any(is_readonly_value) => {
+                if self.reresolve(primary.generation).await {
+                    let mut manager = self.current().manager.clone();
+                    return manager.req_packed_commands(pipeline, offset, count).await;
+                }
+                Ok(values)
+            }
             Err(error) if calls_for_new_primary(&error) => {
                 let moved = self.reresolve(primary.generation).await;
                 if moved && is_readonly(&error) {
@@ -374,6 +403,36 @@ impl SentinelConnection {
                 Err(error)
             }
             answer => answer,
+        }
+    }
+
+    fn remember_load(&self, cmd: &Cmd) {
+        let mut loads = match self.shared.loads.lock() {
+            Ok(loads) => loads,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let packed = cmd.get_packed_command();
+        if !loads
+            .iter()
+            .any(|known| known.get_packed_command() == packed)
+        {
+            loads.push(cmd.clone());
+        }
+    }
+
+    /// Loads every script loaded so far on a new primary. A failure is
+    /// left to the NOSCRIPT fallback (single calls) or the caller's retry
+    /// (pipelines, which load their scripts first).
+    async fn replay_loads(&self, manager: &mut ConnectionManager) {
+        let loads = match self.shared.loads.lock() {
+            Ok(loads) => loads.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for load in &loads {
+            if let Err(error) = manager.req_packed_command(load).await {
+                tracing::debug!(%error, "cannot load a script on the new primary yet");
+                return;
+            }
         }
     }
 
@@ -394,7 +453,8 @@ impl SentinelConnection {
             resolve(&mut sentinels, &self.shared.manager_config).await
         };
         match resolved {
-            Ok((manager, address)) => {
+            Ok((mut manager, address)) => {
+                self.replay_loads(&mut manager).await;
                 let previous = self.current();
                 if previous.address != address {
                     tracing::warn!(
