@@ -32,6 +32,10 @@ async fn sentinel_failover_mid_batch_loses_nothing() {
     world.wait_polled(&logins, 1, Duration::from_secs(60)).await;
     let at_kill = world.store.counts(Some("failover")).await.expect("counts");
     assert!(at_kill.unfinished() > 0, "killed mid-batch: {at_kill:?}");
+    let mut sample = Vec::new();
+    for login in &logins[..100] {
+        sample.push(world.job_of(login).await.id);
+    }
     let killed = Instant::now();
     world.redis.stop();
 
@@ -42,20 +46,22 @@ async fn sentinel_failover_mid_batch_loses_nothing() {
     )
     .await;
     let promoted = killed.elapsed();
-    // the first commit after the kill: the counts move on the new primary
+    // the first commit after the kill: a sampled job's poll count moves on
+    // the new primary (read first once the store reaches it)
+    let polls = async || -> Option<u32> {
+        let jobs = world.store.jobs(&sample).await.ok()?;
+        Some(jobs.iter().map(|job| job.polls).sum())
+    };
     let baseline = wait_for(
         "the store to reach the new primary",
         Duration::from_secs(30),
-        async || world.store.counts(Some("failover")).await.ok(),
+        polls,
     )
     .await;
     wait_for(
         "a commit on the new primary",
         Duration::from_secs(30),
-        async || {
-            let now = world.store.counts(Some("failover")).await.ok()?;
-            (now != baseline).then_some(())
-        },
+        async || (polls().await? != baseline).then_some(()),
     )
     .await;
     let first_commit = killed.elapsed();
