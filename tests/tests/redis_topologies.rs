@@ -86,6 +86,14 @@ async fn sentinel_failover_mid_batch_loses_nothing() {
     for mut worker in workers {
         assert!(worker.try_exit_status().is_none(), "no worker exited");
     }
+    // the workers logged the primary at start, and the switch
+    let log = std::fs::read_to_string(&world.setup.log_file).expect("worker log");
+    assert!(
+        log.contains("Redis primary serving the namespace")
+            && log.contains(&format!("127.0.0.1:{}", world.redis.port())),
+        "{log}"
+    );
+    assert!(log.contains("Redis primary changed"), "{log}");
     // the CLI reads the new primary through the Sentinels too
     let status = world.cli(&["status", "--batch", "failover"]);
     assert!(
