@@ -448,38 +448,52 @@ impl SentinelConnection {
             return false;
         }
         *last = Some(Instant::now());
-        let resolved = {
+        let named = {
             let mut sentinels = self.shared.sentinels.lock().await;
-            resolve(&mut sentinels, &self.shared.manager_config).await
+            sentinels.async_get_client().await
         };
-        match resolved {
-            Ok((mut manager, address)) => {
-                self.replay_loads(&mut manager).await;
-                let previous = self.current();
-                if previous.address != address {
-                    tracing::warn!(
-                        master = %self.shared.master_name,
-                        from = %previous.address,
-                        to = %address,
-                        "Redis primary changed (Sentinel failover)"
-                    );
-                }
-                let next = Arc::new(Primary {
-                    manager,
-                    address,
-                    generation: generation + 1,
-                });
-                match self.shared.current.write() {
-                    Ok(mut current) => *current = next,
-                    Err(poisoned) => *poisoned.into_inner() = next,
-                }
-                true
-            }
+        let client = match named {
+            Ok(client) => client,
             Err(error) => {
                 tracing::debug!(master = %self.shared.master_name, %error, "no primary from the Sentinels yet");
-                false
+                return false;
             }
+        };
+        let address = client.get_connection_info().addr().to_string();
+        let previous = self.current();
+        // Still the same primary (a slow answer, a dropped connection): its
+        // connection manager reconnects by itself; a new one would only
+        // add connections.
+        if previous.address == address {
+            return false;
         }
+        let mut manager =
+            match ConnectionManager::new_with_config(client, self.shared.manager_config.clone())
+                .await
+            {
+                Ok(manager) => manager,
+                Err(error) => {
+                    tracing::debug!(%address, %error, "the new primary does not answer yet");
+                    return false;
+                }
+            };
+        self.replay_loads(&mut manager).await;
+        tracing::warn!(
+            master = %self.shared.master_name,
+            from = %previous.address,
+            to = %address,
+            "Redis primary changed (Sentinel failover)"
+        );
+        let next = Arc::new(Primary {
+            manager,
+            address,
+            generation: generation + 1,
+        });
+        match self.shared.current.write() {
+            Ok(mut current) => *current = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        true
     }
 }
 
