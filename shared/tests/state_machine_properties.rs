@@ -318,10 +318,11 @@ proptest! {
                 prop_assert!(usize::from(*stage) < product.stages().len());
             }
             if let Some(t) = &claim.committed {
-                if t.last == "authorize:200" {
-                    done = 0;
-                } else if t.last == "poll:200" {
+                if t.last == "poll:200" {
                     done += 1;
+                } else if t.request_id.is_none() || t.last == "authorize:200" {
+                    // the session is gone, or a new one began
+                    done = 0;
                 }
                 prop_assert_eq!(t.stage, if t.state.is_terminal() { t.stage } else { done });
             }
