@@ -13,7 +13,7 @@ use flinkq_shared::store::{Claim, CommitOutcome, StoreError};
 use flinkq_shared::{JobState, LoginId, Outcome, Policy, Priority, Product, ResultRecord, Tick};
 use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::scenario::Scenario;
-use flinkq_tests::worker_process::flinkq_command;
+use flinkq_tests::worker_process::{FlinkqProcess, flinkq_command, wait_for};
 
 fn product(name: &str) -> Product {
     name.parse().expect("a known product")
@@ -415,4 +415,67 @@ async fn dead_retry_all_requeues_every_product_unless_one_is_given() {
         .await
         .expect("enqueue");
     assert_eq!(again.already_active, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_enqueues_every_login_once_per_listed_product() {
+    let world = world().await;
+    let (a, b) = (LoginId::random().to_string(), LoginId::random().to_string());
+    stdout(&world.cli(&["logins", "add", &a, &b]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = flinkq_command(&world.redis.url(), &world.setup.namespace);
+    command.args([
+        "schedule",
+        "--cron",
+        "*/2 * * * * *",
+        "--product",
+        "accounts-detail",
+        "--product",
+        "investments",
+        "--product",
+        "accounts-detail",
+    ]);
+    let mut scheduler = FlinkqProcess::spawn(command, dir.path(), "scheduler");
+    let lines = wait_for("two scheduled ticks", Duration::from_secs(60), async || {
+        let lines: Vec<String> = scheduler
+            .stdout()
+            .lines()
+            .filter(|l| l.starts_with("tick "))
+            .map(str::to_owned)
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    scheduler.sigterm(Duration::from_secs(10));
+    // the first tick: two logins, two products (listed twice counts once),
+    // one batch; the next: every (login, product) still active
+    assert!(
+        lines[0].contains("enqueued 4, already active 0, already in batch 0"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("enqueued 0, already active 4"),
+        "{lines:?}"
+    );
+    let batch = |name: &str, login: &str| {
+        json(&world.cli(&["job", login, "--product", name, "--json"]))["batch"]
+            .as_str()
+            .expect("batch")
+            .to_owned()
+    };
+    let first = batch("investments", &a);
+    assert!(first.starts_with("nightly-"), "{first}");
+    for login in [&a, &b] {
+        assert_eq!(batch("investments", login), first);
+        assert_eq!(batch("accounts-detail", login), first);
+    }
+    assert_eq!(
+        world
+            .store
+            .counts(Some(&first))
+            .await
+            .expect("counts")
+            .total,
+        4
+    );
 }
