@@ -120,7 +120,9 @@ pub enum CliError {
         source: std::io::Error,
     },
     /// Nothing to cancel.
-    #[error("loginId {0} has no unfinished {1} job to cancel (check --product / FLINKQ_PRODUCT)")]
+    #[error(
+        "loginId {0} has no unfinished job of product {1} to cancel (check --product / FLINKQ_PRODUCT)"
+    )]
     NothingToCancel(String, Product),
     /// Contradictory arguments.
     #[error("{0}")]
