@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use flinkq_shared::Priority;
 use flinkq_shared::redis_args::{PlainName, RedisArgs};
 use flinkq_shared::telemetry::LogFormat;
+use flinkq_shared::{Priority, Product};
 
-/// flinkq: enqueue Flinks Investments fetches and watch them.
+/// flinkq: enqueue Flinks data fetches (one product per job) and watch them.
 #[derive(Debug, Parser)]
 #[command(name = "flinkq", version, about, long_about = None)]
 pub struct Cli {
@@ -74,6 +74,12 @@ pub struct ScheduleArgs {
     /// This replica's name in the run records (default: <hostname>-<pid>).
     #[arg(long, env = "FLINKQ_SCHEDULE_REPLICA")]
     pub replica: Option<String>,
+
+    /// The Flinks products each tick refreshes, every registered login once
+    /// per product, all in the tick's one batch. Repeat the flag (or give a
+    /// comma-separated list in the env var) for several.
+    #[arg(long = "product", env = "FLINKQ_PRODUCT", value_delimiter = ',', default_values_t = [Product::DEFAULT])]
+    pub products: Vec<Product>,
 }
 
 /// Batch names become part of keys and of every line that prints them:
@@ -103,20 +109,31 @@ pub enum DeadAction {
         /// Show at most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only dead jobs of this product (default: every product).
+        #[arg(long, env = "FLINKQ_PRODUCT")]
+        product: Option<Product>,
     },
-    /// Requeue a login's dead job, or every dead job, as a fresh run.
+    /// Requeue a login's dead job of a product, or every dead job, as a fresh run.
     Retry {
         /// The loginId.
         login_id: Option<String>,
         /// Every dead job.
         #[arg(long)]
         all: bool,
+        /// With a loginId: the product of its dead job (default:
+        /// investments). With --all: only dead jobs of this product
+        /// (default: every product).
+        #[arg(long, env = "FLINKQ_PRODUCT")]
+        product: Option<Product>,
     },
     /// Delete dead jobs that finished more than this long ago.
     Purge {
         /// Age, e.g. 7d, 12h.
         #[arg(long, value_parser = humantime::parse_duration)]
         older_than: std::time::Duration,
+        /// Only dead jobs of this product (default: every product).
+        #[arg(long, env = "FLINKQ_PRODUCT")]
+        product: Option<Product>,
     },
 }
 
@@ -125,6 +142,10 @@ pub enum DeadAction {
 pub struct CancelArgs {
     /// The loginId.
     pub login_id: String,
+
+    /// The Flinks product (an unknown name is refused with the list of known ones).
+    #[arg(long, env = "FLINKQ_PRODUCT", default_value_t = Product::DEFAULT)]
+    pub product: Product,
 }
 
 /// `flinkq enqueue`.
@@ -147,6 +168,11 @@ pub struct EnqueueArgs {
     /// Claim order: high is claimed before normal, normal before low.
     #[arg(long, env = "FLINKQ_PRIORITY", value_enum, default_value_t = Priority::Normal)]
     pub priority: Priority,
+
+    /// The Flinks product to fetch: one job per (loginId, product), so the
+    /// same login may have one unfinished job of each product.
+    #[arg(long, env = "FLINKQ_PRODUCT", default_value_t = Product::DEFAULT)]
+    pub product: Product,
 
     /// Print the report as one JSON object (also when interrupted).
     #[arg(long)]
@@ -235,6 +261,10 @@ pub struct RefreshArgs {
     #[arg(long, env = "FLINKQ_PRIORITY", value_enum, default_value_t = Priority::Normal)]
     pub priority: Priority,
 
+    /// The Flinks product every registered login is enqueued for.
+    #[arg(long, env = "FLINKQ_PRODUCT", default_value_t = Product::DEFAULT)]
+    pub product: Product,
+
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -258,6 +288,10 @@ pub struct ResultArgs {
     /// The loginId.
     pub login_id: String,
 
+    /// The Flinks product (an unknown name is refused with the list of known ones).
+    #[arg(long, env = "FLINKQ_PRODUCT", default_value_t = Product::DEFAULT)]
+    pub product: Product,
+
     /// Print where the payload is (job, sink, location) as JSON, not the payload.
     #[arg(long)]
     pub meta: bool,
@@ -269,7 +303,11 @@ pub struct JobArgs {
     /// The loginId.
     pub login_id: String,
 
-    /// Print the job as JSON.
+    /// The Flinks product (an unknown name is refused with the list of known ones).
+    #[arg(long, env = "FLINKQ_PRODUCT", default_value_t = Product::DEFAULT)]
+    pub product: Product,
+
+    /// Print the job as one JSON object (never its payload or claim token).
     #[arg(long)]
     pub json: bool,
 }
@@ -325,6 +363,29 @@ mod tests {
             (args.tz.as_str(), args.priority, args.batch_prefix.as_str()),
             ("UTC", Priority::Low, "nightly")
         );
+        assert_eq!(args.products, [Product::DEFAULT]);
+        let cli = Cli::try_parse_from([
+            "flinkq",
+            "schedule",
+            "--cron",
+            "0 2 * * *",
+            "--product",
+            "accounts-detail",
+            "--product",
+            "statements",
+        ])
+        .expect("parse schedule with products");
+        let Command::Schedule(args) = cli.command else {
+            panic!("not schedule")
+        };
+        let names: Vec<&str> = args.products.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["accounts-detail", "statements"]);
+        let error = Cli::try_parse_from(["flinkq", "job", "--product", "checking", "x"])
+            .expect_err("unknown product");
+        let text = error.to_string();
+        for product in Product::all() {
+            assert!(text.contains(product.as_str()), "{text}");
+        }
         assert!(
             Cli::try_parse_from([
                 "flinkq",

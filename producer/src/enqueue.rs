@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
+use flinkq_shared::Product;
 use flinkq_shared::store::{ENQUEUE_CHUNK, EnqueueReport, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -20,9 +21,12 @@ const CHUNKS_PER_ROUND_TRIP: usize = 8;
 pub struct EnqueueSummary {
     /// The batch.
     pub batch: String,
+    /// The product every job of this enqueue fetches.
+    pub product: Product,
     /// New jobs.
     pub enqueued: u64,
-    /// Logins that already had an unfinished job (in another batch).
+    /// Logins that already had an unfinished job of the product (in
+    /// another batch).
     pub already_active: u64,
     /// Logins whose newest job already belongs to this batch (an enqueue
     /// run twice): not enqueued again.
@@ -81,7 +85,9 @@ pub async fn run(
         // resending it is safe (a login already in the batch is reported as
         // such, never enqueued twice) and is the only way to learn
         let answer = redis_retry::patiently("enqueue", args.retry_for, async || {
-            store.enqueue_with(&batch, args.priority, &logins).await
+            store
+                .enqueue_with(&batch, args.priority, args.product, &logins)
+                .await
         })
         .await;
         match answer {
@@ -134,6 +140,7 @@ pub async fn run(
     }
     let summary = EnqueueSummary {
         batch,
+        product: args.product,
         enqueued: report.enqueued,
         already_active: report.already_active,
         already_in_batch: report.already_in_batch,
@@ -146,13 +153,14 @@ pub async fn run(
     } else {
         writeln!(
             out,
-            "enqueued {}, already active {}, already in batch {}, duplicates {}, invalid {} (batch {})",
+            "enqueued {}, already active {}, already in batch {}, duplicates {}, invalid {} (batch {}, product {})",
             summary.enqueued,
             summary.already_active,
             summary.already_in_batch,
             summary.duplicates,
             summary.invalid,
-            summary.batch
+            summary.batch,
+            summary.product
         )?;
     }
     Ok(())

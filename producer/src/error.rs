@@ -1,5 +1,6 @@
 //! The CLI's errors, each with what failed, what to do, and an exit code.
 
+use flinkq_shared::Product;
 use flinkq_shared::store::StoreError;
 
 /// `sysexits.h` codes, so scripts can tell failures apart.
@@ -68,22 +69,33 @@ pub enum CliError {
     /// The batch does not exist.
     #[error("no batch named {0:?} in this namespace (check --namespace / FLINKQ_NAMESPACE)")]
     UnknownBatch(String),
-    /// The login has no job.
-    #[error("no job for loginId {0} in this namespace (check --namespace / FLINKQ_NAMESPACE)")]
-    NoJob(String),
-    /// The login's newest job is not dead.
-    #[error("loginId {login} has no dead job: its newest job is {state}")]
+    /// The login has no job of the product.
+    #[error(
+        "no job for loginId {login} and product {product} in this namespace (check --namespace / FLINKQ_NAMESPACE, and --product / FLINKQ_PRODUCT)"
+    )]
+    NoJob {
+        /// The login.
+        login: String,
+        /// The product asked for.
+        product: Product,
+    },
+    /// The login's newest job of the product is not dead.
+    #[error("loginId {login} has no dead {product} job: its newest {product} job is {state}")]
     NotDead {
         /// The login.
         login: String,
+        /// The product asked for.
+        product: Product,
         /// Its newest job's state.
         state: flinkq_shared::JobState,
     },
-    /// The login has jobs but no stored result.
-    #[error("no stored result for loginId {login}: {why}")]
+    /// The login has jobs of the product but no stored result.
+    #[error("no stored {product} result for loginId {login}: {why}")]
     NoResult {
         /// The login.
         login: String,
+        /// The product asked for.
+        product: Product,
         /// Why (its newest job's state and error).
         why: String,
     },
@@ -108,8 +120,10 @@ pub enum CliError {
         source: std::io::Error,
     },
     /// Nothing to cancel.
-    #[error("loginId {0} has no unfinished job to cancel")]
-    NothingToCancel(String),
+    #[error(
+        "loginId {0} has no unfinished job of product {1} to cancel (check --product / FLINKQ_PRODUCT)"
+    )]
+    NothingToCancel(String, Product),
     /// Contradictory arguments.
     #[error("{0}")]
     Usage(&'static str),
@@ -153,9 +167,9 @@ impl CliError {
             CliError::Signal(_) => 71,
             CliError::Read { .. } => exit::NO_INPUT,
             CliError::UnknownBatch(_)
-            | CliError::NoJob(_)
+            | CliError::NoJob { .. }
             | CliError::NotDead { .. }
-            | CliError::NothingToCancel(_)
+            | CliError::NothingToCancel(..)
             | CliError::NoResult { .. } => exit::NOT_FOUND,
             CliError::ResultFile { .. } => exit::NO_INPUT,
             CliError::Spool { .. } => 73,

@@ -1,10 +1,11 @@
-//! `flinkq job <loginId>`: one login's newest job.
+//! `flinkq job <loginId> [--product P]`: one login's newest job of a product.
 
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use flinkq_shared::store::Store;
-use flinkq_shared::{JobSnapshot, LoginId};
+use flinkq_shared::{JobId, JobSnapshot, JobState, LoginId, Product, StepError};
+use serde::Serialize;
 
 use crate::cli::JobArgs;
 use crate::error::CliError;
@@ -13,11 +14,15 @@ use crate::error::CliError;
 pub async fn run(store: &Store, args: &JobArgs, out: &mut impl Write) -> Result<(), CliError> {
     let login = LoginId::parse(&args.login_id).map_err(CliError::BadLoginId)?;
     let job = store
-        .job_for_login(&login)
+        .job_for_login(&login, args.product)
         .await?
-        .ok_or_else(|| CliError::NoJob(login.to_string()))?;
+        .ok_or_else(|| CliError::NoJob {
+            login: login.to_string(),
+            product: args.product,
+        })?;
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &job).map_err(std::io::Error::from)?;
+        serde_json::to_writer_pretty(&mut *out, &JobView::from(&job))
+            .map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
         write_human(&job, out)?;
@@ -25,9 +30,76 @@ pub async fn run(store: &Store, args: &JobArgs, out: &mut impl Write) -> Result<
     Ok(())
 }
 
+/// `flinkq job --json`: the job's identity, progress and last error, as
+/// fields listed here one by one, so a field added to the job hash is never
+/// printed by accident: no claim token (whoever holds it could commit as
+/// the worker) and no payload.
+#[derive(Debug, Serialize)]
+pub struct JobView<'a> {
+    /// The job's id.
+    pub id: JobId,
+    /// Its login.
+    pub login: &'a LoginId,
+    /// Its product.
+    pub product: Product,
+    /// Its state.
+    pub state: JobState,
+    /// Its batch.
+    pub batch: &'a str,
+    /// The product's data stage it is at.
+    pub stage: u8,
+    /// Data calls made.
+    pub polls: u32,
+    /// Consecutive transient failures of the current step.
+    pub attempts: u32,
+    /// Transient failures retried, in all.
+    pub retries: u32,
+    /// Successful Authorize calls.
+    pub auths: u32,
+    /// Its last error: `{code, http_status, message}`, or null.
+    pub error: Option<&'a StepError>,
+    /// A short label of the last step's outcome.
+    pub last: Option<&'a str>,
+    /// Enqueue time (ms).
+    pub created_ms: u64,
+    /// First claim (ms).
+    pub started_ms: Option<u64>,
+    /// Last change (ms).
+    pub updated_ms: u64,
+    /// Terminal time (ms).
+    pub finished_ms: Option<u64>,
+    /// Its polling deadline (ms).
+    pub deadline_ms: Option<u64>,
+}
+
+impl<'a> From<&'a JobSnapshot> for JobView<'a> {
+    fn from(job: &'a JobSnapshot) -> Self {
+        JobView {
+            id: job.id,
+            login: &job.login,
+            product: job.product,
+            state: job.state,
+            batch: &job.batch,
+            stage: job.stage,
+            polls: job.polls,
+            attempts: job.attempts,
+            retries: job.retries,
+            auths: job.auths,
+            error: job.error.as_ref(),
+            last: job.last.as_deref(),
+            created_ms: job.created_ms,
+            started_ms: job.started_ms,
+            updated_ms: job.updated_ms,
+            finished_ms: job.finished_ms,
+            deadline_ms: job.deadline_ms,
+        }
+    }
+}
+
 /// The human-readable view.
 pub fn write_human(job: &JobSnapshot, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "login     {}", job.login)?;
+    writeln!(out, "product   {} (stage {})", job.product, job.stage)?;
     writeln!(out, "job       {} (batch {})", job.id, job.batch)?;
     writeln!(out, "state     {}", job.state)?;
     writeln!(out, "created   {}", time(Some(job.created_ms)))?;

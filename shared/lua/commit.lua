@@ -3,10 +3,11 @@
 -- The arguments are named: a flat list of (name, value) pairs built in one
 -- place, `CommitParams` in shared/src/store/commit.rs, which lists every name
 -- (COMMIT_ARGS); read here as `a.<name>`.
--- result_sink ('' | 'file' | 'redis') comes with a succeeded job: the login's
--- result pointer `result:<login>` (the file's path, or the gzip payload
--- itself, and the login it belongs to) is written here, with its TTL, in the
--- same atomic step.
+-- result_sink ('' | 'file' | 'redis') comes with a succeeded job: the result
+-- pointer of the job's (login, product) `result:<login>:<product>` (the
+-- file's path, or the gzip payload itself, and the login and product it
+-- belongs to) is written here, with its TTL, in the same atomic step. The
+-- product is the job's own, read from its hash (absent: the default).
 -- Applies one transition computed by the worker, only if the caller still holds
 -- the step: the job exists and belongs to `login`, its fencing token equals
 -- the caller's and its lease is live. A stale worker (lease expired, reaped,
@@ -21,7 +22,7 @@ for i = 1, #ARGV, 2 do
 end
 local id, login, commit_id, state = a.id, a.login, a.commit_id, a.state
 local job = job_key(id)
-local held = redis.call('HMGET', job, 'login', 'token', 'commit_id')
+local held = redis.call('HMGET', job, 'login', 'token', 'commit_id', 'product')
 if held[3] == commit_id then return 2 end
 if held[1] ~= login then return 0 end
 if held[2] ~= a.token or not redis.call('ZSCORE', K.leases, id) then
@@ -39,9 +40,10 @@ redis.call('HSET', job,
   'last', a.last, 'updated', now, 'commit_id', commit_id,
   'sessions', a.sessions, 'claims', 0, 'stage', a.stage, 'stage_accepted', a.stage_accepted)
 if state == 'succeeded' and a.result_sink ~= '' then
-  local result = result_key(login)
+  local product = product_of(held[4])
+  local result = result_key(login_record(login, product))
   redis.call('DEL', result)
-  redis.call('HSET', result, 'job', id, 'login', login, 'stored', now,
+  redis.call('HSET', result, 'job', id, 'login', login, 'product', product, 'stored', now,
     'sink', a.result_sink, 'data', a.result_data)
   redis.call('PEXPIRE', result, tonumber(a.result_ttl_ms))
   local at = a.result_data

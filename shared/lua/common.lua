@@ -8,6 +8,21 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The record of the per-(login, product) keys (`active_key`, `latest_key`,
+-- `result_key`): `<login>:<product>`, the format `login_record` in
+-- shared/src/store/keys.rs builds for Rust. Built here and nowhere else.
+local function login_record(login, product)
+  return login .. ':' .. product
+end
+
+-- A job's product, as read from its hash: absent (a job stored before
+-- products existed) is the default product (DEFAULT_PRODUCT, generated from
+-- Rust's `Product::DEFAULT`).
+local function product_of(stored)
+  if not stored or stored == '' then return DEFAULT_PRODUCT end
+  return stored
+end
+
 local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true }
 
 -- Due queues, claimed in this order: a small urgent batch is never stuck
@@ -60,17 +75,18 @@ end
 -- Returns false (and drops its index entries) when the job's hash is gone.
 local function finish(id, state, now)
   local job = job_key(id)
-  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at')
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at', 'product')
   local login, batch, old = f[1], f[2], f[3]
   if not login then
     drop_orphan(id)
     return false
   end
+  local product = product_of(f[7])
   redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now)
   count_move(batch, old, state)
   -- one `results` stream entry per finished job, so a downstream service
   -- can consume results as they arrive (trimmed by retention, see purge)
-  local entry = { 'job', id, 'login', login, 'batch', batch, 'state', state }
+  local entry = { 'job', id, 'login', login, 'product', product, 'batch', batch, 'state', state }
   if state == 'succeeded' and f[5] then
     entry[#entry + 1] = 'sink'
     entry[#entry + 1] = f[5]
@@ -96,7 +112,7 @@ local function finish(id, state, now)
   end
   redis.call('ZREM', K.leases, id)
   redis.call('ZREM', K.deadlines, id)
-  local active = active_key(login)
+  local active = active_key(login_record(login, product))
   if redis.call('GET', active) == id then
     redis.call('DEL', active)
   end
@@ -110,19 +126,24 @@ end
 -- Requeue one dead letter as a fresh run (new session, new deadlines,
 -- attempts, sessions and claims reset), keeping its step history. `run` ('' for none) marks the
 -- job as requeued by one `dead retry --all` walk, so that walk never counts
--- it twice should it die again. Returns 'requeued', 'skipped' (not dead, or
--- its login has another unfinished job), 'seen' (requeued by this walk
--- already) or 'orphan' (its hash is gone; its index entries are dropped).
-local function requeue_dead(id, now, run)
+-- it twice should it die again; `only` ('' for every product) restricts the
+-- requeue to jobs of one product. Returns 'requeued', 'skipped' (not dead,
+-- or its login has another unfinished job of that product), 'seen'
+-- (requeued by this walk already), 'other' (another product than `only`) or
+-- 'orphan' (its hash is gone; its index entries are dropped).
+local function requeue_dead(id, now, run, only)
   local job = job_key(id)
-  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'dead_retry')
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'dead_retry', 'product')
   local login, batch, state = f[1], f[2], f[3]
   if not login then
     drop_orphan(id)
     return 'orphan'
   end
+  local product = product_of(f[5])
+  if only ~= '' and product ~= only then return 'other' end
   if run ~= '' and f[4] == run then return 'seen' end
-  local active = active_key(login)
+  local record = login_record(login, product)
+  local active = active_key(record)
   if not (state == 'failed' or state == 'timed_out') or redis.call('EXISTS', active) == 1 then
     return 'skipped'
   end
@@ -138,7 +159,7 @@ local function requeue_dead(id, now, run)
   redis.call('ZREM', K.dead, id)
   redis.call('ZREM', K.finished, id)
   redis.call('SET', active, id)
-  redis.call('SET', latest_key(login), id)
+  redis.call('SET', latest_key(record), id)
   redis.call('ZADD', due_key(id), now, id)
   return 'requeued'
 end
@@ -147,7 +168,7 @@ end
 -- its index entries, its counters, its batch once empty, its latest pointer.
 local function delete_job(id)
   local job = job_key(id)
-  local f = redis.call('HMGET', job, 'login', 'batch', 'state')
+  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'product')
   local login, batch, state = f[1], f[2], f[3]
   redis.call('ZREM', K.finished, id)
   redis.call('ZREM', K.dead, id)
@@ -161,8 +182,9 @@ local function delete_job(id)
     redis.call('DEL', batch_hash)
     redis.call('ZREM', K.batches, batch)
   end
-  if redis.call('GET', latest_key(login)) == id then
-    redis.call('DEL', latest_key(login))
+  local latest = latest_key(login_record(login, product_of(f[4])))
+  if redis.call('GET', latest) == id then
+    redis.call('DEL', latest)
   end
   return 1
 end

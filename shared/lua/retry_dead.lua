@@ -5,7 +5,7 @@
 local now = now_ms()
 local requeued, skipped = 0, 0
 for i = 1, #ARGV do
-  if requeue_dead(ARGV[i], now, '') == 'requeued' then
+  if requeue_dead(ARGV[i], now, '', '') == 'requeued' then
     requeued = requeued + 1
   else
     skipped = skipped + 1

@@ -1,4 +1,4 @@
--- retry_dead_page(bound_ms, after_score, after_id, limit, run)
+-- retry_dead_page(bound_ms, after_score, after_id, limit, run, product)
 --   -> {requeued, skipped, orphans, bound_ms, next_score, next_id, done}
 -- One page of `flinkq dead retry --all`: walks `dead` in (score, id) order
 -- from just after the cursor (after_score, after_id) up to bound_ms ('' on
@@ -8,10 +8,12 @@
 -- carries this walk's `run` mark: the walk never meets it twice, so each
 -- dead letter is requeued once and the walk ends. Entries at the cursor's
 -- score that an earlier page skipped are stepped over, not counted.
+-- product ('' for every product) walks only the dead letters of that
+-- product: the others are stepped over like skipped ones, not counted.
 local now = now_ms()
 local bound = tonumber(ARGV[1]) or now
 local after_score, after_id = tonumber(ARGV[2]), ARGV[3]
-local limit, run = tonumber(ARGV[4]), ARGV[5]
+local limit, run, only = tonumber(ARGV[4]), ARGV[5], ARGV[6] or ''
 local dead = K.dead
 local requeued, skipped, orphans, examined = 0, 0, 0, 0
 -- entries looked at in this call that are still in `dead`: they sit before
@@ -32,7 +34,7 @@ while examined < limit do
     else
       examined = examined + 1
       next_score, next_id = score, id
-      local outcome = requeue_dead(id, now, run)
+      local outcome = requeue_dead(id, now, run, only)
       if outcome == 'requeued' then
         requeued = requeued + 1
       elseif outcome == 'orphan' then

@@ -1,7 +1,7 @@
 //! Result payloads: what a successful poll's commit records about where the
 //! payload is, and the gzip encoding of payloads kept in Redis.
 //!
-//! Both sinks leave a pointer in Redis (`result:<loginId>`, with a TTL), so
+//! Both sinks leave a pointer in Redis (`result:<loginId>:<product>`, with a TTL), so
 //! `flinkq result <loginId>` finds the newest payload whichever sink the
 //! worker used: the files sink points at the file it wrote, the Redis sink
 //! holds the compressed payload itself.

@@ -6,7 +6,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use flinkq_shared::store::{StateCounts, Store, StoreConfig};
-use flinkq_shared::{JobSnapshot, LoginId};
+use flinkq_shared::{JobSnapshot, LoginId, Product};
 
 use crate::delay_proxy::DelayProxy;
 use crate::redis_harness::{RedisOptions, RedisServer};
@@ -216,13 +216,19 @@ impl Scenario {
         }
     }
 
-    /// The newest job of `login` (panics if it has none).
+    /// The newest job of `login` for the default product (panics if it
+    /// has none).
     pub async fn job_of(&self, login: &LoginId) -> JobSnapshot {
+        self.job_of_product(login, Product::DEFAULT).await
+    }
+
+    /// The newest job of `login` for `product` (panics if it has none).
+    pub async fn job_of_product(&self, login: &LoginId, product: Product) -> JobSnapshot {
         self.store
-            .job_for_login(login)
+            .job_for_login(login, product)
             .await
             .expect("read the login's job")
-            .unwrap_or_else(|| panic!("login {login} has no job"))
+            .unwrap_or_else(|| panic!("login {login} has no {product} job"))
     }
 }
 

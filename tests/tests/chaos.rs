@@ -3,6 +3,7 @@
 //! its script implies, counts must be exact, every result file must parse,
 //! and the simulator must see no contract violation.
 
+use flinkq_shared::Product;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -135,7 +136,7 @@ async fn chaos_kill_worker_repeatedly() {
     for (login, state) in &expected {
         let job = world
             .store
-            .job_for_login(login)
+            .job_for_login(login, Product::DEFAULT)
             .await
             .expect("read")
             .expect("job");

@@ -1,5 +1,6 @@
 //! Dead letters, cancellation and retention through the real CLI and worker.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::JobState;
@@ -89,7 +90,7 @@ async fn dead_letters_are_listed_retried_and_purged() {
     assert!(
         world
             .store
-            .job_for_login(&doomed[0])
+            .job_for_login(&doomed[0], Product::DEFAULT)
             .await
             .expect("read")
             .is_none()
@@ -119,7 +120,7 @@ async fn cancel_stops_a_polling_job_at_its_next_step() {
     );
     let job = world
         .store
-        .job_for_login(&login)
+        .job_for_login(&login, Product::DEFAULT)
         .await
         .expect("read")
         .expect("job");

@@ -1,6 +1,7 @@
 //! End to end: a real worker process, a real redis-server, the Flinks
 //! simulator over real HTTP, the real `flinkq` CLI.
 
+use flinkq_shared::Product;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
 
     for (login, script) in &scripts {
         let job = store
-            .job_for_login(login)
+            .job_for_login(login, Product::DEFAULT)
             .await
             .expect("read")
             .expect("job");

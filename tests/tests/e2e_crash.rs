@@ -1,5 +1,6 @@
 //! Crash tests: the worker process is really SIGKILLed mid-poll.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::JobState;
@@ -78,7 +79,7 @@ async fn deadline_survives_restart() {
     for login in &logins {
         let job = world
             .store
-            .job_for_login(login)
+            .job_for_login(login, Product::DEFAULT)
             .await
             .expect("read")
             .expect("job");
@@ -95,7 +96,7 @@ async fn deadline_survives_restart() {
     for (login, deadline) in logins.iter().zip(deadlines) {
         let job = world
             .store
-            .job_for_login(login)
+            .job_for_login(login, Product::DEFAULT)
             .await
             .expect("read")
             .expect("job");

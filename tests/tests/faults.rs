@@ -1,6 +1,7 @@
 //! One test per fault the Flinks simulator injects, named after it: each
 //! asserts the job's terminal state and what the simulator saw.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::{JobSnapshot, JobState};
@@ -25,7 +26,7 @@ async fn run_one(script: Script, extra_env: &[(&str, &str)]) -> (JobSnapshot, Lo
     world.wait_finished("fault", Duration::from_secs(30)).await;
     let job = world
         .store
-        .job_for_login(&login)
+        .job_for_login(&login, Product::DEFAULT)
         .await
         .expect("read")
         .expect("job");

@@ -1,6 +1,7 @@
 //! Fair sharing: a small high-priority batch enqueued behind a large
 //! low-priority backlog starts, and finishes, before the backlog drains.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::Priority;
@@ -17,7 +18,7 @@ async fn high_priority_batch_overtakes_a_low_priority_backlog() {
     let backlog = world.logins(2_000, &script);
     world
         .store
-        .enqueue_with("nightly", Priority::Low, &backlog)
+        .enqueue_with("nightly", Priority::Low, Product::DEFAULT, &backlog)
         .await
         .expect("enqueue backlog");
     let _worker = WorkerProcess::spawn(&world.setup);
@@ -34,7 +35,7 @@ async fn high_priority_batch_overtakes_a_low_priority_backlog() {
     let urgent = world.logins(20, &script);
     world
         .store
-        .enqueue_with("urgent", Priority::High, &urgent)
+        .enqueue_with("urgent", Priority::High, Product::DEFAULT, &urgent)
         .await
         .expect("enqueue urgent");
     let urgent_counts = world.wait_finished("urgent", Duration::from_secs(60)).await;
@@ -46,7 +47,7 @@ async fn high_priority_batch_overtakes_a_low_priority_backlog() {
     );
     let job = world
         .store
-        .job_for_login(&urgent[0])
+        .job_for_login(&urgent[0], Product::DEFAULT)
         .await
         .expect("read")
         .expect("job");

@@ -2,6 +2,7 @@
 //! the files sink leaves a pointer to its file, `flinkq result` reads either,
 //! and the `results` stream has exactly one entry per finished job.
 
+use flinkq_shared::Product;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ async fn redis_sink_stores_compressed_payloads_and_one_stream_entry_per_job() {
     let mut conn = world.store.connection();
     for login in &good {
         let (printed, _) = result_json(&world, login);
-        let key = world.store.keys().result(login);
+        let key = world.store.keys().result(login, Product::DEFAULT);
         let gzip: Vec<u8> = conn.hget(&key, "data").await.expect("HGET data");
         assert_eq!(&gzip[..2], &[0x1f, 0x8b], "stored gzip-compressed");
         let payload = decompress(&gzip).expect("gunzip");
@@ -110,7 +111,7 @@ async fn redis_sink_stores_compressed_payloads_and_one_stream_entry_per_job() {
         assert_eq!(entry.sink.as_deref(), Some("redis"));
         assert_eq!(
             entry.location.as_deref(),
-            Some(world.store.keys().result(login).as_str())
+            Some(world.store.keys().result(login, Product::DEFAULT).as_str())
         );
         assert_eq!(entry.error, None);
     }

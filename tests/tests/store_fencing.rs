@@ -1,6 +1,7 @@
 //! The Redis store's guarantees, against a real redis-server: dedupe,
 //! fencing, lease expiry, deadlines, bounded claims.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::store::{CommitOutcome, Store, StoreConfig};
@@ -48,7 +49,7 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
     let counts = store.counts(None).await.expect("counts");
     assert_eq!((counts.queued, counts.total), (1, 1));
     let job = store
-        .job_for_login(&login)
+        .job_for_login(&login, Product::DEFAULT)
         .await
         .expect("read")
         .expect("job");
@@ -71,7 +72,7 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
         .expect("enqueue after finish");
     assert_eq!(third.enqueued, 1);
     let newest = store
-        .job_for_login(&login)
+        .job_for_login(&login, Product::DEFAULT)
         .await
         .expect("read")
         .expect("job");
@@ -206,7 +207,7 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
     let reaped = store.reap(100).await.expect("reap");
     assert_eq!(reaped.timed_out, 1);
     let done = store
-        .job_for_login(&login)
+        .job_for_login(&login, Product::DEFAULT)
         .await
         .expect("read")
         .expect("job");

@@ -6,6 +6,7 @@
 //! Real redis-server, real simulator, real worker processes; slow links are
 //! the test kit's `DelayProxy`.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::result_record::compress;
@@ -122,7 +123,7 @@ async fn stale_step_meets_a_new_job_after(loss: DataLoss) {
     })
     .await;
     let done = wait_for("B to finish", WAIT, async || {
-        let job = s.store.job_for_login(&b).await.ok()??;
+        let job = s.store.job_for_login(&b, Product::DEFAULT).await.ok()??;
         job.state.is_terminal().then_some(job)
     })
     .await;
@@ -136,7 +137,11 @@ async fn stale_step_meets_a_new_job_after(loss: DataLoss) {
         "A's stale commit must not bring its job back"
     );
     assert!(
-        s.store.stored_result(&a).await.expect("read").is_none(),
+        s.store
+            .stored_result(&a, Product::DEFAULT)
+            .await
+            .expect("read")
+            .is_none(),
         "A's stale step must not store a result"
     );
     let counts = s.store.counts(None).await.expect("counts");
@@ -203,28 +208,38 @@ async fn result_pointer_of_another_login_is_refused() {
         .await
         .expect("commit");
     assert_eq!(refused, CommitOutcome::Fenced);
-    assert!(store.stored_result(&b).await.expect("read").is_none());
+    assert!(
+        store
+            .stored_result(&b, Product::DEFAULT)
+            .await
+            .expect("read")
+            .is_none()
+    );
 
     let applied = job
         .commit(&job.prepare(&ready, Some(&record)))
         .await
         .expect("commit");
     assert_eq!(applied, CommitOutcome::Applied);
-    let own = store.stored_result(&a).await.expect("read A").expect("A's");
+    let own = store
+        .stored_result(&a, Product::DEFAULT)
+        .await
+        .expect("read A")
+        .expect("A's");
     assert_eq!(own.job, job.id);
 
     // A's pointer copied under B's key: refused, its data never returned
     let mut conn = store.connection();
     let keys = store.keys();
     let () = redis::cmd("COPY")
-        .arg(keys.result(&a))
-        .arg(keys.result(&b))
+        .arg(keys.result(&a, Product::DEFAULT))
+        .arg(keys.result(&b, Product::DEFAULT))
         .query_async(&mut conn)
         .await
         .map(|_: i64| ())
         .expect("COPY");
     let error = store
-        .stored_result(&b)
+        .stored_result(&b, Product::DEFAULT)
         .await
         .expect_err("another login's pointer");
     assert!(matches!(error, StoreError::ForeignResult { .. }), "{error}");
@@ -245,11 +260,11 @@ async fn result_pointer_of_another_login_is_refused() {
     // a pointer that names no login (written before pointers carried one)
     // is refused too
     let _: i64 = conn
-        .hdel(keys.result(&a), "login")
+        .hdel(keys.result(&a, Product::DEFAULT), "login")
         .await
         .expect("HDEL login");
     assert!(matches!(
-        store.stored_result(&a).await,
+        store.stored_result(&a, Product::DEFAULT).await,
         Err(StoreError::ForeignResult { owner: None, .. })
     ));
 }
@@ -273,7 +288,11 @@ async fn commit_answer_lost_to_a_timeout_is_read_back_not_counted_as_fenced() {
     // timeout, then let the 200 through: its commit reaches Redis after
     // the worker gave up waiting for the answer
     let polled = wait_for("the first poll (202) to commit", WAIT, async || {
-        let job = s.store.job_for_login(&login).await.ok()??;
+        let job = s
+            .store
+            .job_for_login(&login, Product::DEFAULT)
+            .await
+            .ok()??;
         (job.polls >= 1).then_some(job)
     })
     .await;

@@ -2,6 +2,7 @@
 //! per fault of issue 10, against a real worker, Redis and the simulator,
 //! with intervals of a few hundred milliseconds.
 
+use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::store::CommitOutcome;
@@ -201,7 +202,11 @@ async fn job_that_crashes_its_worker_fails_as_a_poison_pill() {
             if world.sim.login_stats(&login.to_string()).authorize_calls > seen {
                 return Some(true);
             }
-            let job = world.store.job_for_login(&login).await.ok()??;
+            let job = world
+                .store
+                .job_for_login(&login, Product::DEFAULT)
+                .await
+                .ok()??;
             job.state.is_terminal().then_some(false)
         })
         .await;

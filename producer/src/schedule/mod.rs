@@ -215,7 +215,12 @@ impl Scheduler<'_> {
         out: &mut impl Write,
     ) -> Result<(), StoreError> {
         let batch = ticks::batch_name(&self.args.batch_prefix, tick);
-        let refresh = crate::refresh::enqueue_registered(self.store, &batch, self.args.priority);
+        let refresh = crate::refresh::enqueue_registered(
+            self.store,
+            &batch,
+            self.args.priority,
+            &self.args.products,
+        );
         tokio::pin!(refresh);
         let mut heartbeat = tokio::time::interval(TICK_LEASE / 3);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::{AsyncCommands, Value};
 
 use super::{Store, StoreError, millis, reply};
-use crate::{JobId, LoginId};
+use crate::{JobId, LoginId, Product};
 
 /// Which finished jobs [`Store::purge`] deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +54,19 @@ pub struct DeadPage {
 }
 
 impl Store {
-    /// Cancels the login's unfinished job; returns its id, or `None` when
-    /// the login has none. A worker holding the job is fenced out.
-    pub async fn cancel(&self, login: &LoginId) -> Result<Option<JobId>, StoreError> {
+    /// Cancels the login's unfinished job of `product`; returns its id, or
+    /// `None` when the login has none. A worker holding the job is fenced out.
+    pub async fn cancel(
+        &self,
+        login: &LoginId,
+        product: Product,
+    ) -> Result<Option<JobId>, StoreError> {
         let mut conn = self.conn.clone();
         const OP: &str = "cancel";
         let id: Value = self
             .invoke(&self.scripts.cancel)
             .arg(login.to_string())
+            .arg(product.as_str())
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command(OP))?;
@@ -112,11 +117,13 @@ impl Store {
     /// Requeues the next page of at most `limit` dead letters of `walk`
     /// (see [`DeadWalk`]) and moves its cursor. Call until `walk.done`:
     /// each dead letter present at the first page is requeued once, even
-    /// while workers send requeued jobs back to `dead`.
+    /// while workers send requeued jobs back to `dead`. `product` limits
+    /// the walk to dead letters of that product (`None`: every product).
     pub async fn retry_dead_page(
         &self,
         walk: &mut DeadWalk,
         limit: usize,
+        product: Option<Product>,
     ) -> Result<DeadPage, StoreError> {
         const OP: &str = "retry_dead_page";
         let mut conn = self.conn.clone();
@@ -133,6 +140,7 @@ impl Store {
             .arg(after_id)
             .arg(limit.max(1))
             .arg(&walk.run)
+            .arg(product.map_or("", Product::as_str))
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command(OP))?;
@@ -158,6 +166,23 @@ impl Store {
         older_than: Duration,
         limit: usize,
     ) -> Result<u64, StoreError> {
+        let (removed, _) = self.purge_page(set, older_than, limit, None, 0).await?;
+        Ok(removed)
+    }
+
+    /// One page of a purge limited to `product` (`None`: every product):
+    /// looks at up to `limit` jobs that finished more than `older_than`
+    /// ago, past the first `offset` (the jobs of other products earlier
+    /// pages kept), deletes those of `product` and returns (removed, kept).
+    /// The walk is over once removed + kept is less than `limit`.
+    pub async fn purge_page(
+        &self,
+        set: PurgeSet,
+        older_than: Duration,
+        limit: usize,
+        product: Option<Product>,
+        offset: u64,
+    ) -> Result<(u64, u64), StoreError> {
         let mut conn = self.conn.clone();
         self.invoke(&self.scripts.purge)
             .arg(match set {
@@ -166,6 +191,8 @@ impl Store {
             })
             .arg(millis(older_than))
             .arg(limit)
+            .arg(product.map_or("", Product::as_str))
+            .arg(offset)
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("purge"))

@@ -1,7 +1,8 @@
-//! Enqueueing: one job per login not already active, in pipelined chunks.
+//! Enqueueing: one job per (login, product) not already active, in
+//! pipelined chunks.
 
 use super::{Store, StoreError};
-use crate::{JobId, LoginId, Priority};
+use crate::{JobId, LoginId, Priority, Product};
 
 /// Logins per enqueue script call: large enough to amortise round trips,
 /// small enough not to block Redis for long.
@@ -12,10 +13,11 @@ pub const ENQUEUE_CHUNK: usize = 1_000;
 pub struct EnqueueReport {
     /// New jobs created.
     pub enqueued: u64,
-    /// Logins skipped because they already have an unfinished job.
+    /// Logins skipped because they already have an unfinished job of the
+    /// product.
     pub already_active: u64,
-    /// Logins skipped because their newest job already belongs to this
-    /// batch (an enqueue run twice).
+    /// Logins skipped because their newest job of the product already
+    /// belongs to this batch (an enqueue run twice).
     pub already_in_batch: u64,
 }
 
@@ -28,27 +30,31 @@ impl std::ops::AddAssign for EnqueueReport {
 }
 
 impl Store {
-    /// Enqueues one normal-priority job per login not already active.
+    /// Enqueues one normal-priority job of the default product
+    /// ([`Product::DEFAULT`]) per login not already active.
     pub async fn enqueue(
         &self,
         batch: &str,
         logins: &[LoginId],
     ) -> Result<EnqueueReport, StoreError> {
-        self.enqueue_with(batch, Priority::Normal, logins).await
+        self.enqueue_with(batch, Priority::Normal, Product::DEFAULT, logins)
+            .await
     }
 
-    /// Enqueues one job per login not already active, at `priority`, in
-    /// chunks of [`ENQUEUE_CHUNK`] pipelined together.
+    /// Enqueues one job of `product` per login without an unfinished job of
+    /// that product, at `priority`, in chunks of [`ENQUEUE_CHUNK`] pipelined
+    /// together.
     pub async fn enqueue_with(
         &self,
         batch: &str,
         priority: Priority,
+        product: Product,
         logins: &[LoginId],
     ) -> Result<EnqueueReport, StoreError> {
         let mut pipe = redis::pipe();
         for chunk in logins.chunks(ENQUEUE_CHUNK) {
             let mut call = self.invoke(&self.scripts.enqueue);
-            call.arg(batch).arg(priority.as_str());
+            call.arg(batch).arg(priority.as_str()).arg(product.as_str());
             for login in chunk {
                 call.arg(login.to_string()).arg(JobId::new().to_string());
             }

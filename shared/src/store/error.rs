@@ -39,10 +39,11 @@ pub enum StoreError {
         /// Why.
         source: redis::RedisError,
     },
-    /// A login's result pointer names another login (or none) as its owner:
-    /// its data is not this login's and is never shown.
+    /// A (login, product)'s result pointer names another login or product
+    /// (or none) as its owner: its data is not this login's result of this
+    /// product and is never shown.
     #[error(
-        "the stored result {key} belongs to {}, not to {login}: refusing to read it; delete the key (`DEL {key}`) and run a new job for {login}",
+        "the stored result {key} belongs to {}, not to login {login} ({product}): refusing to read it; delete the key (`DEL {key}`) and run a new {product} job for {login}",
         owner.as_deref().map_or("no login (written by an older flinkq?)".to_owned(), |o| format!("login {o}"))
     )]
     ForeignResult {
@@ -50,7 +51,10 @@ pub enum StoreError {
         key: String,
         /// The login asked for.
         login: String,
-        /// The login the pointer names, if any.
+        /// The product asked for.
+        product: crate::Product,
+        /// The login and product the pointer names (`<login> (<product>)`,
+        /// `no product` when it names none); `None` when it names no login.
         owner: Option<String>,
     },
     /// A script answered something flinkq cannot read: a version mismatch or

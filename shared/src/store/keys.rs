@@ -12,8 +12,8 @@
 //!
 //! # The one exception: per-record keys
 //!
-//! Keys named after a record — `job:<id>`, `active:<login>`,
-//! `latest:<login>`, `batch:<name>`, `result:<login>`,
+//! Keys named after a record — `job:<id>`, `active:<login>:<product>`,
+//! `latest:<login>:<product>`, `batch:<name>`, `result:<login>:<product>`,
 //! `schedule:run:<tick>`, `schedule:tick:<tick>` — are passed as their
 //! prefix ([`KeyName::PerRecord`]) and completed inside the script, because
 //! the record is often only known there: the ids `claim` pops from a due
@@ -22,7 +22,7 @@
 //! the claim and commit hot paths. The prefix carries the namespace's hash
 //! tag, so every key a script completes stays in the slot of its `KEYS`.
 
-use crate::{JobId, LoginId};
+use crate::{JobId, LoginId, Product};
 
 /// One entry of the key schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +93,20 @@ pub fn lua_prelude() -> String {
         }
     }
     fixed.push_str("}\n");
+    // the product of a job hash without a `product` field (stored before
+    // products existed): named by the Rust table, never written in Lua
+    let default_product = format!("local DEFAULT_PRODUCT = '{}'\n", Product::DEFAULT.as_str());
     format!(
-        "-- KEYS bound by name (generated from SCRIPT_KEYS in shared/src/store/keys.rs)\n{fixed}{per_record}"
+        "-- KEYS bound by name (generated from SCRIPT_KEYS in shared/src/store/keys.rs)\n{fixed}{per_record}{default_product}"
     )
+}
+
+/// The record of the per-(login, product) keys (`active:`, `latest:`,
+/// `result:`): `<loginId>:<product>`. Lua builds the same record in one
+/// place too (`login_record` in `lua/common.lua`). A loginId is a UUID and a
+/// product name lowercase words joined by `-`, so the record is unambiguous.
+pub fn login_record(login: &LoginId, product: Product) -> String {
+    format!("{login}:{product}")
 }
 
 /// Key names of one namespace.
@@ -149,14 +160,16 @@ impl Keys {
         self.named("job", id)
     }
 
-    /// `latest:<loginId>`: the id of the newest job of a login.
-    pub fn latest(&self, login: &LoginId) -> String {
-        self.named("latest", login)
+    /// `latest:<loginId>:<product>`: the id of the newest job of a login
+    /// for one product.
+    pub fn latest(&self, login: &LoginId, product: Product) -> String {
+        self.named("latest", login_record(login, product))
     }
 
-    /// `active:<loginId>`: the id of the login's unfinished job (dedupe).
-    pub fn active(&self, login: &LoginId) -> String {
-        self.named("active", login)
+    /// `active:<loginId>:<product>`: the id of the login's unfinished job of
+    /// one product (dedupe: one per (login, product)).
+    pub fn active(&self, login: &LoginId, product: Product) -> String {
+        self.named("active", login_record(login, product))
     }
 
     /// `counts`: per-state counters of the namespace.
@@ -215,9 +228,10 @@ impl Keys {
         self.named("results", "")
     }
 
-    /// `result:<loginId>`: the login's newest stored result (pointer or payload).
-    pub fn result(&self, login: &LoginId) -> String {
-        self.named("result", login)
+    /// `result:<loginId>:<product>`: the login's newest stored result of
+    /// one product (pointer or payload).
+    pub fn result(&self, login: &LoginId, product: Product) -> String {
+        self.named("result", login_record(login, product))
     }
 
     /// `schedule:last`: the newest cron tick a scheduler ran (ms).
@@ -279,6 +293,34 @@ mod tests {
                 "local function job_key(record) return KEYS[{job}] .. record end"
             )),
             "{prelude}"
+        );
+        assert!(
+            prelude.contains(&format!(
+                "local DEFAULT_PRODUCT = '{}'",
+                Product::DEFAULT.as_str()
+            )),
+            "{prelude}"
+        );
+    }
+
+    #[test]
+    fn per_login_keys_are_per_login_and_product() {
+        let keys = Keys::new("n");
+        let login: LoginId = "7b8d2f4e-1c3a-4e5b-9f6d-0a1b2c3d4e5f"
+            .parse()
+            .expect("uuid");
+        let detail: Product = "accounts-detail".parse().expect("known");
+        assert_eq!(
+            keys.active(&login, detail),
+            "flinkq:{n}:active:7b8d2f4e-1c3a-4e5b-9f6d-0a1b2c3d4e5f:accounts-detail"
+        );
+        assert_ne!(
+            keys.latest(&login, detail),
+            keys.latest(&login, Product::DEFAULT)
+        );
+        assert_ne!(
+            keys.result(&login, detail),
+            keys.result(&login, Product::DEFAULT)
         );
     }
 }

@@ -3,8 +3,8 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `job:<id>` | hash | the job record (see [`crate::JobSnapshot`]); `<id>` is a UUIDv7 chosen by the enqueuer, `token` the fencing token of the claim holding it, `commit_id` the last applied commit, `dead_retry` the `dead retry --all` walk that last requeued it |
-//! | `active:<loginId>` | string | id of the login's unfinished job (dedupe) |
-//! | `latest:<loginId>` | string | id of the login's newest job |
+//! | `active:<loginId>:<product>` | string | id of the login's unfinished job of that product (dedupe: one per (login, product)) |
+//! | `latest:<loginId>:<product>` | string | id of the login's newest job of that product |
 //! | `due:high`, `due`, `due:low` | zset | job id → when its next step may run (ms); claimed in that order |
 //! | `leases` | zset | job id → when the current claim expires (ms) |
 //! | `deadlines` | zset | job id → its bound (ms): the polling deadline, or before the first session the authorize deadline |
@@ -16,8 +16,8 @@
 //! | `reap:sweep` | hash | where the reaper's orphan sweep resumes in each due queue, `dead` and `finished` (ZSCAN cursors) |
 //! | `logins` | set | the registry `flinkq refresh` enqueues |
 //! | `events` | stream | one `batch_completed` entry per batch completion, with its counts |
-//! | `results` | stream | one entry per finished job: job, login, batch, state, and `sink` + `location` of the payload or the `error` code |
-//! | `result:<loginId>` | hash | the login's newest result: job, login (checked by every reader), stored, sink (`file`/`redis`), data (path or gzip payload); with a TTL |
+//! | `results` | stream | one entry per finished job: job, login, product, batch, state, and `sink` + `location` of the payload or the `error` code |
+//! | `result:<loginId>:<product>` | hash | the login's newest result of that product: job, login and product (checked by every reader), stored, sink (`file`/`redis`), data (path or gzip payload); with a TTL |
 //! | `schedule:tick:<ms>` | string | per-tick lease of `flinkq schedule`: the replica running the tick (renewed while it runs; adopted by another replica if it expires mid-run) |
 //! | `schedule:run:<ms>` | hash | one scheduler run: replica, batch, kind, state, enqueued, already_active |
 //! | `schedule:runs` | zset | tick (ms) of the recorded runs (newest 1000 kept) |
@@ -70,7 +70,7 @@ pub use dead::{DeadPage, DeadWalk, PurgeSet};
 pub use enqueue::{ENQUEUE_CHUNK, EnqueueReport};
 pub use error::{StoreError, redact_url};
 pub use event_group::GroupEntry;
-pub use keys::{KeyName, Keys, SCRIPT_KEYS};
+pub use keys::{KeyName, Keys, SCRIPT_KEYS, login_record};
 pub use read::{BatchCompleted, BatchSummary, QueueStats};
 pub use results::ResultEntry;
 pub use schedule::{AdoptedRun, RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 
 use super::{StateCounts, Store, StoreError, reply};
-use crate::{JobId, JobSnapshot, LoginId};
+use crate::{JobId, JobSnapshot, LoginId, Product};
 
 /// One batch, for `flinkq batches`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -102,12 +102,16 @@ impl Store {
             .collect()
     }
 
-    /// The newest job of a login, finished or not.
-    pub async fn job_for_login(&self, login: &LoginId) -> Result<Option<JobSnapshot>, StoreError> {
+    /// The newest job of a login for `product`, finished or not.
+    pub async fn job_for_login(
+        &self,
+        login: &LoginId,
+        product: Product,
+    ) -> Result<Option<JobSnapshot>, StoreError> {
         let mut conn = self.conn.clone();
         const OP: &str = "GET latest";
         let id: Option<String> = conn
-            .get(self.keys.latest(login))
+            .get(self.keys.latest(login, product))
             .await
             .map_err(StoreError::command(OP))?;
         match id {

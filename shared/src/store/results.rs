@@ -1,12 +1,13 @@
 //! Reading results back: the `results` stream (one entry per finished job)
-//! and a login's newest stored result (`result:<loginId>`).
+//! and a login's newest stored result of a product
+//! (`result:<loginId>:<product>`).
 
 use std::collections::HashMap;
 
 use redis::{AsyncCommands, Value};
 
 use super::{Store, StoreError, reply};
-use crate::{JobId, JobState, LoginId, ResultPlace, StoredResult};
+use crate::{JobId, JobState, LoginId, Product, ResultPlace, StoredResult};
 
 /// One entry of the `results` stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -17,6 +18,8 @@ pub struct ResultEntry {
     pub job: JobId,
     /// Its login.
     pub login: String,
+    /// Its product (entries written before products existed: the default).
+    pub product: Product,
     /// Its batch.
     pub batch: String,
     /// How it finished.
@@ -51,9 +54,16 @@ impl Store {
                 let state = get("state")
                     .and_then(|s| s.parse().ok())
                     .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: bad state")))?;
+                let product = match get("product") {
+                    None => Product::DEFAULT,
+                    Some(name) => name.parse().map_err(|e| {
+                        StoreError::reply(OP, format!("entry {id}: {e} (upgrade this flinkq)"))
+                    })?,
+                };
                 Ok(ResultEntry {
                     job,
                     login: get("login").unwrap_or_default(),
+                    product,
                     batch: get("batch").unwrap_or_default(),
                     state,
                     sink: get("sink"),
@@ -65,15 +75,20 @@ impl Store {
             .collect()
     }
 
-    /// The login's newest stored result, if one is kept. A pointer that does
-    /// not name `login` as its owner (another login's result moved under this
-    /// key, or one written before pointers carried their login) is refused
-    /// with [`StoreError::ForeignResult`]: its data is never returned.
-    pub async fn stored_result(&self, login: &LoginId) -> Result<Option<StoredResult>, StoreError> {
+    /// The login's newest stored result of `product`, if one is kept. A
+    /// pointer that does not name `login` and `product` as its owner
+    /// (another login's or product's result moved under this key, or one
+    /// written before pointers carried them) is refused with
+    /// [`StoreError::ForeignResult`]: its data is never returned.
+    pub async fn stored_result(
+        &self,
+        login: &LoginId,
+        product: Product,
+    ) -> Result<Option<StoredResult>, StoreError> {
         const OP: &str = "HGETALL result";
         let mut conn = self.conn.clone();
         let mut fields: HashMap<String, Vec<u8>> = conn
-            .hgetall(self.keys.result(login))
+            .hgetall(self.keys.result(login, product))
             .await
             .map_err(StoreError::command(OP))?;
         if fields.is_empty() {
@@ -87,11 +102,20 @@ impl Store {
         };
         let bad = |what: &str| StoreError::reply(OP, format!("result of {login}: {what}"));
         let owner = text(&fields, "login");
-        if owner.as_deref() != Some(login.to_string().as_str()) {
+        let owner_product = text(&fields, "product");
+        if owner.as_deref() != Some(login.to_string().as_str())
+            || owner_product.as_deref() != Some(product.as_str())
+        {
             return Err(StoreError::ForeignResult {
-                key: self.keys.result(login),
+                key: self.keys.result(login, product),
                 login: login.to_string(),
-                owner,
+                product,
+                owner: owner.map(|owner| {
+                    format!(
+                        "{owner} ({})",
+                        owner_product.as_deref().unwrap_or("no product")
+                    )
+                }),
             });
         }
         let job: JobId = text(&fields, "job")

@@ -18,7 +18,7 @@ macro_rules! script {
 /// All scripts, hashed once.
 #[derive(Debug)]
 pub struct Scripts {
-    /// `enqueue(batch, priority, loginId, jobId, ...)`.
+    /// `enqueue(batch, priority, product, loginId, jobId, ...)`.
     pub enqueue: Script,
     /// `claim(n, lease_ms, token_base)`.
     pub claim: Script,
@@ -34,13 +34,13 @@ pub struct Scripts {
     pub reap: Script,
     /// `release(id, token, ...)`.
     pub release: Script,
-    /// `cancel(loginId)`.
+    /// `cancel(loginId, product)`.
     pub cancel: Script,
     /// `retry_dead(id...)`.
     pub retry_dead: Script,
-    /// `retry_dead_page(bound_ms, after_score, after_id, limit, run)`.
+    /// `retry_dead_page(bound_ms, after_score, after_id, limit, run, product)`.
     pub retry_dead_page: Script,
-    /// `purge(set, older_than_ms, limit)`.
+    /// `purge(set, older_than_ms, limit, product, offset)`.
     pub purge: Script,
     /// `stats()`.
     pub stats: Script,
