@@ -6,7 +6,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use flinkq_shared::store::{StateCounts, Store, StoreConfig};
-use flinkq_shared::{JobSnapshot, LoginId, Product};
+use flinkq_shared::{JobSnapshot, LoginId, Priority, Product};
 
 use crate::delay_proxy::DelayProxy;
 use crate::redis_harness::{RedisOptions, RedisServer};
@@ -122,9 +122,18 @@ impl Scenario {
         logins
     }
 
-    /// Enqueues `logins` in `batch` straight through the store.
+    /// Enqueues `logins` in `batch` straight through the store, for the
+    /// default product.
     pub async fn enqueue(&self, batch: &str, logins: &[LoginId]) {
-        self.store.enqueue(batch, logins).await.expect("enqueue");
+        self.enqueue_product(batch, Product::DEFAULT, logins).await;
+    }
+
+    /// Enqueues `logins` in `batch` for `product`, straight through the store.
+    pub async fn enqueue_product(&self, batch: &str, product: Product, logins: &[LoginId]) {
+        self.store
+            .enqueue_with(batch, Priority::Normal, product, logins)
+            .await
+            .expect("enqueue");
     }
 
     /// Waits until every job of `batch` is finished; returns its counts.

@@ -99,7 +99,7 @@ async fn attributes_resume_after_sigkill_between_stages() {
         Duration::from_secs(60),
         async || {
             for login in &logins {
-                let job = world.store.job_for(login, attributes).await.ok()??;
+                let job = world.store.job_for_login(login, attributes).await.ok()??;
                 if job.stage < 1 {
                     return None;
                 }
