@@ -58,8 +58,8 @@ impl Scenario {
             poll_interval: interval,
             ..WorkerSetup::new(
                 &redis.url(),
-                &sim.authorize_url(),
-                &sim.investments_url(),
+                &sim.banking_base_url(),
+                &sim.wealth_base_url(),
                 work.path(),
             )
         };
@@ -165,8 +165,8 @@ impl Scenario {
             .expect("delay proxy to the simulator");
         let through =
             |url: &str| url.replace(&self.sim.base_url(), &format!("http://{}", proxy.addr()));
-        self.setup.authorize_url = through(&self.sim.authorize_url());
-        self.setup.investments_url = through(&self.sim.investments_url());
+        self.setup.flinks_url = through(&self.sim.banking_base_url());
+        self.setup.wealth_url = through(&self.sim.wealth_base_url());
         proxy
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use flinkq_shared::Product;
 use flinkq_shared::{JobState, LoginId};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{Fault, Script, ScriptedFault, SimConfig};
@@ -141,7 +142,7 @@ async fn chaos_kill_worker_repeatedly() {
             .expect("job");
         assert_eq!(job.state, *state, "{login}: {job:?}");
         if *state == JobState::Succeeded {
-            let path = world.setup.results_dir.join(format!("{login}.json"));
+            let path = world.setup.result_file(Product::DEFAULT, login);
             let payload: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&path).expect("result file"))
                     .expect("result parses");

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use flinkq_shared::Product;
 use flinkq_shared::{JobState, LoginId};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::Script;
@@ -59,7 +60,7 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
             .expect("read")
             .expect("job");
         let stats = sim.login_stats(&login.to_string());
-        let file = setup.results_dir.join(format!("{login}.json"));
+        let file = setup.result_file(Product::DEFAULT, login);
         if script.invalid {
             assert_eq!(job.state, JobState::Failed, "{login}");
             let error = job.error.expect("error kept");

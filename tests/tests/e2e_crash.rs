@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use flinkq_shared::JobState;
+use flinkq_shared::Product;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{SPACING_TOLERANCE, Script, SimConfig};
 use flinkq_tests::worker_process::WorkerProcess;
@@ -40,13 +41,7 @@ async fn poll_resumes_after_sigkill() {
             "{login}: polls {:?} apart",
             stats.min_poll_spacing
         );
-        assert!(
-            world
-                .setup
-                .results_dir
-                .join(format!("{login}.json"))
-                .exists()
-        );
+        assert!(world.setup.result_file(Product::DEFAULT, login).exists());
     }
     assert_eq!(
         world.sim.violations(),
@@ -133,7 +128,7 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
     // what an attempt of this job leaves when its commit is lost: the
     // login's file and the job's staged link (a file alone is not this
     // job's: any stale worker may have written it)
-    let file = world.setup.results_dir.join(format!("{login}.json"));
+    let file = world.setup.result_file(Product::DEFAULT, &login);
     let payload = br#"{"Investments": [], "stored": "by an earlier attempt"}"#;
     let job = world.job_of(&login).await;
     let staged = world
