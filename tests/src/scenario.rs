@@ -83,8 +83,8 @@ impl Scenario {
             poll_interval: interval,
             ..WorkerSetup::new(
                 &redis_url,
-                &sim.authorize_url(),
-                &sim.investments_url(),
+                &sim.banking_base_url(),
+                &sim.wealth_base_url(),
                 work.path(),
             )
         };
@@ -207,8 +207,8 @@ impl Scenario {
             .expect("delay proxy to the simulator");
         let through =
             |url: &str| url.replace(&self.sim.base_url(), &format!("http://{}", proxy.addr()));
-        self.setup.authorize_url = through(&self.sim.authorize_url());
-        self.setup.investments_url = through(&self.sim.investments_url());
+        self.setup.flinks_url = through(&self.sim.banking_base_url());
+        self.setup.wealth_url = through(&self.sim.wealth_base_url());
         proxy
     }
 
@@ -223,6 +223,11 @@ impl Scenario {
                 .output()
                 .expect("run flinkq"),
         }
+    }
+
+    /// Where the files sink stores `login`'s payload of `product`.
+    pub fn result_path(&self, login: &LoginId, product: Product) -> std::path::PathBuf {
+        self.setup.result_file(product, login)
     }
 
     /// The newest job of `login` for the default product (panics if it

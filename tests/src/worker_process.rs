@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use flinkq_shared::{LoginId, Product};
+
 /// Path of a workspace binary next to the running test executable
 /// (`target/<profile>/<name>`). Build them first: `cargo build --workspace
 /// --bins` (the project's test script does).
@@ -36,10 +38,14 @@ pub struct WorkerSetup {
     pub redis_url: String,
     /// `FLINKQ_NAMESPACE`.
     pub namespace: String,
-    /// `FLINKQ_AUTHORIZE_URL`.
-    pub authorize_url: String,
-    /// `FLINKQ_INVESTMENTS_URL`.
-    pub investments_url: String,
+    /// `FLINKQ_FLINKS_URL`: the banking instance base, up to the customer id.
+    pub flinks_url: String,
+    /// `FLINKQ_WEALTH_URL`: the wealth instance base, up to the customer id.
+    pub wealth_url: String,
+    /// `FLINKQ_AUTHORIZE_URL` (the wealth products' Authorize), if set.
+    pub authorize_url: Option<String>,
+    /// `FLINKQ_INVESTMENTS_URL` (the Investments call), if set.
+    pub investments_url: Option<String>,
     /// `FLINKQ_RESULTS_DIR`.
     pub results_dir: PathBuf,
     /// `FLINKQ_POLL_INTERVAL`.
@@ -60,18 +66,16 @@ pub struct WorkerSetup {
 }
 
 impl WorkerSetup {
-    /// Defaults for a test: namespace `test`, 1 s lease, concurrency 64.
-    pub fn new(
-        redis_url: &str,
-        authorize_url: &str,
-        investments_url: &str,
-        work_dir: &Path,
-    ) -> Self {
+    /// Defaults for a test: namespace `test`, 1 s lease, concurrency 64,
+    /// every URL derived from the two instance bases (no override).
+    pub fn new(redis_url: &str, flinks_url: &str, wealth_url: &str, work_dir: &Path) -> Self {
         WorkerSetup {
             redis_url: redis_url.to_owned(),
             namespace: "test".into(),
-            authorize_url: authorize_url.to_owned(),
-            investments_url: investments_url.to_owned(),
+            flinks_url: flinks_url.to_owned(),
+            wealth_url: wealth_url.to_owned(),
+            authorize_url: None,
+            investments_url: None,
             results_dir: work_dir.join("results"),
             poll_interval: Duration::from_millis(500),
             poll_timeout: Duration::from_secs(60),
@@ -83,16 +87,20 @@ impl WorkerSetup {
         }
     }
 
+    /// Where the files sink writes `login`'s payload of `product`.
+    pub fn result_file(&self, product: Product, login: &LoginId) -> PathBuf {
+        self.results_dir
+            .join(product.as_str())
+            .join(format!("{login}.json"))
+    }
+
     fn env(&self, metrics_port: u16) -> Vec<(String, String)> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let mut env = vec![
             ("FLINKQ_REDIS_URL".into(), self.redis_url.clone()),
             ("FLINKQ_NAMESPACE".into(), self.namespace.clone()),
-            ("FLINKQ_AUTHORIZE_URL".into(), self.authorize_url.clone()),
-            (
-                "FLINKQ_INVESTMENTS_URL".into(),
-                self.investments_url.clone(),
-            ),
+            ("FLINKQ_FLINKS_URL".into(), self.flinks_url.clone()),
+            ("FLINKQ_WEALTH_URL".into(), self.wealth_url.clone()),
             (
                 "FLINKQ_RESULTS_DIR".into(),
                 self.results_dir.display().to_string(),
@@ -113,6 +121,15 @@ impl WorkerSetup {
             ("FLINKQ_RETRY_CAP".into(), "1s".into()),
             ("RUST_LOG".into(), "info".into()),
         ];
+        let overrides = [
+            ("FLINKQ_AUTHORIZE_URL", &self.authorize_url),
+            ("FLINKQ_INVESTMENTS_URL", &self.investments_url),
+        ];
+        for (name, url) in overrides {
+            if let Some(url) = url {
+                env.push((name.into(), url.clone()));
+            }
+        }
         env.extend(self.extra_env.iter().cloned());
         env
     }

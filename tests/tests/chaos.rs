@@ -142,7 +142,7 @@ async fn chaos_kill_worker_repeatedly() {
             .expect("job");
         assert_eq!(job.state, *state, "{login}: {job:?}");
         if *state == JobState::Succeeded {
-            let path = world.setup.results_dir.join(format!("{login}.json"));
+            let path = world.setup.result_file(Product::DEFAULT, login);
             let payload: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&path).expect("result file"))
                     .expect("result parses");

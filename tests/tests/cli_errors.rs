@@ -166,6 +166,19 @@ fn the_worker_refuses_bad_configuration_and_an_unreachable_redis_at_start() {
     assert_eq!(bad_url.status.code(), Some(2));
     assert!(text(&bad_url.stderr).contains("--investments-url"));
 
+    // an instance base is the URL up to the customer id: a query would be
+    // lost or misplaced once the calls' paths are appended
+    let bad_base = worker_with(&[(
+        "FLINKQ_FLINKS_URL",
+        "https://flinks.example/v3/customer?key=1".into(),
+    )]);
+    assert_eq!(bad_base.status.code(), Some(2));
+    let stderr = text(&bad_base.stderr);
+    assert!(
+        stderr.contains("--flinks-url") && stderr.contains("no query"),
+        "{stderr}"
+    );
+
     let results = tempfile::tempdir().expect("tempdir");
     let nowhere = format!("redis://user:hunter2@127.0.0.1:{}", free_port());
     let down = worker_with(&[

@@ -60,7 +60,7 @@ async fn five_hundred_mixed_logins_reach_the_right_terminal_state() {
             .expect("read")
             .expect("job");
         let stats = sim.login_stats(&login.to_string());
-        let file = setup.results_dir.join(format!("{login}.json"));
+        let file = setup.result_file(Product::DEFAULT, login);
         if script.invalid {
             assert_eq!(job.state, JobState::Failed, "{login}");
             let error = job.error.expect("error kept");

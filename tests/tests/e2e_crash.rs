@@ -41,13 +41,7 @@ async fn poll_resumes_after_sigkill() {
             "{login}: polls {:?} apart",
             stats.min_poll_spacing
         );
-        assert!(
-            world
-                .setup
-                .results_dir
-                .join(format!("{login}.json"))
-                .exists()
-        );
+        assert!(world.setup.result_file(Product::DEFAULT, login).exists());
     }
     assert_eq!(
         world.sim.violations(),
@@ -134,7 +128,7 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
     // what an attempt of this job leaves when its commit is lost: the
     // login's file and the job's staged link (a file alone is not this
     // job's: any stale worker may have written it)
-    let file = world.setup.results_dir.join(format!("{login}.json"));
+    let file = world.setup.result_file(Product::DEFAULT, &login);
     let payload = br#"{"Investments": [], "stored": "by an earlier attempt"}"#;
     let job = world.job_of(&login).await;
     let staged = world

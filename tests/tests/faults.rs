@@ -129,7 +129,9 @@ async fn malformed_json_200_fails_as_a_bad_answer() {
         ("BAD_BODY", Some(200))
     );
     assert!(
-        error.message.contains("not an investments payload"),
+        error
+            .message
+            .contains("Investments answered 200 with a body that is not a payload"),
         "{}",
         error.message
     );

@@ -48,17 +48,23 @@ async fn scraped_metrics_equal_what_happened() {
     let request = |endpoint: &str, status: &str, code: &str| {
         v(
             "flinkq_flinks_requests_total",
-            &[("endpoint", endpoint), ("status", status), ("code", code)],
+            &[
+                ("product", "investments"),
+                ("endpoint", endpoint),
+                ("status", status),
+                ("code", code),
+            ],
         )
     };
-    assert_eq!(request("authorize", "200", "none"), 50.0);
-    assert_eq!(request("authorize", "401", "INVALID_LOGIN"), 5.0);
-    assert_eq!(request("investments", "202", "OPERATION_PENDING"), 50.0);
-    assert_eq!(request("investments", "200", "none"), 50.0);
+    // the endpoint label is the call's name in the product table
+    assert_eq!(request("Authorize", "200", "none"), 50.0);
+    assert_eq!(request("Authorize", "401", "INVALID_LOGIN"), 5.0);
+    assert_eq!(request("Investments", "202", "OPERATION_PENDING"), 50.0);
+    assert_eq!(request("Investments", "200", "none"), 50.0);
     assert_eq!(
         v(
             "flinkq_flinks_request_duration_seconds_count",
-            &[("endpoint", "investments")]
+            &[("product", "investments"), ("endpoint", "Investments")]
         ),
         100.0
     );

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use flinkq_shared::Product;
 use flinkq_tests::redis_harness::RedisOptions;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{Script, SimConfig};
@@ -49,13 +50,7 @@ async fn redis_restart_mid_batch() {
     );
     assert_eq!(counts.failed + counts.timed_out, 0);
     for login in &logins {
-        assert!(
-            world
-                .setup
-                .results_dir
-                .join(format!("{login}.json"))
-                .exists()
-        );
+        assert!(world.setup.result_file(Product::DEFAULT, login).exists());
         assert_eq!(
             world.sim.login_stats(&login.to_string()).authorize_calls,
             1,

@@ -186,7 +186,7 @@ async fn cluster_runs_two_namespaces_on_different_shards() {
         assert_eq!(counts.succeeded, 300, "{counts:?}");
         for login in logins {
             let job = store
-                .job_for_login(login)
+                .job_for_login(login, flinkq_shared::Product::DEFAULT)
                 .await
                 .expect("read")
                 .expect("job");

@@ -147,7 +147,9 @@ async fn files_sink_result_is_read_back_through_its_pointer() {
 
     let results_dir = std::fs::canonicalize(&world.setup.results_dir).expect("results dir");
     for login in &logins {
-        let file = results_dir.join(format!("{login}.json"));
+        let file = results_dir
+            .join("investments")
+            .join(format!("{login}.json"));
         let (printed, _) = result_json(&world, login);
         let on_disk = std::fs::read(&file).expect("result file");
         assert_eq!(printed.strip_suffix(b"\n").unwrap_or(&printed), on_disk);
@@ -169,7 +171,8 @@ async fn files_sink_result_is_read_back_through_its_pointer() {
 
     // the file is gone (another host, a wiped volume): a clear error
     let gone = &logins[0];
-    std::fs::remove_file(results_dir.join(format!("{gone}.json"))).expect("remove");
+    std::fs::remove_file(results_dir.join("investments").join(format!("{gone}.json")))
+        .expect("remove");
     let out = cli(&world, &["result", &gone.to_string()]);
     assert_eq!(out.status.code(), Some(66));
     assert!(

@@ -55,6 +55,14 @@ fn help_never_prints_a_secret_env_value() {
         ("FLINKQ_AUTH_KEY", "s3cr3t-auth-key"),
         ("FLINKQ_AUTH_KEY_FILE", "/run/s3cr3t-key-file"),
         (
+            "FLINKQ_FLINKS_URL",
+            "https://user:s3cr3t-banking@flinks.example/v3/customer",
+        ),
+        (
+            "FLINKQ_WEALTH_URL",
+            "https://user:s3cr3t-wealth@flinks.example/v3/customer",
+        ),
+        (
             "FLINKQ_AUTHORIZE_URL",
             "https://user:s3cr3t-authorize@flinks.example/Authorize",
         ),

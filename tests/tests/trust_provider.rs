@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use flinkq_shared::{JobSnapshot, JobState, LoginId};
+use flinkq_shared::{JobSnapshot, JobState, LoginId, Product};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{Fault, RecordingServer, Script, ScriptedFault, SimConfig};
 use flinkq_tests::worker_process::WorkerProcess;
@@ -23,16 +23,20 @@ fn error_of(job: &JobSnapshot) -> (String, Option<u16>, String) {
     (error.code, error.http_status, error.message)
 }
 
-/// Files the worker left in the results directory besides finished results.
+/// Files the worker left in the results directory (or a product's
+/// directory in it) besides finished results.
 fn temp_files(world: &Scenario) -> Vec<String> {
-    std::fs::read_dir(&world.setup.results_dir)
-        .map(|dir| {
+    let dir = &world.setup.results_dir;
+    std::iter::once(dir.clone())
+        .chain(Product::all().map(|product| dir.join(product.as_str())))
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|dir| {
             dir.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|name| name.contains(".tmp-"))
-                .collect()
+                .collect::<Vec<_>>()
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,8 +182,7 @@ async fn oversize_payload_fails_the_job_not_the_process() {
     assert!(
         !world
             .setup
-            .results_dir
-            .join(format!("{oversize}.json"))
+            .result_file(Product::DEFAULT, &oversize)
             .exists(),
         "no result file for a refused payload"
     );
@@ -254,8 +257,7 @@ async fn invalid_utf8_payload_is_not_a_success() {
     assert!(
         !world
             .setup
-            .results_dir
-            .join(format!("{}.json", job.login))
+            .result_file(Product::DEFAULT, &job.login)
             .exists(),
         "no result file for a payload that is not UTF-8"
     );
@@ -329,7 +331,7 @@ async fn stale_result_file_write_is_never_taken_as_another_attempts_result() {
     world
         .wait_polled(&[login], 1, Duration::from_secs(30))
         .await;
-    let file = world.setup.results_dir.join(format!("{login}.json"));
+    let file = world.setup.result_file(Product::DEFAULT, &login);
     std::fs::write(
         &file,
         br#"{"Investments": [], "stale": "another job's write"}"#,

@@ -12,32 +12,57 @@ use flinkq_shared::telemetry::LogFormat;
 use reqwest::Url;
 
 use crate::error::WorkerError;
+use crate::flinks::FlinksUrls;
+use crate::flinks::endpoints::check_base;
 use crate::result_sink::ResultsKind;
 use crate::secret::Secret;
 use crate::services::webhook::WebhookUrl;
 
-/// The Flinks toolbox sandbox's Authorize endpoint.
-pub const SANDBOX_AUTHORIZE_URL: &str = "https://toolbox-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/BankingServices/Authorize";
-/// The Flinks toolbox sandbox's (wealth instance) Investments endpoint.
-pub const SANDBOX_INVESTMENTS_URL: &str =
-    "https://toolbox-wealth-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/Investments";
+/// The Flinks toolbox sandbox's banking instance, up to the customer id.
+pub const SANDBOX_FLINKS_URL: &str =
+    "https://toolbox-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb";
+/// The Flinks toolbox sandbox's wealth instance, up to the customer id.
+pub const SANDBOX_WEALTH_URL: &str =
+    "https://toolbox-wealth-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb";
 
-/// flinkq-worker: claims Flinks Investments jobs from Redis and runs them,
-/// Authorize → poll /Investments, one persisted step at a time.
+/// flinkq-worker: claims Flinks jobs (every product) from Redis and runs
+/// them, Authorize → the product's data calls, one persisted step at a time.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "flinkq-worker", version, about, long_about = None)]
 pub struct WorkerConfig {
     #[command(flatten)]
     pub redis: RedisArgs,
 
-    /// Full URL of the Flinks Authorize endpoint.
+    /// Base URL of the Flinks banking instance, up to the customer id
+    /// (`https://<instance>-api.private.fin.ag/v3/<customerId>`; default:
+    /// the toolbox sandbox). Every banking call is a path below it:
+    /// `/BankingServices/Authorize`, `/BankingServices/GetAccountsDetail`,
+    /// `/BankingServices/GetAccountsDetailAsync/<RequestId>`, … A trailing
+    /// slash is ignored; no query or fragment.
     // URLs may carry credentials (userinfo, tokens): `--help` never prints them.
-    #[arg(long, env = "FLINKQ_AUTHORIZE_URL", hide_env_values = true, default_value = SANDBOX_AUTHORIZE_URL, value_parser = parse_http_url)]
-    pub authorize_url: Url,
+    #[arg(long, env = "FLINKQ_FLINKS_URL", hide_env_values = true, default_value = SANDBOX_FLINKS_URL, value_parser = parse_base_url)]
+    pub flinks_url: Url,
 
-    /// Full URL of the Flinks Investments endpoint (wealth instance).
-    #[arg(long, env = "FLINKQ_INVESTMENTS_URL", hide_env_values = true, default_value = SANDBOX_INVESTMENTS_URL, value_parser = parse_http_url)]
-    pub investments_url: Url,
+    /// Base URL of the Flinks wealth instance, up to the customer id
+    /// (`https://<instance>-wealth-api.private.fin.ag/v3/<customerId>`;
+    /// default: the toolbox sandbox). The investments product calls
+    /// `/Investments` below it, and authorizes at
+    /// `/BankingServices/Authorize` below it. A trailing slash is ignored;
+    /// no query or fragment.
+    #[arg(long, env = "FLINKQ_WEALTH_URL", hide_env_values = true, default_value = SANDBOX_WEALTH_URL, value_parser = parse_base_url)]
+    pub wealth_url: Url,
+
+    /// Optional: full URL of the Authorize endpoint of the products that
+    /// authorize on the wealth instance (investments), instead of
+    /// `<FLINKQ_WEALTH_URL>/BankingServices/Authorize`. Banking products
+    /// always authorize below FLINKQ_FLINKS_URL.
+    #[arg(long, env = "FLINKQ_AUTHORIZE_URL", hide_env_values = true, value_parser = parse_http_url)]
+    pub authorize_url: Option<Url>,
+
+    /// Optional: full URL of the Investments call, instead of
+    /// `<FLINKQ_WEALTH_URL>/Investments`.
+    #[arg(long, env = "FLINKQ_INVESTMENTS_URL", hide_env_values = true, value_parser = parse_http_url)]
+    pub investments_url: Option<Url>,
 
     /// Flinks API key, sent as the `flinks-auth-key` header; omitted when unset.
     #[arg(long, env = "FLINKQ_AUTH_KEY", hide_env_values = true)]
@@ -53,11 +78,12 @@ pub struct WorkerConfig {
     )]
     pub auth_key_file: Option<PathBuf>,
 
-    /// Wait between two /Investments calls of one job.
+    /// Wait between two data calls of one job while the provider answers
+    /// 202 (a stage's 200 runs the next stage at once).
     #[arg(long, env = "FLINKQ_POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 
-    /// How long a job may poll, counted from its first /Investments call.
+    /// How long a job may poll, counted from its first data call.
     #[arg(long, env = "FLINKQ_POLL_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub poll_timeout: Duration,
 
@@ -65,11 +91,12 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
 
-    /// Where `<loginId>.json` result files are written (created if missing).
+    /// Where `<product>/<loginId>.json` result files are written (created if
+    /// missing).
     #[arg(long, env = "FLINKQ_RESULTS_DIR", default_value = "./results")]
     pub results_dir: PathBuf,
 
-    /// Where result payloads go: `files` (`<loginId>.json` in
+    /// Where result payloads go: `files` (`<product>/<loginId>.json` in
     /// FLINKQ_RESULTS_DIR) or `redis` (gzip-compressed in
     /// `flinkq:{ns}:result:<loginId>`, kept FLINKQ_RESULT_TTL). Either way
     /// every finished job adds one entry to the `flinkq:{ns}:results` stream.
@@ -117,7 +144,8 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_HTTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub http_timeout: Duration,
 
-    /// Largest /Investments payload taken, in bytes: a number with an
+    /// Largest 200 payload taken from a data call, in bytes (an earlier
+    /// stage's payload too, which is checked and dropped): a number with an
     /// optional unit (B, KB, MB, GB in powers of 1000; KiB, MiB, GiB in
     /// powers of 1024). A larger payload fails its job with
     /// PAYLOAD_TOO_LARGE. Bounds the memory of a payload held for the redis
@@ -307,6 +335,16 @@ impl WorkerConfig {
         Ok(())
     }
 
+    /// Where each Flinks call goes.
+    pub fn flinks_urls(&self) -> FlinksUrls {
+        FlinksUrls {
+            banking: self.flinks_url.clone(),
+            wealth: self.wealth_url.clone(),
+            wealth_authorize: self.authorize_url.clone(),
+            investments: self.investments_url.clone(),
+        }
+    }
+
     /// The Flinks API key, from FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE.
     pub fn resolved_auth_key(&self) -> Result<Option<Secret>, WorkerError> {
         let Some(path) = &self.auth_key_file else {
@@ -359,6 +397,13 @@ fn parse_http_url(input: &str) -> Result<Url, String> {
         "http" | "https" if url.host().is_some() => Ok(url),
         _ => Err(format!("{input:?} is not an http(s) URL with a host")),
     }
+}
+
+/// An instance base: http(s), a host, no query or fragment.
+fn parse_base_url(input: &str) -> Result<Url, String> {
+    let url = parse_http_url(input)?;
+    check_base(&url).map_err(|why| format!("{input:?}: {why}"))?;
+    Ok(url)
 }
 
 fn parse_rate(input: &str) -> Result<f64, String> {
@@ -452,6 +497,39 @@ mod tests {
             (10, 5)
         );
         assert_eq!(config.max_payload, 64 * 1024 * 1024);
+        assert_eq!(config.flinks_url.as_str(), SANDBOX_FLINKS_URL);
+        assert_eq!(config.wealth_url.as_str(), SANDBOX_WEALTH_URL);
+        assert!(config.authorize_url.is_none() && config.investments_url.is_none());
+        let urls = config.flinks_urls();
+        let detail: flinkq_shared::Product = "accounts-detail".parse().expect("known");
+        assert_eq!(
+            urls.authorize(detail).as_str(),
+            format!("{SANDBOX_FLINKS_URL}/BankingServices/Authorize")
+        );
+    }
+
+    #[test]
+    fn base_urls_with_a_query_or_fragment_are_refused_naming_the_flag() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["w"];
+            all.extend_from_slice(args);
+            WorkerConfig::try_parse_from(all)
+        };
+        for (flag, value, why) in [
+            ("--flinks-url", "https://x.example/v3/c?key=1", "query"),
+            ("--wealth-url", "https://x.example/v3/c#top", "fragment"),
+            ("--flinks-url", "ftp://x.example/v3/c", "http(s)"),
+            ("--wealth-url", "not a url", "not a URL"),
+        ] {
+            let err = parse(&[flag, value]).expect_err("refused").to_string();
+            assert!(
+                err.contains(flag) && err.contains(why),
+                "{flag} {value}: {err}"
+            );
+        }
+        let config =
+            parse(&["--flinks-url", "http://127.0.0.1:1/v3/c/"]).expect("a trailing slash");
+        assert_eq!(config.flinks_url.as_str(), "http://127.0.0.1:1/v3/c/");
     }
 
     #[test]

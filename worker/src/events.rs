@@ -5,7 +5,8 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use flinkq_shared::{JobState, Step, TransitionKind};
+use flinkq_shared::product::{Call, OnPending};
+use flinkq_shared::{JobState, Product, Step, TransitionKind};
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +18,8 @@ pub enum Event<'a> {
     },
     /// A call to Flinks came back (or failed on the network).
     FlinksCall {
+        /// The job's product.
+        product: Product,
         /// Which call.
         endpoint: Endpoint,
         /// HTTP status; `None` when no answer came (timeout, reset...).
@@ -28,6 +31,8 @@ pub enum Event<'a> {
     },
     /// A step's transition was committed.
     StepCommitted {
+        /// The job's product.
+        product: Product,
         /// Which step (or none: ended at claim).
         step: StepLabel,
         /// What kind of change.
@@ -39,6 +44,8 @@ pub enum Event<'a> {
     },
     /// A step ended without a commit.
     StepAbandoned {
+        /// The job's product.
+        product: Product,
         /// Why.
         reason: AbandonReason,
     },
@@ -144,20 +151,50 @@ label_enum! {
     StepLabel {
         /// An Authorize call.
         Authorize => "authorize",
-        /// An /Investments call.
+        /// A data call of the job's product (any stage).
         Poll => "poll",
         /// No call: the job ended at claim (deadline, poison pill).
         Claim => "claim",
     }
 }
 
-label_enum! {
-    /// A Flinks endpoint (the `endpoint` label of the request metrics).
-    Endpoint {
-        /// `POST /Authorize`.
-        Authorize => "authorize",
-        /// `POST /Investments`.
-        Investments => "investments",
+/// A Flinks call (the `endpoint` label of the request metrics): Authorize,
+/// or a call's name in the product table, so the label's values are
+/// bounded by the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint(&'static str);
+
+impl Endpoint {
+    /// `POST …/BankingServices/Authorize`.
+    pub const AUTHORIZE: Endpoint = Endpoint(crate::flinks::endpoints::AUTHORIZE);
+
+    /// A call of the product table.
+    pub fn of(call: &'static Call) -> Endpoint {
+        Endpoint(call.name)
+    }
+
+    /// Every call `product` may make: Authorize, then each stage's calls.
+    pub fn of_product(product: Product) -> Vec<Endpoint> {
+        let mut all = vec![Endpoint::AUTHORIZE];
+        for stage in product.stages() {
+            all.push(Endpoint::of(&stage.first));
+            if let OnPending::Then(poll) = &stage.on_pending {
+                all.push(Endpoint::of(poll));
+            }
+        }
+        all.dedup();
+        all
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
     }
 }
 

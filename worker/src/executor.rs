@@ -20,7 +20,7 @@ use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::claimed::ClaimedStep;
 use crate::events::{AbandonReason, Event, EventSink, LostAnswer, RedisOp, StepLabel};
-use crate::flinks::{FlinksClient, InvestmentsAnswer};
+use crate::flinks::{DataAnswer, FlinksClient, PayloadTarget};
 use crate::result_sink::ResultSink;
 use crate::results::ResultWriteError;
 use crate::wake::ClaimWake;
@@ -58,6 +58,7 @@ impl Executor {
             "step",
             job.id = %claimed.claim.id,
             login.id = %claimed.claim.login,
+            product = %claimed.claim.product,
             step = tracing::field::Empty,
         );
         self.run_step(claimed).instrument(span).await;
@@ -108,6 +109,7 @@ impl Executor {
             let job_age = (transition.kind == TransitionKind::Finish)
                 .then(|| Duration::from_millis(committed_at.saturating_sub(job.created_ms)));
             self.events.emit(Event::StepCommitted {
+                product: job.product,
                 step: step_name,
                 kind: transition.kind,
                 state: transition.state,
@@ -135,6 +137,7 @@ impl Executor {
                 Ok(Begin::Lost) => {
                     info!("claim lost before the call; another worker owns this step now");
                     self.events.emit(Event::StepAbandoned {
+                        product: claim.product,
                         reason: AbandonReason::Lost,
                     });
                     return false;
@@ -143,6 +146,7 @@ impl Executor {
                     warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
                     self.events.emit(Event::RedisError { op: RedisOp::Begin });
                     self.events.emit(Event::StepAbandoned {
+                        product: claim.product,
                         reason: AbandonReason::Lost,
                     });
                     return false;
@@ -151,16 +155,43 @@ impl Executor {
         }
     }
 
-    /// Makes the step's call; a poll that brings the payload stores it
-    /// and returns what the commit records about it.
+    /// Makes the step's call. The last stage's 200 is the job's payload:
+    /// it is stored, and the commit records it. An earlier stage's 200
+    /// (attributes' GetAccountsDetail) is checked the same way, streamed
+    /// into nothing, and advances the job to the next stage.
     async fn call(&self, job: &JobSnapshot, step: &Step) -> (Outcome, Option<ResultRecord>) {
-        let request_id = match step {
-            Step::Authorize => return (self.flinks.authorize(&job.login).await, None),
-            Step::Poll { request_id, .. } => request_id,
+        let product = job.product;
+        let (request_id, index, accepted) = match step {
+            Step::Authorize => return (self.flinks.authorize(product, &job.login).await, None),
+            Step::Poll {
+                request_id,
+                stage,
+                accepted,
+            } => (request_id, *stage, *accepted),
         };
+        let Some(stage) = product.stage(index) else {
+            return (no_such_stage(job, index), None);
+        };
+        if !product.is_last_stage(index) {
+            let answer = self
+                .flinks
+                .data_call(
+                    product,
+                    stage,
+                    accepted,
+                    request_id,
+                    &job.login,
+                    &mut Discard,
+                )
+                .await;
+            return match answer {
+                DataAnswer::Ready => (Outcome::Ready, None),
+                DataAnswer::NotReady(outcome) => (outcome, None),
+            };
+        }
         match self
             .results
-            .stored_by_earlier_attempt(&job.login, &job.run_key())
+            .stored_by_earlier_attempt(product, &job.login, &job.run_key())
             .await
         {
             Ok(Some(record)) => {
@@ -174,14 +205,21 @@ impl Executor {
         }
         // The 200's body streams into `staged`; any other answer drops it
         // (and its temp file) here.
-        let mut staged = self.results.stage(&job.login, &job.run_key());
+        let mut staged = self.results.stage(product, &job.login, &job.run_key());
         match self
             .flinks
-            .investments(request_id, &job.login, &mut staged)
+            .data_call(
+                product,
+                stage,
+                accepted,
+                request_id,
+                &job.login,
+                &mut staged,
+            )
             .await
         {
-            InvestmentsAnswer::NotReady(outcome) => (outcome, None),
-            InvestmentsAnswer::Ready => match self.results.store(staged).await {
+            DataAnswer::NotReady(outcome) => (outcome, None),
+            DataAnswer::Ready => match self.results.store(staged).await {
                 Ok(record) => {
                     debug!(sink = record.sink(), "result stored");
                     (Outcome::Ready, Some(record))
@@ -226,6 +264,7 @@ impl Executor {
                         self.results.release(&job.run_key()).await;
                     }
                     self.events.emit(Event::StepAbandoned {
+                        product: job.product,
                         reason: AbandonReason::Fenced,
                     });
                     return false;
@@ -266,6 +305,7 @@ impl Executor {
                         outcome: LostAnswer::NotApplied,
                     });
                     self.events.emit(Event::StepAbandoned {
+                        product: job.product,
                         reason: AbandonReason::CommitFailed,
                     });
                     return false;
@@ -288,6 +328,7 @@ impl Executor {
             outcome: LostAnswer::Unknown,
         });
         self.events.emit(Event::StepAbandoned {
+            product: job.product,
             reason: AbandonReason::CommitFailed,
         });
         false
@@ -306,6 +347,41 @@ impl Executor {
 /// [`COMMIT_RETRY_MIN`] to [`COMMIT_RETRY_MAX`] (the services' backoff).
 fn commit_retry_delays() -> impl Iterator<Item = Duration> {
     crate::services::backoff(COMMIT_RETRY_MIN, COMMIT_RETRY_MAX)
+}
+
+/// Where an earlier stage's payload goes: checked on its way (shape,
+/// UTF-8, FLINKQ_MAX_PAYLOAD), then dropped chunk by chunk, never held.
+struct Discard;
+
+impl PayloadTarget for Discard {
+    type Error = Infallible;
+
+    async fn write_chunk(&mut self, _chunk: &[u8]) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// A job at a stage its product does not have (a stored job edited by
+/// hand, or a product whose stages changed under a running job): it
+/// cannot go on, and says so.
+fn no_such_stage(job: &JobSnapshot, index: u8) -> Outcome {
+    warn!(
+        stage = index,
+        "the job is at a stage its product does not have"
+    );
+    Outcome::Failed {
+        kind: Classification::BadRequest,
+        error: StepError {
+            code: LocalCode::BadBody.as_str().into(),
+            http_status: None,
+            message: format!(
+                "the job is at stage {index} of {}, which has {} stage(s); enqueue the login again",
+                job.product,
+                job.product.stages().len()
+            ),
+        },
+        retry_after: None,
+    }
 }
 
 /// The payload could not be stored: the poll is retried (transient).

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use flinkq_shared::store::{QueueStats, StateCounts};
-use flinkq_shared::{JobState, LocalCode, TransitionKind, known_code};
+use flinkq_shared::{JobState, LocalCode, Product, TransitionKind, known_code};
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -116,18 +116,18 @@ impl Metrics {
             ),
             steps: r.counters(
                 "flinkq_steps_total",
-                "Steps run by this worker, by step (authorize, poll, claim) and outcome.",
-                &["step", "outcome"],
+                "Steps run by this worker, by product, step (authorize, poll, claim) and outcome.",
+                &["product", "step", "outcome"],
             ),
             requests: r.counters(
                 "flinkq_flinks_requests_total",
-                "Calls to Flinks, by endpoint, HTTP status (none: no answer) and FlinksCode.",
-                &["endpoint", "status", "code"],
+                "Calls to Flinks, by product, endpoint (the call's name), HTTP status (none: no answer) and FlinksCode.",
+                &["product", "endpoint", "status", "code"],
             ),
             request_seconds: r.histograms(
                 "flinkq_flinks_request_duration_seconds",
-                "Latency of calls to Flinks.",
-                &["endpoint"],
+                "Latency of calls to Flinks, by product and endpoint (the call's name).",
+                &["product", "endpoint"],
                 (0.005, 14),
             ),
             job_seconds: r.histograms(
@@ -186,24 +186,32 @@ impl Metrics {
         for queue in QUEUES {
             self.queue.with_label_values(&[queue]);
         }
-        for endpoint in Endpoint::ALL {
-            self.request_seconds.with_label_values(&[endpoint.as_str()]);
-            self.requests
-                .with_label_values(&[endpoint.as_str(), "200", "none"]);
-        }
-        self.requests.with_label_values(&[
-            Endpoint::Investments.as_str(),
-            "202",
-            "OPERATION_PENDING",
-        ]);
-        for step in StepLabel::ALL {
-            for kind in TransitionKind::ALL {
-                self.steps
-                    .with_label_values(&[step.as_str(), kind.as_str()]);
+        for spec in Product::all() {
+            let product = spec.as_str();
+            for endpoint in Endpoint::of_product(spec) {
+                let endpoint = endpoint.as_str();
+                self.request_seconds.with_label_values(&[product, endpoint]);
+                self.requests
+                    .with_label_values(&[product, endpoint, "200", "none"]);
+                if endpoint != Endpoint::AUTHORIZE.as_str() {
+                    self.requests.with_label_values(&[
+                        product,
+                        endpoint,
+                        "202",
+                        "OPERATION_PENDING",
+                    ]);
+                }
             }
-        }
-        for reason in AbandonReason::ALL {
-            self.steps.with_label_values(&["any", reason.as_str()]);
+            for step in StepLabel::ALL {
+                for kind in TransitionKind::ALL {
+                    self.steps
+                        .with_label_values(&[product, step.as_str(), kind.as_str()]);
+                }
+            }
+            for reason in AbandonReason::ALL {
+                self.steps
+                    .with_label_values(&[product, "any", reason.as_str()]);
+            }
         }
         for op in RedisOp::ALL {
             self.redis_errors.with_label_values(&[op.as_str()]);
@@ -265,6 +273,7 @@ impl EventSink for Metrics {
                 self.lateness_seconds.observe(seconds(lateness));
             }
             Event::FlinksCall {
+                product,
                 endpoint,
                 status,
                 code,
@@ -273,20 +282,21 @@ impl EventSink for Metrics {
                 let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
                 let code = code.map_or("none", bounded_code);
                 self.requests
-                    .with_label_values(&[endpoint.as_str(), &status, code])
+                    .with_label_values(&[product.as_str(), endpoint.as_str(), &status, code])
                     .inc();
                 self.request_seconds
-                    .with_label_values(&[endpoint.as_str()])
+                    .with_label_values(&[product.as_str(), endpoint.as_str()])
                     .observe(seconds(latency));
             }
             Event::StepCommitted {
+                product,
                 step,
                 kind,
                 state,
                 job_age,
             } => {
                 self.steps
-                    .with_label_values(&[step.as_str(), kind.as_str()])
+                    .with_label_values(&[product.as_str(), step.as_str(), kind.as_str()])
                     .inc();
                 if kind == TransitionKind::Finish {
                     self.finished.with_label_values(&[state.as_str()]).inc();
@@ -297,9 +307,9 @@ impl EventSink for Metrics {
                     }
                 }
             }
-            Event::StepAbandoned { reason } => {
+            Event::StepAbandoned { product, reason } => {
                 self.steps
-                    .with_label_values(&["any", reason.as_str()])
+                    .with_label_values(&[product.as_str(), "any", reason.as_str()])
                     .inc();
             }
             Event::JobsTimedOutByReaper { count } => {
@@ -350,22 +360,38 @@ mod tests {
             let series = format!(r#"flinkq_redis_errors_total{{op="{op}"}} 0"#);
             assert!(text.contains(&series), "{series} missing");
         }
-        for reason in AbandonReason::ALL {
-            let series = format!(r#"flinkq_steps_total{{outcome="{reason}",step="any"}} 0"#);
-            assert!(text.contains(&series), "{series} missing");
-        }
-        for step in StepLabel::ALL {
-            for kind in TransitionKind::ALL {
+        for product in Product::all() {
+            for reason in AbandonReason::ALL {
                 let series = format!(
-                    r#"flinkq_steps_total{{outcome="{}",step="{step}"}} 0"#,
-                    kind.as_str()
+                    r#"flinkq_steps_total{{outcome="{reason}",product="{product}",step="any"}} 0"#
+                );
+                assert!(text.contains(&series), "{series} missing");
+            }
+            for step in StepLabel::ALL {
+                for kind in TransitionKind::ALL {
+                    let series = format!(
+                        r#"flinkq_steps_total{{outcome="{}",product="{product}",step="{step}"}} 0"#,
+                        kind.as_str()
+                    );
+                    assert!(text.contains(&series), "{series} missing");
+                }
+            }
+            for endpoint in Endpoint::of_product(product) {
+                let series = format!(
+                    r#"flinkq_flinks_request_duration_seconds_count{{endpoint="{endpoint}",product="{product}"}} 0"#
                 );
                 assert!(text.contains(&series), "{series} missing");
             }
         }
-        for endpoint in Endpoint::ALL {
+        for (product, endpoint) in [
+            ("attributes", "GetAccountsDetail"),
+            ("attributes", "GetAccountsDetailAsync"),
+            ("attributes", "GetAllAttributes"),
+            ("statements", "GetStatements"),
+            ("investments", "Authorize"),
+        ] {
             let series = format!(
-                r#"flinkq_flinks_request_duration_seconds_count{{endpoint="{endpoint}"}} 0"#
+                r#"flinkq_flinks_request_duration_seconds_count{{endpoint="{endpoint}",product="{product}"}} 0"#
             );
             assert!(text.contains(&series), "{series} missing");
         }
@@ -374,20 +400,24 @@ mod tests {
     #[test]
     fn labels_are_bounded_and_names_conventional() {
         let metrics = Metrics::new();
+        let investments = Product::DEFAULT;
+        let stage = investments.stage(0).expect("a stage");
         metrics.emit(Event::FlinksCall {
-            endpoint: Endpoint::Investments,
+            product: investments,
+            endpoint: Endpoint::of(stage.call(false)),
             status: Some(202),
             code: Some("operation_pending"),
             latency: Duration::from_millis(12),
         });
         metrics.emit(Event::FlinksCall {
-            endpoint: Endpoint::Authorize,
+            product: investments,
+            endpoint: Endpoint::AUTHORIZE,
             status: Some(418),
             code: Some("SOMETHING_NEW_FROM_FLINKS"),
             latency: Duration::from_millis(3),
         });
         let text = metrics.render();
-        assert!(text.contains(r#"flinkq_flinks_requests_total{code="OPERATION_PENDING",endpoint="investments",status="202"} 1"#), "{text}");
+        assert!(text.contains(r#"flinkq_flinks_requests_total{code="OPERATION_PENDING",endpoint="Investments",product="investments",status="202"} 1"#), "{text}");
         assert!(
             text.contains(r#"code="OTHER""#),
             "unknown codes collapse to OTHER"

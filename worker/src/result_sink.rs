@@ -1,7 +1,7 @@
 //! Result sinks: where a succeeded job's payload goes, and what its commit
 //! records about it.
 //!
-//! - `files`: `<loginId>.json` in the results directory, streamed into a
+//! - `files`: `<product>/<loginId>.json` in the results directory, streamed into a
 //!   temp file as it arrives and published (atomically) before the commit;
 //!   the commit records the file's path.
 //! - `redis`: the payload, gzip-compressed, stored by the commit itself in
@@ -14,7 +14,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use flinkq_shared::result_record::compress;
-use flinkq_shared::{LoginId, ResultRecord};
+use flinkq_shared::{LoginId, Product, ResultRecord};
 
 use crate::flinks::PayloadTarget;
 use crate::results::{ResultFile, ResultWriteError, ResultsDir};
@@ -22,7 +22,7 @@ use crate::results::{ResultFile, ResultWriteError, ResultsDir};
 /// Which sink, as configured (`FLINKQ_RESULTS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ResultsKind {
-    /// `<loginId>.json` files in FLINKQ_RESULTS_DIR.
+    /// `<product>/<loginId>.json` files in FLINKQ_RESULTS_DIR.
     Files,
     /// Compressed payloads in Redis, with FLINKQ_RESULT_TTL.
     Redis,
@@ -70,10 +70,10 @@ impl PayloadTarget for StagedPayload {
 }
 
 impl ResultSink {
-    /// An empty payload of `job` for `login`, to stream a 200 into.
-    pub fn stage(&self, login: &LoginId, job: &impl Display) -> StagedPayload {
+    /// An empty `product` payload of `job` for `login`, to stream a 200 into.
+    pub fn stage(&self, product: Product, login: &LoginId, job: &impl Display) -> StagedPayload {
         match self {
-            ResultSink::Files { dir, .. } => StagedPayload::File(dir.begin(login, job)),
+            ResultSink::Files { dir, .. } => StagedPayload::File(dir.begin(product, login, job)),
             ResultSink::Redis { .. } => StagedPayload::Memory(Vec::new()),
         }
     }
@@ -113,12 +113,13 @@ impl ResultSink {
     /// Redis payload is stored by the commit itself.
     pub async fn stored_by_earlier_attempt(
         &self,
+        product: Product,
         login: &LoginId,
         job: &impl Display,
     ) -> Result<Option<ResultRecord>, ResultWriteError> {
         match self {
             ResultSink::Files { dir, ttl } => {
-                let path = dir.stored_by_earlier_attempt(login, job).await?;
+                let path = dir.stored_by_earlier_attempt(product, login, job).await?;
                 Ok(path.map(|path| ResultRecord::File {
                     path: path.display().to_string(),
                     ttl: *ttl,
@@ -142,7 +143,7 @@ mod tests {
     use flinkq_shared::result_record::decompress;
 
     async fn stage_whole(sink: &ResultSink, login: &LoginId, payload: &[u8]) -> StagedPayload {
-        let mut staged = sink.stage(login, &"job-1");
+        let mut staged = sink.stage(Product::DEFAULT, login, &"job-1");
         for chunk in payload.chunks(3) {
             staged.write_chunk(chunk).await.expect("chunk");
         }
@@ -163,7 +164,9 @@ mod tests {
         };
         assert_eq!(decompress(gzip).expect("gzip"), payload);
         assert_eq!(*ttl, Duration::from_secs(60));
-        let earlier = sink.stored_by_earlier_attempt(&login, &"job-1").await;
+        let earlier = sink
+            .stored_by_earlier_attempt(Product::DEFAULT, &login, &"job-1")
+            .await;
         assert!(earlier.expect("look").is_none());
     }
 
@@ -183,12 +186,18 @@ mod tests {
         };
         assert!(std::path::Path::new(path).is_absolute(), "{path}");
         assert_eq!(std::fs::read(path).expect("read"), b"{\"Investments\":[]}");
-        let earlier = sink.stored_by_earlier_attempt(&login, &"job-1").await;
+        let earlier = sink
+            .stored_by_earlier_attempt(Product::DEFAULT, &login, &"job-1")
+            .await;
         assert_eq!(earlier.expect("look"), Some(record));
-        let other_job = sink.stored_by_earlier_attempt(&login, &"job-2").await;
+        let other_job = sink
+            .stored_by_earlier_attempt(Product::DEFAULT, &login, &"job-2")
+            .await;
         assert_eq!(other_job.expect("look"), None, "another job's payload");
         sink.release(&"job-1").await;
-        let released = sink.stored_by_earlier_attempt(&login, &"job-1").await;
+        let released = sink
+            .stored_by_earlier_attempt(Product::DEFAULT, &login, &"job-1")
+            .await;
         assert_eq!(released.expect("look"), None);
         std::fs::remove_dir_all(&base).expect("cleanup");
     }

@@ -1,6 +1,7 @@
-//! The results directory: one `<loginId>.json` per login, written atomically,
-//! and `.staged/<jobId>-<first claim ms>.json`, the payload an attempt of
-//! one run of a job stored, until that run's commit is applied.
+//! The results directory: one `<product>/<loginId>.json` per product and
+//! login, written atomically, and `.staged/<jobId>-<first claim ms>.json`,
+//! the payload an attempt of one run of a job stored, until that run's
+//! commit is applied.
 //!
 //! The staged link is what lets a later attempt of the *same job* reuse a
 //! payload whose commit was lost, without polling Flinks again. It is keyed
@@ -14,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use std::fmt::Display;
 
-use flinkq_shared::LoginId;
+use flinkq_shared::{LoginId, Product};
 use tokio::io::AsyncWriteExt;
 
 /// Writing a result failed.
@@ -48,14 +49,19 @@ impl ResultsDir {
             source,
         };
         std::fs::create_dir_all(dir.join(STAGED)).map_err(failed)?;
+        for product in Product::all() {
+            std::fs::create_dir_all(dir.join(product.as_str())).map_err(failed)?;
+        }
         // absolute, so the paths recorded in Redis mean the same to a reader
         let dir = std::fs::canonicalize(dir).map_err(failed)?;
         Ok(ResultsDir { dir })
     }
 
-    /// The file of one login.
-    pub fn path_of(&self, login: &LoginId) -> PathBuf {
-        self.dir.join(format!("{login}.json"))
+    /// The file of one login's payload of `product`.
+    pub fn path_of(&self, product: Product, login: &LoginId) -> PathBuf {
+        self.dir
+            .join(product.as_str())
+            .join(format!("{login}.json"))
     }
 
     /// The staged link of one job (named by the job id's Display).
@@ -63,21 +69,22 @@ impl ResultsDir {
         self.dir.join(STAGED).join(format!("{job}.json"))
     }
 
-    fn temp_name(&self, login: &LoginId) -> PathBuf {
-        self.dir.join(format!(
+    /// Beside the login's file: renamed over it within one directory.
+    fn temp_name(&self, product: Product, login: &LoginId) -> PathBuf {
+        self.dir.join(product.as_str()).join(format!(
             ".{login}.json.tmp-{}-{:x}",
             std::process::id(),
             rand::random::<u64>()
         ))
     }
 
-    /// A new, empty result of `job` for `login`, written chunk by chunk
-    /// into a temp file (created at the first chunk, mode 0600) and removed
-    /// unless [`ResultFile::persist`] is reached.
-    pub fn begin(&self, login: &LoginId, job: &impl Display) -> ResultFile {
+    /// A new, empty `product` result of `job` for `login`, written chunk by
+    /// chunk into a temp file (created at the first chunk, mode 0600) and
+    /// removed unless [`ResultFile::persist`] is reached.
+    pub fn begin(&self, product: Product, login: &LoginId, job: &impl Display) -> ResultFile {
         ResultFile {
-            tmp: self.temp_name(login),
-            target: self.path_of(login),
+            tmp: self.temp_name(product, login),
+            target: self.path_of(product, login),
             staged: self.staged_of(job),
             file: None,
             persisted: false,
@@ -89,12 +96,13 @@ impl ResultsDir {
     /// have replaced it since) and returns the file's path.
     pub async fn stored_by_earlier_attempt(
         &self,
+        product: Product,
         login: &LoginId,
         job: &impl Display,
     ) -> Result<Option<PathBuf>, ResultWriteError> {
         let staged = self.staged_of(job);
-        let target = self.path_of(login);
-        let tmp = self.temp_name(login);
+        let target = self.path_of(product, login);
+        let tmp = self.temp_name(product, login);
         let failed = |source| ResultWriteError {
             path: target.clone(),
             source,
@@ -148,11 +156,12 @@ impl ResultsDir {
     /// [`ResultFile`]). Returns the login file's path.
     pub async fn write(
         &self,
+        product: Product,
         login: &LoginId,
         job: &impl Display,
         payload: &[u8],
     ) -> Result<PathBuf, ResultWriteError> {
-        let mut file = self.begin(login, job);
+        let mut file = self.begin(product, login, job);
         file.write_chunk(payload).await?;
         file.persist().await
     }
@@ -160,7 +169,7 @@ impl ResultsDir {
 
 /// A result being written: chunks go to a temp file in the results
 /// directory. Persisting it fsyncs it, links it as the job's staged
-/// payload, then renames it over `<loginId>.json`, so a reader sees the old
+/// payload, then renames it over `<product>/<loginId>.json`, so a reader sees the old
 /// file or the new one, never half of one. Dropped unpersisted, the temp
 /// file is removed.
 #[derive(Debug)]
@@ -183,13 +192,24 @@ impl ResultFile {
     async fn file(&mut self) -> Result<&mut tokio::fs::File, ResultWriteError> {
         let file = match self.file.take() {
             Some(file) => file,
-            None => tokio::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&self.tmp)
-                .await
-                .map_err(|e| self.failed(e))?,
+            None => {
+                let mut options = tokio::fs::OpenOptions::new();
+                options.write(true).create_new(true).mode(0o600);
+                let open = || options.open(&self.tmp);
+                match open().await {
+                    // the product's directory was removed since the start
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if let Some(dir) = self.tmp.parent() {
+                            tokio::fs::create_dir_all(dir)
+                                .await
+                                .map_err(|e| self.failed(e))?;
+                        }
+                        open().await
+                    }
+                    opened => opened,
+                }
+                .map_err(|e| self.failed(e))?
+            }
         };
         Ok(self.file.insert(file))
     }
@@ -200,7 +220,7 @@ impl ResultFile {
         written.map_err(|e| self.failed(e))
     }
 
-    /// Makes the result durable and visible; returns `<loginId>.json`.
+    /// Makes the result durable and visible; returns `<product>/<loginId>.json`.
     pub async fn persist(mut self) -> Result<PathBuf, ResultWriteError> {
         let file = self.file().await?;
         let synced = async {
@@ -249,6 +269,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    const P: Product = Product::DEFAULT;
+
     fn temp_base(what: &str) -> PathBuf {
         std::env::temp_dir().join(format!("flinkq-{what}-{}", rand::random::<u64>()))
     }
@@ -267,10 +289,10 @@ mod tests {
         let base = temp_base("sweep");
         let dir = ResultsDir::create(&base).expect("create");
         let login = LoginId::random();
-        dir.write(&login, &"old-run", b"{}")
+        dir.write(P, &login, &"old-run", b"{}")
             .await
             .expect("write old");
-        dir.write(&login, &"live-run", b"{}")
+        dir.write(P, &login, &"live-run", b"{}")
             .await
             .expect("write live");
         let old = base.join(STAGED).join("old-run.json");
@@ -298,9 +320,12 @@ mod tests {
         let dir = ResultsDir::create(&base.join("nested")).expect("create");
         let login = LoginId::random();
         let job = "job-7";
-        let path = dir.write(&login, &job, b"{\"a\":1}").await.expect("write");
+        let path = dir
+            .write(P, &login, &job, b"{\"a\":1}")
+            .await
+            .expect("write");
         let path2 = dir
-            .write(&login, &job, b"{\"a\":2}")
+            .write(P, &login, &job, b"{\"a\":2}")
             .await
             .expect("rewrite");
         assert_eq!(path, path2);
@@ -308,7 +333,15 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(
-            leftovers(&base.join("nested")),
+            path,
+            std::fs::canonicalize(base.join("nested"))
+                .expect("dir")
+                .join(P.as_str())
+                .join(format!("{login}.json")),
+            "<dir>/<product>/<loginId>.json"
+        );
+        assert_eq!(
+            leftovers(&base.join("nested").join(P.as_str())),
             Vec::<std::ffi::OsString>::new()
         );
         std::fs::remove_dir_all(&base).expect("cleanup");
@@ -319,13 +352,16 @@ mod tests {
         let base = temp_base("dropped");
         let dir = ResultsDir::create(&base).expect("create");
         let login = LoginId::random();
-        let mut file = dir.begin(&login, &"job-1");
+        let mut file = dir.begin(P, &login, &"job-1");
         file.write_chunk(b"{\"Invest").await.expect("chunk");
         drop(file);
-        assert_eq!(leftovers(&base), Vec::<std::ffi::OsString>::new());
-        assert!(!dir.path_of(&login).exists());
         assert_eq!(
-            dir.stored_by_earlier_attempt(&login, &"job-1")
+            leftovers(&base.join(P.as_str())),
+            Vec::<std::ffi::OsString>::new()
+        );
+        assert!(!dir.path_of(P, &login).exists());
+        assert_eq!(
+            dir.stored_by_earlier_attempt(P, &login, &"job-1")
                 .await
                 .expect("look"),
             None
@@ -346,20 +382,20 @@ mod tests {
 
         // a stale worker of the earlier job writes the login's file late,
         // after this job started: it is not this job's payload
-        dir.write(&login, &earlier_job, b"{\"from\":\"stale\"}")
+        dir.write(P, &login, &earlier_job, b"{\"from\":\"stale\"}")
             .await
             .expect("stale write");
         dir.release(&earlier_job).await;
         assert_eq!(
-            dir.stored_by_earlier_attempt(&login, &this_job)
+            dir.stored_by_earlier_attempt(P, &login, &this_job)
                 .await
                 .expect("look"),
             None
         );
         // a plain write of the file (no staged link at all) neither
-        std::fs::write(dir.path_of(&login), b"{\"from\":\"elsewhere\"}").expect("write");
+        std::fs::write(dir.path_of(P, &login), b"{\"from\":\"elsewhere\"}").expect("write");
         assert_eq!(
-            dir.stored_by_earlier_attempt(&login, &this_job)
+            dir.stored_by_earlier_attempt(P, &login, &this_job)
                 .await
                 .expect("look"),
             None
@@ -368,16 +404,16 @@ mod tests {
         // an attempt of this job stores its payload, its commit is lost,
         // then a stale write replaces the login's file: the next attempt
         // finds this job's payload and publishes it again
-        dir.write(&login, &this_job, b"{\"from\":\"this job\"}")
+        dir.write(P, &login, &this_job, b"{\"from\":\"this job\"}")
             .await
             .expect("write");
         // (workers replace the file by rename, never write into it: the
         // login's file shares its inode with the staged link)
-        dir.write(&login, &earlier_job, b"{\"from\":\"stale\"}")
+        dir.write(P, &login, &earlier_job, b"{\"from\":\"stale\"}")
             .await
             .expect("stale write");
         let path = dir
-            .stored_by_earlier_attempt(&login, &this_job)
+            .stored_by_earlier_attempt(P, &login, &this_job)
             .await
             .expect("look")
             .expect("found");
@@ -389,12 +425,37 @@ mod tests {
         // once committed, the staged link is gone
         dir.release(&this_job).await;
         assert_eq!(
-            dir.stored_by_earlier_attempt(&login, &this_job)
+            dir.stored_by_earlier_attempt(P, &login, &this_job)
                 .await
                 .expect("look"),
             None
         );
-        assert_eq!(leftovers(&base), Vec::<std::ffi::OsString>::new());
+        assert_eq!(
+            leftovers(&base.join(P.as_str())),
+            Vec::<std::ffi::OsString>::new()
+        );
+        std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn one_login_has_one_file_per_product_even_if_a_product_dir_was_removed() {
+        let base = temp_base("products");
+        let dir = ResultsDir::create(&base).expect("create");
+        let login = LoginId::random();
+        std::fs::remove_dir(base.join("statements")).expect("remove a product's dir");
+        for product in Product::all() {
+            let job = format!("job-{product}");
+            dir.write(product, &login, &job, product.as_str().as_bytes())
+                .await
+                .expect("write");
+        }
+        for product in Product::all() {
+            let path = base.join(product.as_str()).join(format!("{login}.json"));
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                product.as_str().as_bytes()
+            );
+        }
         std::fs::remove_dir_all(&base).expect("cleanup");
     }
 }

@@ -62,8 +62,7 @@ pub async fn run(
     let events: Arc<dyn EventSink> = metrics.clone();
     let flinks = FlinksClient::new(
         FlinksEndpoints {
-            authorize: config.authorize_url.clone(),
-            investments: config.investments_url.clone(),
+            urls: config.flinks_urls(),
             auth_key,
             timeout: config.http_timeout,
             max_payload: config.max_payload,

@@ -96,8 +96,8 @@ fn setup(world: &World, work: &Path, name: &str) -> WorkerSetup {
         ],
         ..WorkerSetup::new(
             &world.redis.url(),
-            &world.sim.authorize_url(),
-            &world.sim.investments_url(),
+            &world.sim.banking_base_url(),
+            &world.sim.wealth_base_url(),
             &dir,
         )
     }

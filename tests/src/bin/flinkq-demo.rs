@@ -84,8 +84,8 @@ async fn main() -> anyhow::Result<()> {
         log_file: work.join("worker.log"),
         ..WorkerSetup::new(
             &redis_url,
-            &sim.authorize_url(),
-            &sim.investments_url(),
+            &sim.banking_base_url(),
+            &sim.wealth_base_url(),
             &work,
         )
     };
@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
         sim.violations().len()
     );
     println!(
-        "results in {}/<loginId>.json; failed logins: `flinkq --namespace {namespace} --redis-url {redis_url} job <loginId>`",
+        "results in {}/<product>/<loginId>.json; failed logins: `flinkq --namespace {namespace} --redis-url {redis_url} job <loginId>`",
         demo.results_dir.display()
     );
     Ok(())

@@ -45,10 +45,8 @@ async fn main() -> anyhow::Result<()> {
         random_5xx_rate: args.random_5xx_rate,
     })
     .await?;
-    println!("FLINKQ_AUTHORIZE_URL={}", sim.authorize_url());
-    println!("FLINKQ_INVESTMENTS_URL={}", sim.investments_url());
-    println!("banking base: {}", sim.banking_base_url());
-    println!("wealth base: {}", sim.wealth_base_url());
+    println!("FLINKQ_FLINKS_URL={}", sim.banking_base_url());
+    println!("FLINKQ_WEALTH_URL={}", sim.wealth_base_url());
     println!("stats: {}/_sim/stats", sim.base_url());
     tokio::signal::ctrl_c().await?;
     sim.shutdown();

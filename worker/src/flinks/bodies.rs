@@ -6,9 +6,11 @@
 
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use flinkq_shared::LoginId;
+use flinkq_shared::product::{Call, Part, Shape};
+use serde::Serialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 /// `POST /Authorize` body.
 #[derive(Debug, Serialize)]
@@ -20,16 +22,21 @@ pub struct AuthorizeRequest<'a> {
     pub most_recent_cached: bool,
 }
 
-/// `POST /Investments` body.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct InvestmentsRequest<'a> {
-    /// The session.
-    pub request_id: &'a str,
-    /// The login of the session.
-    pub login_id: &'a str,
-    /// Always true.
-    pub most_recent_cached: bool,
+/// The JSON body of a POST `call`: its fields from the table
+/// (`Text` a string, `RequestId` and `LoginId` strings, `True` true).
+pub fn call_body(call: &Call, login: &LoginId, request_id: &str) -> Map<String, Value> {
+    call.body
+        .iter()
+        .map(|(field, part)| {
+            let value = match part {
+                Part::Text(text) => Value::from(*text),
+                Part::RequestId => Value::from(request_id),
+                Part::LoginId => Value::from(login.to_string()),
+                Part::True => Value::Bool(true),
+            };
+            ((*field).to_owned(), value)
+        })
+        .collect()
 }
 
 /// The longest FlinksCode or RequestId kept: real ones are a few dozen
@@ -83,26 +90,38 @@ impl Envelope {
     }
 }
 
-/// What flinkq reads of a 200 from /Investments while the body streams by:
-/// the envelope, and how many institutions `Investments` holds (`None` when
-/// the field is missing). Any other field is skipped without being kept.
+/// What flinkq reads of a stage's 200 while the body streams by: the
+/// envelope, and how many entries the stage's payload key holds (array
+/// entries or object fields; `None` when the key is missing). Any other
+/// field is skipped without being kept.
 #[derive(Debug, Default)]
 pub struct PayloadFields {
     /// The envelope (a 200 may still say `OPERATION_PENDING`).
     pub envelope: Envelope,
-    /// Entries of the `Investments` array.
-    pub institutions: Option<usize>,
+    /// Entries of the payload's key.
+    pub entries: Option<usize>,
 }
 
-impl<'de> Deserialize<'de> for PayloadFields {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(PayloadVisitor)
+/// Reads a 200 body as the payload of a stage whose payload is `key`, of
+/// JSON type `shape` (the stage's `payload`). Any other type under `key`
+/// is an error that names the key and the expected shape.
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadCheck {
+    /// The top-level key.
+    pub key: &'static str,
+    /// Its JSON type.
+    pub shape: Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for PayloadCheck {
+    type Value = PayloadFields;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<PayloadFields, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-struct PayloadVisitor;
-
-impl<'de> Visitor<'de> for PayloadVisitor {
+impl<'de> Visitor<'de> for PayloadCheck {
     type Value = PayloadFields;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,13 +130,13 @@ impl<'de> Visitor<'de> for PayloadVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PayloadFields, A::Error> {
         let (mut code, mut message, mut request_id) = (None, None, None);
-        let mut institutions = None;
+        let mut entries = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "FlinksCode" => code = Some(map.next_value::<Value>()?),
                 "Message" => message = Some(map.next_value::<Value>()?),
                 "RequestId" => request_id = Some(map.next_value::<Value>()?),
-                "Investments" => institutions = Some(map.next_value::<Institutions>()?.0),
+                k if k == self.key => entries = Some(map.next_value_seed(Entries(self))?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -125,31 +144,56 @@ impl<'de> Visitor<'de> for PayloadVisitor {
         }
         Ok(PayloadFields {
             envelope: Envelope::from_fields(code, message, request_id),
-            institutions,
+            entries,
         })
     }
 }
 
-/// The `Investments` array, counted, its entries skipped.
-struct Institutions(usize);
+/// The payload key's value, its entries counted and skipped.
+struct Entries(PayloadCheck);
 
-impl<'de> Deserialize<'de> for Institutions {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Count;
-        impl<'de> Visitor<'de> for Count {
-            type Value = Institutions;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of institutions")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Institutions, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(Institutions(n))
-            }
+impl<'de> DeserializeSeed<'de> for Entries {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the `{}` {}", self.0.key, self.0.shape.as_str())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        if self.0.shape != Shape::Array {
+            return Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &self,
+            ));
         }
-        deserializer.deserialize_seq(Count)
+        let mut n = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        if self.0.shape != Shape::Object {
+            return Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Map,
+                &self,
+            ));
+        }
+        let mut n = 0;
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value::<IgnoredAny>()?;
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -184,15 +228,109 @@ mod tests {
         assert_eq!(Envelope::read(b"[1,2]"), Envelope::default());
     }
 
+    /// Parses `body` as a stage's payload, the way the client does.
+    pub(crate) fn check(
+        key: &'static str,
+        shape: Shape,
+        body: &[u8],
+    ) -> serde_json::Result<PayloadFields> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let fields = PayloadCheck { key, shape }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(fields)
+    }
+
     #[test]
     fn a_payload_is_counted_and_its_envelope_read() {
-        let fields: PayloadFields = serde_json::from_slice(
+        let fields = check(
+            "Investments",
+            Shape::Array,
             br#"{"Investments":[{"a":1},{"b":[2]}],"Message":null,"FlinksCode":"X","Other":{"deep":[1]}}"#,
         )
         .expect("parse");
-        assert_eq!(fields.institutions, Some(2));
+        assert_eq!(fields.entries, Some(2));
         assert_eq!(fields.envelope.flinks_code.as_deref(), Some("X"));
-        assert!(serde_json::from_slice::<PayloadFields>(br#"{"Investments":{}}"#).is_err());
-        assert!(serde_json::from_slice::<PayloadFields>(br#"[]"#).is_err());
+        assert!(check("Investments", Shape::Array, br#"[]"#).is_err());
+        assert!(check("Investments", Shape::Array, br#"{"Investments":[]} x"#).is_err());
+    }
+
+    #[test]
+    fn every_products_payload_key_is_checked_for_its_shape() {
+        for product in flinkq_shared::Product::all() {
+            for stage in product.stages() {
+                let (key, shape) = stage.payload;
+                let (good, bad, count) = match shape {
+                    Shape::Array => (
+                        format!(r#"{{"{key}":[1,{{"x":2}},[3]],"Login":{{}}}}"#),
+                        format!(r#"{{"{key}":{{"a":1}}}}"#),
+                        3,
+                    ),
+                    Shape::Object => (
+                        format!(r#"{{"Login":{{}},"{key}":{{"a":1,"b":[2]}}}}"#),
+                        format!(r#"{{"{key}":[1]}}"#),
+                        2,
+                    ),
+                };
+                let fields = check(key, shape, good.as_bytes()).expect("a payload of its shape");
+                assert_eq!(fields.entries, Some(count), "{product}: {good}");
+                let error = check(key, shape, bad.as_bytes())
+                    .expect_err("the wrong shape")
+                    .to_string();
+                assert!(
+                    error.contains(&format!("the `{key}` {}", shape.as_str())),
+                    "{product}: {error}"
+                );
+                for wrong in ["1", "\"x\"", "null", "true"] {
+                    let body = format!(r#"{{"{key}":{wrong}}}"#);
+                    let error = check(key, shape, body.as_bytes())
+                        .expect_err("not its shape")
+                        .to_string();
+                    assert!(error.contains(key), "{product}: {error}");
+                }
+                let missing = check(key, shape, br#"{"Other":[1]}"#).expect("parses");
+                assert_eq!(missing.entries, None, "{product}: a missing key is seen");
+            }
+        }
+    }
+
+    #[test]
+    fn every_post_body_is_built_from_the_table() {
+        let login = LoginId::random();
+        let body = |product: &str, stage: u8, accepted: bool| {
+            let product: flinkq_shared::Product = product.parse().expect("known");
+            let call = product.stage(stage).expect("stage").call(accepted);
+            Value::Object(call_body(call, &login, "r/1"))
+        };
+        assert_eq!(
+            body("investments", 0, false),
+            serde_json::json!({"RequestId": "r/1", "LoginId": login.to_string(), "MostRecentCached": true})
+        );
+        assert_eq!(
+            body("investments", 0, true),
+            body("investments", 0, false),
+            "repeated as it was"
+        );
+        assert_eq!(
+            body("accounts-detail", 0, false),
+            serde_json::json!({"RequestId": "r/1"})
+        );
+        assert_eq!(
+            body("accounts-detail", 0, true),
+            serde_json::json!({}),
+            "the Async GET has no body"
+        );
+        assert_eq!(
+            body("accounts-summary", 0, false),
+            serde_json::json!({"RequestId": "r/1"})
+        );
+        assert_eq!(
+            body("statements", 0, false),
+            serde_json::json!({"RequestId": "r/1", "NumberOfStatements": "MostRecent"})
+        );
+        assert_eq!(
+            body("attributes", 0, false),
+            serde_json::json!({"RequestId": "r/1"})
+        );
+        assert_eq!(body("attributes", 1, false), serde_json::json!({}));
     }
 }

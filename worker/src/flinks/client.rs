@@ -1,4 +1,4 @@
-//! `FlinksClient`: Authorize and Investments calls, each answer classified
+//! `FlinksClient`: Authorize and every product's data calls, each answer classified
 //! (FlinksCode first, then HTTP status) into a state-machine [`Outcome`].
 //!
 //! Nothing in an answer is trusted: redirects are never followed (the auth
@@ -10,12 +10,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use flinkq_shared::{Classification, LocalCode, LoginId, Outcome, StepError, classify};
+use flinkq_shared::product::{Method, Stage};
+use flinkq_shared::{Classification, LocalCode, LoginId, Outcome, Product, StepError, classify};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Response, StatusCode, Url, redirect};
 use serde::Serialize;
 
-use super::bodies::{AuthorizeRequest, Envelope, InvestmentsRequest};
+use super::bodies::{AuthorizeRequest, Envelope, PayloadCheck, call_body};
+use super::endpoints::FlinksUrls;
 use super::payload::{PayloadError, PayloadTarget, read_capped, stream_payload};
 use super::retry_after::retry_after;
 use crate::events::{Endpoint, Event, EventSink};
@@ -24,10 +26,8 @@ use crate::secret::Secret;
 /// Where Flinks is, and what flinkq accepts from it.
 #[derive(Debug, Clone)]
 pub struct FlinksEndpoints {
-    /// Full Authorize URL.
-    pub authorize: Url,
-    /// Full Investments URL.
-    pub investments: Url,
+    /// Where each call goes.
+    pub urls: FlinksUrls,
     /// Sent as `flinks-auth-key` when set.
     pub auth_key: Option<Secret>,
     /// Timeout of one call, reading the body included.
@@ -36,11 +36,11 @@ pub struct FlinksEndpoints {
     pub max_payload: u64,
 }
 
-/// The answer of an /Investments call.
+/// The answer of a product's data call.
 #[derive(Debug)]
-pub enum InvestmentsAnswer {
+pub enum DataAnswer {
     /// HTTP 200 with a payload, now whole in the caller's target and checked:
-    /// UTF-8 JSON with an `Investments` array.
+    /// UTF-8 JSON whose stage payload key has the stage's shape.
     Ready,
     /// Anything else, as the state machine sees it.
     NotReady(Outcome),
@@ -95,22 +95,23 @@ impl FlinksClient {
         })
     }
 
-    /// `POST /Authorize`: a session, or why not.
-    pub async fn authorize(&self, login: &LoginId) -> Outcome {
+    /// `POST /Authorize` on `product`'s authorize host: a session, or why not.
+    pub async fn authorize(&self, product: Product, login: &LoginId) -> Outcome {
         let started = Instant::now();
         let login = login.to_string();
         let body = AuthorizeRequest {
             login_id: &login,
             most_recent_cached: true,
         };
-        let (outcome, report) = match self.send(&self.endpoints.authorize, &body).await {
+        let url = self.endpoints.urls.authorize(product);
+        let (outcome, report) = match self.send(Method::Post, url, Some(&body)).await {
             Ok(response) => self.authorize_answer(response).await,
             Err(outcome) => {
                 let report = Report::local(&outcome);
                 (outcome, report)
             }
         };
-        self.report(Endpoint::Authorize, started, report);
+        self.report(product, Endpoint::AUTHORIZE, started, report);
         outcome
     }
 
@@ -147,73 +148,84 @@ impl FlinksClient {
         (outcome, report)
     }
 
-    /// `POST /Investments` within a session. A 200's payload streams into
-    /// `target`; on any other answer `target` may hold a part of a body,
-    /// which the caller discards.
-    pub async fn investments<T: PayloadTarget>(
+    /// A data call of `product`'s `stage` within a session: the stage's
+    /// first call, or its poll form once the stage was `accepted` (answered
+    /// 202). A 200's payload streams into `target` and is checked against
+    /// the stage's payload key and shape; on any other answer `target` may
+    /// hold a part of a body, which the caller discards.
+    pub async fn data_call<T: PayloadTarget>(
         &self,
+        product: Product,
+        stage: &'static Stage,
+        accepted: bool,
         request_id: &str,
         login: &LoginId,
         target: &mut T,
-    ) -> InvestmentsAnswer {
+    ) -> DataAnswer {
         let started = Instant::now();
-        let login = login.to_string();
-        let body = InvestmentsRequest {
-            request_id,
-            login_id: &login,
-            most_recent_cached: true,
+        let call = stage.call(accepted);
+        let url = self.endpoints.urls.url(call, login, request_id);
+        let body = match call.method {
+            Method::Post => Some(call_body(call, login, request_id)),
+            Method::Get => None,
         };
-        let (answer, report) = match self.send(&self.endpoints.investments, &body).await {
+        let (key, shape) = stage.payload;
+        let check = PayloadCheck { key, shape };
+        let (answer, report) = match self.send(call.method, url, body.as_ref()).await {
             Ok(response) if response.status() == StatusCode::OK => {
-                self.payload_answer(response, target).await
+                self.payload_answer(call.name, check, response, target)
+                    .await
             }
             Ok(response) => {
                 let (outcome, report) = self.not_ready_answer(response).await;
-                (InvestmentsAnswer::NotReady(outcome), report)
+                (DataAnswer::NotReady(outcome), report)
             }
             Err(outcome) => {
                 let report = Report::local(&outcome);
-                (InvestmentsAnswer::NotReady(outcome), report)
+                (DataAnswer::NotReady(outcome), report)
             }
         };
-        self.report(Endpoint::Investments, started, report);
+        self.report(product, Endpoint::of(call), started, report);
         answer
     }
 
-    /// A 200 from /Investments: the payload, unless its own FlinksCode
-    /// says otherwise (a 200 that says `OPERATION_PENDING` is pending).
+    /// A 200 from a data call: the payload, unless its own FlinksCode says
+    /// otherwise (a 200 that says `OPERATION_PENDING` is pending).
     async fn payload_answer<T: PayloadTarget>(
         &self,
+        call: &'static str,
+        check: PayloadCheck,
         mut response: Response,
         target: &mut T,
-    ) -> (InvestmentsAnswer, Report) {
+    ) -> (DataAnswer, Report) {
         let status = response.status();
         let after = retry_after(response.headers(), SystemTime::now());
         let limit = self.endpoints.max_payload;
-        let fields = match stream_payload(&mut response, target, limit).await {
+        let fields = match stream_payload(&mut response, target, limit, check).await {
             Ok(fields) => fields,
             Err(error) => {
-                let outcome = payload_failure(error, status);
+                let outcome = payload_failure(call, error, status);
                 let report = Report::local(&outcome).with_status(status);
-                return (InvestmentsAnswer::NotReady(outcome), report);
+                return (DataAnswer::NotReady(outcome), report);
             }
         };
         let envelope = fields.envelope;
         let report = Report::status(status, envelope.flinks_code.clone());
         let answer = match classify(status.as_u16(), envelope.flinks_code.as_deref()) {
-            Classification::Success => match fields.institutions {
-                Some(institutions) => {
-                    tracing::debug!(institutions, "investments ready");
-                    InvestmentsAnswer::Ready
+            Classification::Success => match fields.entries {
+                Some(entries) => {
+                    tracing::debug!(call, key = check.key, entries, "payload ready");
+                    DataAnswer::Ready
                 }
-                None => InvestmentsAnswer::NotReady(bad_payload(
+                None => DataAnswer::NotReady(bad_payload(
+                    call,
                     status,
-                    "the `Investments` array is missing",
+                    &format!("the `{}` {} is missing", check.key, check.shape.as_str()),
                 )),
             },
             // the body was a small envelope after all, but never keep more
             // of it than any other answer
-            kind => InvestmentsAnswer::NotReady(other(kind, status, envelope, b"", after)),
+            kind => DataAnswer::NotReady(other(kind, status, envelope, b"", after)),
         };
         (answer, report)
     }
@@ -239,19 +251,26 @@ impl FlinksClient {
         }
     }
 
-    /// Sends one POST and returns the answer's head; network failures come
-    /// back as transient outcomes.
-    async fn send<B: Serialize>(&self, url: &Url, body: &B) -> Result<Response, Outcome> {
-        self.http
-            .post(url.clone())
-            .json(body)
-            .send()
-            .await
-            .map_err(network_failure)
+    /// Sends one call (a POST with its JSON body, or a GET without one)
+    /// and returns the answer's head; network failures come back as
+    /// transient outcomes.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<Response, Outcome> {
+        let request = match (method, body) {
+            (Method::Post, Some(body)) => self.http.post(url).json(body),
+            (Method::Post, None) => self.http.post(url),
+            (Method::Get, _) => self.http.get(url),
+        };
+        request.send().await.map_err(network_failure)
     }
 
-    fn report(&self, endpoint: Endpoint, started: Instant, report: Report) {
+    fn report(&self, product: Product, endpoint: Endpoint, started: Instant, report: Report) {
         self.events.emit(Event::FlinksCall {
+            product,
             endpoint,
             status: report.status,
             code: report.code.as_deref(),
@@ -347,27 +366,27 @@ fn redirected(response: &Response) -> Option<Outcome> {
         &format!("HTTP_{}", status.as_u16()),
         Some(status),
         truncate(format!(
-            "Flinks answered a redirect to {location}; flinkq never follows redirects (the API key would go along): check FLINKQ_AUTHORIZE_URL and FLINKQ_INVESTMENTS_URL"
+            "Flinks answered a redirect to {location}; flinkq never follows redirects (the API key would go along): check the instance bases FLINKQ_FLINKS_URL and FLINKQ_WEALTH_URL, and the overrides FLINKQ_AUTHORIZE_URL and FLINKQ_INVESTMENTS_URL if set"
         )),
         None,
     ))
 }
 
-fn payload_failure(error: PayloadError, status: StatusCode) -> Outcome {
+fn payload_failure(call: &str, error: PayloadError, status: StatusCode) -> Outcome {
     match error {
         PayloadError::TooLarge { limit } => failed(
             Classification::BadRequest,
             LocalCode::PayloadTooLarge.as_str(),
             Some(status),
             format!(
-                "Investments answered 200 with a payload over {limit} bytes; raise FLINKQ_MAX_PAYLOAD to accept it"
+                "{call} answered 200 with a payload over {limit} bytes; raise FLINKQ_MAX_PAYLOAD to accept it"
             ),
             None,
         ),
         PayloadError::NotUtf8 { offset } => {
-            bad_payload(status, &format!("invalid UTF-8 at byte {offset}"))
+            bad_payload(call, status, &format!("invalid UTF-8 at byte {offset}"))
         }
-        PayloadError::NotPayload(error) => bad_payload(status, &error.to_string()),
+        PayloadError::NotPayload(error) => bad_payload(call, status, &error.to_string()),
         PayloadError::Network(error) => network_failure(error),
         PayloadError::Write(message) => failed(
             Classification::Transient,
@@ -379,13 +398,13 @@ fn payload_failure(error: PayloadError, status: StatusCode) -> Outcome {
     }
 }
 
-fn bad_payload(status: StatusCode, why: &str) -> Outcome {
+fn bad_payload(call: &str, status: StatusCode, why: &str) -> Outcome {
     failed(
         Classification::BadRequest,
         LocalCode::BadBody.as_str(),
         Some(status),
         truncate(format!(
-            "Investments answered 200 with a body that is not an investments payload: {why}"
+            "{call} answered 200 with a body that is not a payload: {why}"
         )),
         None,
     )

@@ -1,10 +1,12 @@
-//! The Flinks HTTP client: typed bodies, answers classified into outcomes,
-//! bodies read under caps.
+//! The Flinks HTTP client: URLs built from the product table, typed
+//! bodies, answers classified into outcomes, bodies read under caps.
 
 mod bodies;
 mod client;
+pub mod endpoints;
 mod payload;
 mod retry_after;
 
-pub use client::{ERROR_BODY_CAP, FlinksClient, FlinksEndpoints, InvestmentsAnswer};
+pub use client::{DataAnswer, ERROR_BODY_CAP, FlinksClient, FlinksEndpoints};
+pub use endpoints::FlinksUrls;
 pub use payload::PayloadTarget;

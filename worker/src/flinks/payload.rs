@@ -10,7 +10,9 @@ use bytes::Bytes;
 use reqwest::Response;
 use tokio::sync::mpsc;
 
-use super::bodies::PayloadFields;
+use serde::de::DeserializeSeed;
+
+use super::bodies::{PayloadCheck, PayloadFields};
 
 /// Where a 200 payload goes while it arrives (the results temp file, or a
 /// buffer for the Redis sink).
@@ -39,12 +41,13 @@ pub(super) enum PayloadError {
 }
 
 /// Streams the body into `target`, at most `limit` bytes, and reads its
-/// fields. The JSON parser runs on a blocking thread fed chunk by chunk, so
+/// fields as `check` says (the stage's payload key and shape). The JSON parser runs on a blocking thread fed chunk by chunk, so
 /// the payload is never held whole in memory by the client.
 pub(super) async fn stream_payload<T: PayloadTarget>(
     response: &mut Response,
     target: &mut T,
     limit: u64,
+    check: PayloadCheck,
 ) -> Result<PayloadFields, PayloadError> {
     if response.content_length().is_some_and(|len| len > limit) {
         return Err(PayloadError::TooLarge { limit });
@@ -54,7 +57,7 @@ pub(super) async fn stream_payload<T: PayloadTarget>(
     let (chunks, rx) = mpsc::channel::<Bytes>(4);
     let parser = tokio::task::spawn_blocking(move || {
         let reader = BufReader::with_capacity(64 * 1024, ChannelReader::new(rx));
-        serde_json::from_reader::<_, PayloadFields>(reader)
+        read_payload(reader, check)
     });
     let mut utf8 = Utf8Check::default();
     let mut total: u64 = 0;
@@ -84,6 +87,14 @@ pub(super) async fn stream_payload<T: PayloadTarget>(
         Ok(Ok(fields)) => Ok(fields),
         other => Err(parser_error(other)),
     }
+}
+
+/// One JSON value of the stage's shape, then nothing but whitespace.
+fn read_payload<R: Read>(reader: R, check: PayloadCheck) -> serde_json::Result<PayloadFields> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let fields = check.deserialize(&mut de)?;
+    de.end()?;
+    Ok(fields)
 }
 
 fn parser_error(
@@ -245,8 +256,11 @@ mod tests {
                 .expect("room");
         }
         drop(tx);
-        let fields: PayloadFields =
-            serde_json::from_reader(BufReader::new(ChannelReader::new(rx))).expect("parse");
-        assert_eq!(fields.institutions, Some(3));
+        let check = PayloadCheck {
+            key: "Investments",
+            shape: flinkq_shared::product::Shape::Array,
+        };
+        let fields = read_payload(BufReader::new(ChannelReader::new(rx)), check).expect("parse");
+        assert_eq!(fields.entries, Some(3));
     }
 }
