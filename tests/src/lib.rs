@@ -15,6 +15,7 @@
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
 pub mod bench;
+pub mod cli_output;
 pub mod delay_proxy;
 pub mod fixtures;
 pub mod prom_text;

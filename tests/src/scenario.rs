@@ -215,13 +215,21 @@ impl Scenario {
     /// Runs the `flinkq` CLI against this scenario's Redis (its topology
     /// if it has one) and namespace.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_input(args, None)
+    }
+
+    /// The same, feeding `stdin` to the command.
+    pub fn cli_with_input(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         match &self.topology {
-            None => flinkq_cli(&self.redis.url(), &self.setup.namespace, args, None),
-            Some(topology) => flinkq_command(&topology.url(), &self.setup.namespace)
-                .env("FLINKQ_REDIS_MODE", topology.mode().to_string())
-                .args(args)
-                .output()
-                .expect("run flinkq"),
+            None => flinkq_cli(&self.redis.url(), &self.setup.namespace, args, stdin),
+            Some(topology) => {
+                assert!(stdin.is_none(), "stdin is not wired for topologies yet");
+                flinkq_command(&topology.url(), &self.setup.namespace)
+                    .env("FLINKQ_REDIS_MODE", topology.mode().to_string())
+                    .args(args)
+                    .output()
+                    .expect("run flinkq")
+            }
         }
     }
 

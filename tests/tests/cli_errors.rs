@@ -2,16 +2,13 @@
 //! the real `flinkq` and `flinkq-worker` binaries against a real Redis.
 
 use flinkq_shared::LoginId;
+use flinkq_tests::cli_output::CliOutput;
 use flinkq_tests::redis_harness::RedisServer;
 use flinkq_tests::worker_process::{flinkq_cli, free_port, worker_refusal};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn status_json(redis: &RedisServer) -> serde_json::Value {
     let out = flinkq_cli(&redis.url(), "cli", &["status", "--json"], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", out.stderr_text());
     serde_json::from_slice(&out.stdout).expect("status --json")
 }
 
@@ -26,7 +23,7 @@ fn a_file_with_a_bad_line_enqueues_nothing_and_names_the_line() {
 
     let out = flinkq_cli(&redis.url(), "cli", &["enqueue", "--file", path], None);
     assert_eq!(out.status.code(), Some(65), "EX_DATAERR");
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr_text();
     assert!(
         stderr.contains(&format!("{path}:6: \"not-a-uuid\" is not a loginId")),
         "{stderr}"
@@ -49,7 +46,7 @@ fn a_file_with_a_bad_line_enqueues_nothing_and_names_the_line() {
         ],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", out.stderr_text());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(report["enqueued"], 2);
     assert_eq!(report["duplicates"], 1);
@@ -101,9 +98,9 @@ fn a_file_with_a_bad_line_enqueues_nothing_and_names_the_line() {
     let out = flinkq_cli(&redis.url(), "cli", &["job", &a.to_string()], None);
     assert!(out.status.success());
     assert!(
-        text(&out.stdout).contains("state     queued"),
+        out.stdout_text().contains("state     queued"),
         "{}",
-        text(&out.stdout)
+        out.stdout_text()
     );
 }
 
@@ -117,7 +114,11 @@ fn cli_errors_have_distinct_exit_codes() {
         None,
     );
     assert_eq!(missing.status.code(), Some(66));
-    assert!(text(&missing.stderr).contains("cannot read /nonexistent/logins.txt"));
+    assert!(
+        missing
+            .stderr_text()
+            .contains("cannot read /nonexistent/logins.txt")
+    );
 
     let none = flinkq_cli(&redis.url(), "cli", &["enqueue"], None);
     assert_eq!(none.status.code(), Some(64));
@@ -129,22 +130,26 @@ fn cli_errors_have_distinct_exit_codes() {
         None,
     );
     assert_eq!(unknown_login.status.code(), Some(1));
-    assert!(text(&unknown_login.stderr).contains("no job for loginId"));
+    assert!(unknown_login.stderr_text().contains("no job for loginId"));
 
     let bad_login = flinkq_cli(&redis.url(), "cli", &["job", "nope"], None);
     assert_eq!(bad_login.status.code(), Some(64));
 
     let unknown_batch = flinkq_cli(&redis.url(), "cli", &["status", "--batch", "ghost"], None);
     assert_eq!(unknown_batch.status.code(), Some(1));
-    assert!(text(&unknown_batch.stderr).contains("no batch named \"ghost\""));
+    assert!(
+        unknown_batch
+            .stderr_text()
+            .contains("no batch named \"ghost\"")
+    );
 
     let nowhere = format!("redis://127.0.0.1:{}", free_port());
     let down = flinkq_cli(&nowhere, "cli", &["status"], None);
     assert_eq!(down.status.code(), Some(69), "EX_UNAVAILABLE");
     assert!(
-        text(&down.stderr).contains("cannot reach Redis at"),
+        down.stderr_text().contains("cannot reach Redis at"),
         "{}",
-        text(&down.stderr)
+        down.stderr_text()
     );
 }
 
@@ -157,14 +162,14 @@ fn the_worker_refuses_bad_configuration_and_an_unreachable_redis_at_start() {
     let bad_duration = worker_with(&[("FLINKQ_POLL_INTERVAL", "ten seconds".into())]);
     assert_eq!(bad_duration.status.code(), Some(2));
     assert!(
-        text(&bad_duration.stderr).contains("--poll-interval"),
+        bad_duration.stderr_text().contains("--poll-interval"),
         "{}",
-        text(&bad_duration.stderr)
+        bad_duration.stderr_text()
     );
 
     let bad_url = worker_with(&[("FLINKQ_INVESTMENTS_URL", "not a url".into())]);
     assert_eq!(bad_url.status.code(), Some(2));
-    assert!(text(&bad_url.stderr).contains("--investments-url"));
+    assert!(bad_url.stderr_text().contains("--investments-url"));
 
     // an instance base is the URL up to the customer id: a query would be
     // lost or misplaced once the calls' paths are appended
@@ -173,7 +178,7 @@ fn the_worker_refuses_bad_configuration_and_an_unreachable_redis_at_start() {
         "https://flinks.example/v3/customer?key=1".into(),
     )]);
     assert_eq!(bad_base.status.code(), Some(2));
-    let stderr = text(&bad_base.stderr);
+    let stderr = bad_base.stderr_text();
     assert!(
         stderr.contains("--flinks-url") && stderr.contains("no query"),
         "{stderr}"
@@ -186,7 +191,7 @@ fn the_worker_refuses_bad_configuration_and_an_unreachable_redis_at_start() {
         ("FLINKQ_RESULTS_DIR", results.path().display().to_string()),
     ]);
     assert!(!down.status.success());
-    let stderr = text(&down.stderr);
+    let stderr = down.stderr_text();
     assert!(
         stderr.contains("cannot reach Redis at redis://user:***@127.0.0.1"),
         "{stderr}"

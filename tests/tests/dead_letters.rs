@@ -4,22 +4,10 @@ use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::JobState;
+use flinkq_tests::cli_output::CliOutput;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{Script, SimConfig};
-use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli, wait_for};
-
-fn cli(world: &Scenario, args: &[&str]) -> std::process::Output {
-    flinkq_cli(&world.redis.url(), &world.setup.namespace, args, None)
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "flinkq failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use flinkq_tests::worker_process::{WorkerProcess, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_retried_and_purged() {
@@ -42,8 +30,7 @@ async fn dead_letters_are_listed_retried_and_purged() {
     let counts = world.wait_finished("night", Duration::from_secs(30)).await;
     assert_eq!((counts.failed, counts.timed_out), (3, 3));
 
-    let listed: serde_json::Value =
-        serde_json::from_str(&stdout(&cli(&world, &["dead", "list", "--json"]))).expect("json");
+    let listed: serde_json::Value = world.cli(&["dead", "list", "--json"]).json_ok();
     let listed = listed.as_array().expect("array");
     assert_eq!(listed.len(), 6);
     for job in listed {
@@ -54,22 +41,24 @@ async fn dead_letters_are_listed_retried_and_purged() {
             other => panic!("not a dead state: {other:?}"),
         }
     }
-    let human = stdout(&cli(&world, &["dead", "list"]));
+    let human = world.cli(&["dead", "list"]).stdout_ok();
     assert!(human.starts_with("6 dead jobs"), "{human}");
 
     // the users fixed their logins: retry one, then all
     for login in invalid.iter().chain(&stuck) {
         world.sim.set_script(&login.to_string(), Script::default());
     }
-    let one = stdout(&cli(&world, &["dead", "retry", &invalid[0].to_string()]));
+    let one = world
+        .cli(&["dead", "retry", &invalid[0].to_string()])
+        .stdout_ok();
     assert!(one.starts_with("requeued 1"), "{one}");
-    let again = cli(&world, &["dead", "retry", &invalid[0].to_string()]);
+    let again = world.cli(&["dead", "retry", &invalid[0].to_string()]);
     assert_eq!(
         again.status.code(),
         Some(1),
         "its newest job is no longer dead"
     );
-    let all = stdout(&cli(&world, &["dead", "retry", "--all"]));
+    let all = world.cli(&["dead", "retry", "--all"]).stdout_ok();
     assert!(all.starts_with("requeued 5, skipped 0"), "{all}");
     let counts = world.wait_finished("night", Duration::from_secs(30)).await;
     assert_eq!(
@@ -77,13 +66,20 @@ async fn dead_letters_are_listed_retried_and_purged() {
         (6, 6),
         "retried in place: {counts:?}"
     );
-    assert!(stdout(&cli(&world, &["dead", "list"])).starts_with("0 dead jobs"));
+    assert!(
+        world
+            .cli(&["dead", "list"])
+            .stdout_ok()
+            .starts_with("0 dead jobs")
+    );
 
     // purge: a fresh dead job goes, the succeeded ones stay
     let doomed = world.logins(1, &Script::invalid());
     world.enqueue("night", &doomed).await;
     world.wait_finished("night", Duration::from_secs(30)).await;
-    let purged = stdout(&cli(&world, &["dead", "purge", "--older-than", "0s"]));
+    let purged = world
+        .cli(&["dead", "purge", "--older-than", "0s"])
+        .stdout_ok();
     assert!(purged.starts_with("purged 1 "), "{purged}");
     let counts = world.store.counts(Some("night")).await.expect("counts");
     assert_eq!((counts.succeeded, counts.failed, counts.total), (6, 0, 6));
@@ -108,7 +104,7 @@ async fn cancel_stops_a_polling_job_at_its_next_step() {
         .wait_polled(&[login], 2, Duration::from_secs(20))
         .await;
 
-    let out = stdout(&cli(&world, &["cancel", &login.to_string()]));
+    let out = world.cli(&["cancel", &login.to_string()]).stdout_ok();
     assert!(out.starts_with("cancelled job"), "{out}");
     let at_cancel = world.sim.login_stats(&login.to_string()).investments_calls;
     tokio::time::sleep(interval * 4).await;
@@ -128,7 +124,7 @@ async fn cancel_stops_a_polling_job_at_its_next_step() {
     let counts = world.store.counts(Some("c")).await.expect("counts");
     assert_eq!((counts.cancelled, counts.polling), (1, 0));
 
-    let again = cli(&world, &["cancel", &login.to_string()]);
+    let again = world.cli(&["cancel", &login.to_string()]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no unfinished job"));
 }

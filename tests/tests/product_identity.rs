@@ -11,37 +11,13 @@ use std::time::Duration;
 use flinkq_shared::result_record::compress;
 use flinkq_shared::store::{Claim, CommitOutcome, StoreError};
 use flinkq_shared::{JobState, LoginId, Outcome, Policy, Priority, Product, ResultRecord, Tick};
+use flinkq_tests::cli_output::{CliOutput, enqueue_counts};
 use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::worker_process::{FlinkqProcess, flinkq_command, wait_for};
 
 fn product(name: &str) -> Product {
     name.parse().expect("a known product")
-}
-
-/// A command's stdout, after checking it succeeded.
-fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "flinkq failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(out)).expect("one JSON object")
-}
-
-/// The enqueue report's (enqueued, already_active, already_in_batch).
-fn counts(report: &serde_json::Value) -> (u64, u64, u64) {
-    let n = |name: &str| {
-        report[name]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{name} in {report}"))
-    };
-    (n("enqueued"), n("already_active"), n("already_in_batch"))
 }
 
 async fn world() -> Scenario {
@@ -90,25 +66,25 @@ async fn one_job_per_login_and_product() {
         let mut all = vec!["enqueue", "--json"];
         all.extend_from_slice(args);
         all.push(&login);
-        json(&world.cli(&all))
+        world.cli(&all).json_ok()
     };
 
     let investments = enqueue(&["--batch", "b1"]);
-    assert_eq!(counts(&investments), (1, 0, 0));
+    assert_eq!(enqueue_counts(&investments), (1, 0, 0));
     assert_eq!(investments["product"], "investments", "the default product");
     // the same login under another product, in the same batch: a second job
     let detail = enqueue(&["--batch", "b1", "--product", "accounts-detail"]);
-    assert_eq!(counts(&detail), (1, 0, 0), "{detail}");
+    assert_eq!(enqueue_counts(&detail), (1, 0, 0), "{detail}");
     assert_eq!(detail["product"], "accounts-detail");
     // the same (login, product) again while active: one job
     assert_eq!(
-        counts(&enqueue(&["--batch", "b2", "--product", "accounts-detail"])),
+        enqueue_counts(&enqueue(&["--batch", "b2", "--product", "accounts-detail"])),
         (0, 1, 0)
     );
-    assert_eq!(counts(&enqueue(&["--batch", "b2"])), (0, 1, 0));
+    assert_eq!(enqueue_counts(&enqueue(&["--batch", "b2"])), (0, 1, 0));
     // the same (login, product) again in its batch: already in it
     assert_eq!(
-        counts(&enqueue(&["--batch", "b1", "--product", "accounts-detail"])),
+        enqueue_counts(&enqueue(&["--batch", "b1", "--product", "accounts-detail"])),
         (0, 0, 1)
     );
     // the product from the environment
@@ -116,9 +92,9 @@ async fn one_job_per_login_and_product() {
     command
         .env("FLINKQ_PRODUCT", "statements")
         .args(["enqueue", "--json", "--batch", "b1", &login]);
-    let from_env = json(&command.output().expect("flinkq"));
+    let from_env = command.output().expect("flinkq").json_ok();
     assert_eq!(
-        (counts(&from_env), from_env["product"].as_str()),
+        (enqueue_counts(&from_env), from_env["product"].as_str()),
         ((1, 0, 0), Some("statements"))
     );
     assert_eq!(
@@ -129,7 +105,9 @@ async fn one_job_per_login_and_product() {
     // `flinkq job` per product: three jobs, three ids, one login
     let mut ids = Vec::new();
     for name in ["investments", "accounts-detail", "statements"] {
-        let job = json(&world.cli(&["job", &login, "--product", name, "--json"]));
+        let job = world
+            .cli(&["job", &login, "--product", name, "--json"])
+            .json_ok();
         assert_eq!(job["login"], login.as_str());
         assert_eq!(job["product"], name);
         assert_eq!(job["state"], "queued");
@@ -139,9 +117,11 @@ async fn one_job_per_login_and_product() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "one job per (login, product): {ids:?}");
-    let default = json(&world.cli(&["job", &login, "--json"]));
+    let default = world.cli(&["job", &login, "--json"]).json_ok();
     assert_eq!(default["product"], "investments");
-    let human = stdout(&world.cli(&["job", &login, "--product", "statements"]));
+    let human = world
+        .cli(&["job", &login, "--product", "statements"])
+        .stdout_ok();
     assert!(human.contains("product   statements"), "{human}");
 
     // a product with no job of this login is "no job", named
@@ -168,7 +148,9 @@ async fn one_job_per_login_and_product() {
     }
 
     // cancel is per product too: the investments job stays
-    let cancelled = stdout(&world.cli(&["cancel", &login, "--product", "accounts-detail"]));
+    let cancelled = world
+        .cli(&["cancel", &login, "--product", "accounts-detail"])
+        .stdout_ok();
     assert!(cancelled.starts_with("cancelled job"), "{cancelled}");
     let detail = world
         .job_of_product(&login.parse().expect("uuid"), product("accounts-detail"))
@@ -178,7 +160,7 @@ async fn one_job_per_login_and_product() {
     assert_eq!(investments.state, JobState::Queued);
     // and a (login, product) whose job finished takes a new one
     assert_eq!(
-        counts(&enqueue(&["--batch", "b3", "--product", "accounts-detail"])),
+        enqueue_counts(&enqueue(&["--batch", "b3", "--product", "accounts-detail"])),
         (1, 0, 0)
     );
 }
@@ -187,33 +169,39 @@ async fn one_job_per_login_and_product() {
 async fn refresh_enqueues_the_registry_for_the_given_product() {
     let world = world().await;
     let (a, b) = (LoginId::random().to_string(), LoginId::random().to_string());
-    stdout(&world.cli(&["logins", "add", &a, &b]));
-    let detail = json(&world.cli(&[
-        "refresh",
-        "--batch",
-        "r1",
-        "--product",
-        "accounts-detail",
-        "--json",
-    ]));
+    world.cli(&["logins", "add", &a, &b]).stdout_ok();
+    let detail = world
+        .cli(&[
+            "refresh",
+            "--batch",
+            "r1",
+            "--product",
+            "accounts-detail",
+            "--json",
+        ])
+        .json_ok();
     assert_eq!(
-        (counts(&detail), detail["product"].as_str()),
+        (enqueue_counts(&detail), detail["product"].as_str()),
         ((2, 0, 0), Some("accounts-detail"))
     );
     // the same batch for the default product: two more jobs, not "already in batch"
-    let investments = json(&world.cli(&["refresh", "--batch", "r1", "--json"]));
-    assert_eq!(counts(&investments), (2, 0, 0));
+    let investments = world.cli(&["refresh", "--batch", "r1", "--json"]).json_ok();
+    assert_eq!(enqueue_counts(&investments), (2, 0, 0));
     // a re-run is idempotent per (login, product)
-    let again = json(&world.cli(&[
-        "refresh",
-        "--batch",
-        "r1",
-        "--product",
-        "accounts-detail",
-        "--json",
-    ]));
-    assert_eq!(counts(&again), (0, 0, 2));
-    let job = json(&world.cli(&["job", &a, "--product", "accounts-detail", "--json"]));
+    let again = world
+        .cli(&[
+            "refresh",
+            "--batch",
+            "r1",
+            "--product",
+            "accounts-detail",
+            "--json",
+        ])
+        .json_ok();
+    assert_eq!(enqueue_counts(&again), (0, 0, 2));
+    let job = world
+        .cli(&["job", &a, "--product", "accounts-detail", "--json"])
+        .json_ok();
     assert_eq!(
         (job["batch"].as_str(), job["product"].as_str()),
         (Some("r1"), Some("accounts-detail"))
@@ -242,9 +230,13 @@ async fn result_pointer_of_another_product_is_refused() {
 
     // each product's result prints that product's payload
     for name in ["investments", "accounts-detail"] {
-        let out = stdout(&world.cli(&["result", &login.to_string(), "--product", name]));
+        let out = world
+            .cli(&["result", &login.to_string(), "--product", name])
+            .stdout_ok();
         assert!(out.contains(&format!("payload-of-{name}")), "{name}: {out}");
-        let meta = json(&world.cli(&["result", &login.to_string(), "--product", name, "--meta"]));
+        let meta = world
+            .cli(&["result", &login.to_string(), "--product", name, "--meta"])
+            .json_ok();
         assert_eq!(meta["product"], name);
     }
     // the results stream names each job's product
@@ -298,7 +290,7 @@ async fn job_json_never_prints_the_token_or_a_payload() {
     let token = jobs[0].token.clone().expect("a claimed job holds a token");
 
     let held = world.cli(&["job", &login.to_string(), "--json"]);
-    let text = stdout(&held);
+    let text = held.stdout_ok();
     assert!(
         !text.contains(token.as_str()),
         "the claim token leaked: {text}"
@@ -324,7 +316,9 @@ async fn job_json_never_prints_the_token_or_a_payload() {
 
     let secret = "private-holdings-of-the-login";
     succeed(&jobs[0], now_ms, &format!("{{\"Note\":\"{secret}\"}}")).await;
-    let text = stdout(&world.cli(&["job", &login.to_string(), "--json"]));
+    let text = world
+        .cli(&["job", &login.to_string(), "--json"])
+        .stdout_ok();
     assert!(!text.contains(secret), "a payload leaked: {text}");
     let job: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
     assert_eq!(job["state"], "succeeded");
@@ -339,7 +333,7 @@ async fn job_json_never_prints_the_token_or_a_payload() {
         .await
         .expect("commit");
     assert_eq!(failed, CommitOutcome::Applied);
-    let job = json(&world.cli(&["job", &login.to_string(), "--json"]));
+    let job = world.cli(&["job", &login.to_string(), "--json"]).json_ok();
     assert_eq!(job["error"]["code"], "INVALID_LOGIN", "{job}");
     assert_eq!(job["error"]["http_status"], 401);
     assert!(job["error"]["message"].is_string());
@@ -370,23 +364,27 @@ async fn dead_retry_all_requeues_every_product_unless_one_is_given() {
     assert_eq!(world.store.dead_count().await.expect("dead"), 3);
 
     // list and purge filter by product
-    let listed = json(&world.cli(&["dead", "list", "--product", "statements", "--json"]));
+    let listed = world
+        .cli(&["dead", "list", "--product", "statements", "--json"])
+        .json_ok();
     let listed = listed.as_array().expect("array");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["login"], b.to_string().as_str());
-    let human = stdout(&world.cli(&["dead", "list"]));
+    let human = world.cli(&["dead", "list"]).stdout_ok();
     assert!(
         human.contains("accounts-detail") && human.contains("statements"),
         "{human}"
     );
-    let purged = stdout(&world.cli(&[
-        "dead",
-        "purge",
-        "--older-than",
-        "0s",
-        "--product",
-        "statements",
-    ]));
+    let purged = world
+        .cli(&[
+            "dead",
+            "purge",
+            "--older-than",
+            "0s",
+            "--product",
+            "statements",
+        ])
+        .stdout_ok();
     assert!(
         purged.starts_with("purged 1 dead statements jobs"),
         "{purged}"
@@ -394,7 +392,9 @@ async fn dead_retry_all_requeues_every_product_unless_one_is_given() {
     assert_eq!(world.store.dead_count().await.expect("dead"), 2);
 
     // --product: only that product's dead letters
-    let one = stdout(&world.cli(&["dead", "retry", "--all", "--product", "accounts-detail"]));
+    let one = world
+        .cli(&["dead", "retry", "--all", "--product", "accounts-detail"])
+        .stdout_ok();
     assert!(one.starts_with("requeued 1, skipped 0"), "{one}");
     assert_eq!(
         world.job_of_product(&a, detail).await.state,
@@ -403,7 +403,7 @@ async fn dead_retry_all_requeues_every_product_unless_one_is_given() {
     assert_eq!(world.job_of(&a).await.state, JobState::Failed);
 
     // no --product: every product
-    let all = stdout(&world.cli(&["dead", "retry", "--all"]));
+    let all = world.cli(&["dead", "retry", "--all"]).stdout_ok();
     assert!(all.starts_with("requeued 1, skipped 0"), "{all}");
     assert_eq!(world.job_of(&a).await.state, JobState::Queued);
     assert_eq!(world.store.dead_count().await.expect("dead"), 0);
@@ -421,7 +421,7 @@ async fn dead_retry_all_requeues_every_product_unless_one_is_given() {
 async fn schedule_enqueues_every_login_once_per_listed_product() {
     let world = world().await;
     let (a, b) = (LoginId::random().to_string(), LoginId::random().to_string());
-    stdout(&world.cli(&["logins", "add", &a, &b]));
+    world.cli(&["logins", "add", &a, &b]).stdout_ok();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut command = flinkq_command(&world.redis.url(), &world.setup.namespace);
     command.args([
@@ -458,7 +458,9 @@ async fn schedule_enqueues_every_login_once_per_listed_product() {
         "{lines:?}"
     );
     let batch = |name: &str, login: &str| {
-        json(&world.cli(&["job", login, "--product", name, "--json"]))["batch"]
+        world
+            .cli(&["job", login, "--product", name, "--json"])
+            .json_ok()["batch"]
             .as_str()
             .expect("batch")
             .to_owned()

@@ -9,23 +9,16 @@ use std::time::Duration;
 use flinkq_shared::result_record::decompress;
 use flinkq_shared::store::ResultEntry;
 use flinkq_shared::{JobState, LoginId};
+use flinkq_tests::cli_output::CliOutput;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::Script;
-use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli};
+use flinkq_tests::worker_process::WorkerProcess;
 use redis::AsyncCommands;
-
-fn cli(world: &Scenario, args: &[&str]) -> std::process::Output {
-    flinkq_cli(&world.redis.url(), &world.setup.namespace, args, None)
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `flinkq result <login>` as parsed JSON, checking it names the login.
 fn result_json(world: &Scenario, login: &LoginId) -> (Vec<u8>, serde_json::Value) {
-    let out = cli(world, &["result", &login.to_string()]);
-    assert!(out.status.success(), "flinkq result: {}", stderr(&out));
+    let out = world.cli(&["result", &login.to_string()]);
+    assert!(out.status.success(), "flinkq result: {}", out.stderr_text());
     let payload: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON payload");
     assert_eq!(
         payload["Investments"][0]["Login"]["Id"],
@@ -86,9 +79,9 @@ async fn redis_sink_stores_compressed_payloads_and_one_stream_entry_per_job() {
         );
     }
     for login in &bad {
-        let out = cli(&world, &["result", &login.to_string()]);
+        let out = world.cli(&["result", &login.to_string()]);
         assert_eq!(out.status.code(), Some(1), "no result for a failed login");
-        let err = stderr(&out);
+        let err = out.stderr_text();
         assert!(
             err.contains("newest job is failed") && err.contains("INVALID_LOGIN"),
             "{err}"
@@ -154,8 +147,8 @@ async fn files_sink_result_is_read_back_through_its_pointer() {
         let on_disk = std::fs::read(&file).expect("result file");
         assert_eq!(printed.strip_suffix(b"\n").unwrap_or(&printed), on_disk);
 
-        let meta = cli(&world, &["result", &login.to_string(), "--meta"]);
-        assert!(meta.status.success(), "{}", stderr(&meta));
+        let meta = world.cli(&["result", &login.to_string(), "--meta"]);
+        assert!(meta.status.success(), "{}", meta.stderr_text());
         let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).expect("meta JSON");
         assert_eq!(meta["sink"], "file");
         assert_eq!(meta["location"], file.display().to_string());
@@ -173,17 +166,26 @@ async fn files_sink_result_is_read_back_through_its_pointer() {
     let gone = &logins[0];
     std::fs::remove_file(results_dir.join("investments").join(format!("{gone}.json")))
         .expect("remove");
-    let out = cli(&world, &["result", &gone.to_string()]);
+    let out = world.cli(&["result", &gone.to_string()]);
     assert_eq!(out.status.code(), Some(66));
     assert!(
-        stderr(&out).contains("FLINKQ_RESULTS_DIR"),
+        out.stderr_text().contains("FLINKQ_RESULTS_DIR"),
         "{}",
-        stderr(&out)
+        out.stderr_text()
     );
 
-    let unknown = cli(&world, &["result", &LoginId::random().to_string()]);
+    let unknown = world.cli(&["result", &LoginId::random().to_string()]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(stderr(&unknown).contains("no job"), "{}", stderr(&unknown));
-    let malformed = cli(&world, &["result", "not-a-login"]);
-    assert_eq!(malformed.status.code(), Some(64), "{}", stderr(&malformed));
+    assert!(
+        unknown.stderr_text().contains("no job"),
+        "{}",
+        unknown.stderr_text()
+    );
+    let malformed = world.cli(&["result", "not-a-login"]);
+    assert_eq!(
+        malformed.status.code(),
+        Some(64),
+        "{}",
+        malformed.stderr_text()
+    );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 use flinkq_shared::LoginId;
 use flinkq_shared::store::{Store, StoreConfig};
+use flinkq_tests::cli_output::CliOutput;
 use flinkq_tests::redis_harness::{RedisOptions, RedisServer};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::SimConfig;
@@ -18,10 +19,6 @@ use flinkq_tests::worker_process::{
 
 /// Environment variables of one run: (name, value).
 type Vars<'a> = &'a [(&'a str, &'a str)];
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn aof() -> RedisOptions {
     RedisOptions {
@@ -95,7 +92,7 @@ fn help_never_prints_a_secret_env_value() {
             .args(&args)
             .output()
             .expect("run --help");
-        let printed = text(&out.stdout) + &text(&out.stderr);
+        let printed = out.stdout_text() + &out.stderr_text();
         assert!(out.status.success(), "{binary} {args:?}: {printed}");
         assert!(printed.contains("Usage"), "{binary} {args:?}: {printed}");
         assert!(
@@ -141,7 +138,7 @@ fn batch_names_are_validated_like_namespaces() {
                 .envs(env.iter().copied())
                 .output()
                 .expect("run flinkq");
-            let stderr = text(&out.stderr);
+            let stderr = out.stderr_text();
             assert_eq!(out.status.code(), Some(64), "{args:?} {env:?}: {stderr}");
             assert!(
                 stderr.contains("is not a batch name") || stderr.contains("batch prefix"),
@@ -167,13 +164,13 @@ fn batch_names_are_validated_like_namespaces() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(64), "{}", out.stderr_text());
 
     let keys = Command::new("redis-cli")
         .args(["-p", &redis.port().to_string(), "DBSIZE"])
         .output()
         .expect("redis-cli");
-    assert_eq!(text(&keys.stdout).trim(), "0", "nothing was written");
+    assert_eq!(keys.stdout_text().trim(), "0", "nothing was written");
 
     let good = flinkq_cli(
         &redis.url(),
@@ -181,7 +178,7 @@ fn batch_names_are_validated_like_namespaces() {
         &["enqueue", "--batch", "nightly-2026.11_25", &login],
         None,
     );
-    assert!(good.status.success(), "{}", text(&good.stderr));
+    assert!(good.status.success(), "{}", good.stderr_text());
 }
 
 #[test]
@@ -250,7 +247,7 @@ fn bad_configuration_is_refused_at_start_with_the_flag_and_reason() {
         let mut env: Vec<(&str, String)> = vec![("FLINKQ_REDIS_URL", nowhere.clone())];
         env.extend(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let out = worker_refusal(&env, Duration::from_secs(30));
-        let stderr = text(&out.stderr);
+        let stderr = out.stderr_text();
         assert_eq!(out.status.code(), Some(2), "{vars:?}: {stderr}");
         assert!(stderr.contains(flag), "{vars:?} names {flag}: {stderr}");
         assert!(
@@ -279,7 +276,7 @@ fn bad_configuration_is_refused_at_start_with_the_flag_and_reason() {
         ];
         env.extend(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let out = worker_refusal(&env, Duration::from_secs(30));
-        let stderr = text(&out.stderr);
+        let stderr = out.stderr_text();
         assert!(stderr.contains("cannot reach Redis"), "{vars:?}: {stderr}");
     }
 }
@@ -298,7 +295,7 @@ async fn unwritable_results_dir_is_refused_at_start_and_readyz_drops_when_it_bre
         ],
         Duration::from_secs(30),
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr_text();
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("FLINKQ_RESULTS_DIR"), "{stderr}");
     assert!(stderr.contains("not-a-dir"), "{stderr}");
