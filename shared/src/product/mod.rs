@@ -21,12 +21,12 @@ mod statements;
 
 /// Every product, the default first. The one table: names, CLI values,
 /// metric labels and the store's per-product keys all come from it.
-pub const PRODUCTS: &[&ProductSpec] = &[
-    &investments::SPEC,
-    &accounts_detail::SPEC,
-    &accounts_summary::SPEC,
-    &statements::SPEC,
-    &attributes::SPEC,
+pub const PRODUCTS: &[Product] = &[
+    Product(&investments::SPEC),
+    Product(&accounts_detail::SPEC),
+    Product(&accounts_summary::SPEC),
+    Product(&statements::SPEC),
+    Product(&attributes::SPEC),
 ];
 
 /// One Flinks data product.
@@ -149,11 +149,11 @@ pub struct Product(&'static ProductSpec);
 impl Product {
     /// The default product (`investments`, the one flinkq was built for);
     /// also the product of a job stored before products existed.
-    pub const DEFAULT: Product = Product(PRODUCTS[0]);
+    pub const DEFAULT: Product = PRODUCTS[0];
 
     /// Every product, in table order.
     pub fn all() -> impl Iterator<Item = Product> {
-        PRODUCTS.iter().map(|spec| Product(spec))
+        PRODUCTS.iter().copied()
     }
 
     /// Its name.
@@ -185,7 +185,7 @@ impl Product {
     pub fn names() -> String {
         PRODUCTS
             .iter()
-            .map(|spec| spec.name)
+            .map(|product| product.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -229,6 +229,18 @@ impl Serialize for Product {
     }
 }
 
+/// `--product` lists every product with its `about` line, and refuses an
+/// unknown one naming the known ones.
+impl clap::ValueEnum for Product {
+    fn value_variants<'a>() -> &'a [Self] {
+        PRODUCTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name).help(self.0.about))
+    }
+}
+
 /// A product name flinkq does not serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown product {name:?}: expected one of {known}")]
@@ -243,10 +255,8 @@ impl FromStr for Product {
     type Err = UnknownProduct;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim();
-        PRODUCTS
-            .iter()
-            .find(|spec| spec.name == wanted)
-            .map(|spec| Product(spec))
+        Product::all()
+            .find(|product| product.as_str() == wanted)
             .ok_or_else(|| UnknownProduct {
                 name: wanted.chars().take(64).collect(),
                 known: Product::names(),
