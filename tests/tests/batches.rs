@@ -8,26 +8,33 @@ use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::Script;
 use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli, workspace_binary};
 
-fn watch(world: &Scenario, batch: &str) -> Child {
-    Command::new(workspace_binary("flinkq"))
+/// A `status --watch` of `batch`, its output going to a file: a pipe nobody
+/// reads fills up (64 KiB, a few minutes of lines at 100 ms) and blocks the
+/// watcher, which then never exits however the batch ends.
+struct Watch {
+    child: Child,
+    out: tempfile::NamedTempFile,
+}
+
+fn watch(world: &Scenario, batch: &str) -> Watch {
+    let out = tempfile::NamedTempFile::new().expect("watch output file");
+    let child = Command::new(workspace_binary("flinkq"))
         .env("FLINKQ_REDIS_URL", world.redis.url())
         .env("FLINKQ_NAMESPACE", &world.setup.namespace)
         .args(["status", "--batch", batch, "--watch", "--interval", "100ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out.reopen().expect("reopen the output file"))
+        .stderr(Stdio::null())
         .spawn()
-        .expect("flinkq status --watch")
+        .expect("flinkq status --watch");
+    Watch { child, out }
 }
 
-async fn exit_code(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
+async fn exit_code(mut watch: Watch, timeout: Duration) -> (Option<i32>, String) {
     let started = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let out = child.wait_with_output().expect("output");
-            return (
-                status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            );
+        if let Some(status) = watch.child.try_wait().expect("try_wait") {
+            let out = std::fs::read_to_string(watch.out.path()).expect("watch output");
+            return (status.code(), out);
         }
         assert!(
             started.elapsed() < timeout,
