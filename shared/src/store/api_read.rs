@@ -14,6 +14,9 @@ use super::results::{ResultEntry, result_entry};
 use super::{StateCounts, Store, StoreError, millis, reply};
 use crate::{JobSnapshot, LoginId, Product};
 
+/// One stream entry: its id and fields.
+type Entry = (String, HashMap<String, String>);
+
 /// Where a reader of the two streams is: the last entry it has seen of
 /// `results` and of `events`. Written `<results id>,<events id>` (the SSE
 /// event id a client sends back as `Last-Event-ID`).
@@ -202,8 +205,7 @@ impl Store {
             .await
             .map_err(StoreError::command(OP))?;
         // [[key, entries], ...] (RESP2), or nil when the block timed out
-        let mut per_stream: HashMap<String, Vec<(String, HashMap<String, String>)>> =
-            HashMap::new();
+        let mut per_stream: HashMap<String, Vec<Entry>> = HashMap::new();
         for stream in reply::array(&answer).unwrap_or_default() {
             let Some([key, entries]) = reply::array(stream) else {
                 continue;
