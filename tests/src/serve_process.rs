@@ -240,3 +240,23 @@ pub async fn wait_batch_finished(
     })
     .await
 }
+
+/// The `schemathesis` command: `FLINKQ_SCHEMATHESIS`, else the virtualenv
+/// `scripts/test` installs it into (`~/.cache/flinkq/schemathesis`), else
+/// the one on PATH.
+pub fn schemathesis() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("FLINKQ_SCHEMATHESIS") {
+        return path.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cache"))
+        });
+    if let Some(venv) = cache.map(|dir| dir.join("flinkq/schemathesis/bin/schemathesis"))
+        && venv.exists()
+    {
+        return venv;
+    }
+    "schemathesis".into()
+}

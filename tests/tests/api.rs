@@ -7,7 +7,7 @@ use std::time::Duration;
 use flinkq_shared::LoginId;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::serve_process::{
-    FULL_TOKEN, READ_TOKEN, ServeProcess, send_json, wait_batch_finished,
+    FULL_TOKEN, READ_TOKEN, ServeProcess, schemathesis, send_json, wait_batch_finished,
 };
 use flinkq_tests::sim::{Script, SimConfig};
 use flinkq_tests::worker_process::{WorkerProcess, flinkq_command};
@@ -421,7 +421,8 @@ async fn a_pipeline_hears_its_batch_complete_over_sse_and_resumes_after_its_last
     let event = late.next(Duration::from_secs(10)).await;
     assert_eq!(event.event.as_deref(), Some("batch_completed"), "{event:?}");
 
-    // a Last-Event-ID that is not ours is the client's error
+    // a Last-Event-ID that is not ours is the client's error; then SIGTERM
+    // stops the server although a stream is open
     let (status, body) = send_json(
         serve
             .request(Method::GET, "/api/v1/events", Some(FULL_TOKEN))
@@ -429,6 +430,56 @@ async fn a_pipeline_hears_its_batch_complete_over_sse_and_resumes_after_its_last
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    let mut serve = serve;
+    let status = serve.process.sigterm(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "flinkq serve did not stop cleanly on SIGTERM with an open event stream: {status:?}\n{}",
+        serve.process.stderr()
+    );
+    drop(late);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_every_answer_of_the_live_server() {
+    let world = Scenario::start(Duration::from_millis(200)).await;
+    let serve = ServeProcess::start(&world, &[]).await;
+    let command = schemathesis();
+    let base = serve.url("");
+    let auth = format!("Authorization: Bearer {FULL_TOKEN}");
+    let dir = world.work.path().to_owned();
+    // generated requests of every operation but the endless event stream,
+    // every check (status codes, content types, headers, response schemas,
+    // schema-valid requests accepted, invalid ones refused, auth enforced);
+    // a fixed seed so a failure reproduces
+    let output = tokio::task::spawn_blocking({
+        let command = command.clone();
+        move || {
+            std::process::Command::new(&command)
+                .current_dir(&dir)
+                .args(["run", &format!("{base}/api/v1/openapi.json"), "--url", &base])
+                .args(["--checks", "all", "--max-examples", "25", "--seed", "20261125"])
+                .args(["--exclude-path", "/api/v1/events", "--request-timeout", "10"])
+                .args(["--generation-database", "none", "--no-color"])
+                .args(["-H", &auth])
+                .output()
+        }
+    })
+    .await
+    .expect("schemathesis thread")
+    .unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} ({e}): scripts/test installs it from PyPI into ~/.cache/flinkq/schemathesis (or set FLINKQ_SCHEMATHESIS)",
+            command.display()
+        )
+    });
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found answers the OpenAPI document does not describe:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("passed"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,13 +9,12 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use clap::ValueEnum;
 use flinkq_shared::Priority;
 use flinkq_shared::store::{BatchSummary, ENQUEUE_CHUNK, EnqueueReport};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiJson, Counts, JsonOk, product_or_default};
+use super::{ApiJson, BatchNameText, Counts, JsonOk, LoginIdText, ProductName, product_or_default};
 use crate::cli::BATCH_NAME;
 use crate::input::Validator;
 use crate::serve::AppState;
@@ -30,14 +29,37 @@ const CHUNKS_PER_ROUND_TRIP: usize = 8;
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// LoginIds (UUIDs). Duplicates are enqueued once.
+    #[schema(value_type = Vec<LoginIdText>, min_items = 1)]
     pub logins: Vec<String>,
     /// The Flinks product (default: the first of the table, `investments`).
     #[serde(default)]
+    #[schema(value_type = Option<ProductName>)]
     pub product: Option<String>,
-    /// Claim order: `high`, `normal` (default) or `low`.
+    /// Claim order (default `normal`).
     #[serde(default)]
-    #[schema(pattern = "^(high|normal|low)$")]
-    pub priority: Option<String>,
+    pub priority: Option<PriorityName>,
+}
+
+/// Claim order: `high` is claimed before `normal`, `normal` before `low`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityName {
+    /// Urgent: claimed first.
+    High,
+    /// The default.
+    Normal,
+    /// Bulk refreshes.
+    Low,
+}
+
+impl From<PriorityName> for Priority {
+    fn from(name: PriorityName) -> Self {
+        match name {
+            PriorityName::High => Priority::High,
+            PriorityName::Normal => Priority::Normal,
+            PriorityName::Low => Priority::Low,
+        }
+    }
 }
 
 /// What an enqueue did.
@@ -90,7 +112,7 @@ pub struct ListQuery {
     post,
     path = "/api/v1/batches/{batch}/jobs",
     tag = "batches",
-    params(("batch" = String, Path, description = "Batch name: 1-64 letters, digits, '-', '_' or '.'")),
+    params(("batch" = inline(BatchNameText), Path, description = "Batch name: 1-64 letters, digits, '-', '_' or '.'")),
     request_body = EnqueueRequest,
     responses(
         (status = 200, description = "Enqueued (or already there)", body = EnqueueResponse),
@@ -111,14 +133,7 @@ pub async fn enqueue(
 ) -> JsonOk<EnqueueResponse> {
     let batch = BATCH_NAME.check(&batch).map_err(ServeError::Invalid)?;
     let product = product_or_default(request.product.as_deref())?;
-    let priority = match request.priority.as_deref() {
-        None => Priority::Normal,
-        Some(name) => Priority::from_str(name, false).map_err(|_| {
-            ServeError::Invalid(format!(
-                "{name:?} is not a priority: use high, normal or low"
-            ))
-        })?,
-    };
+    let priority = request.priority.map_or(Priority::Normal, Priority::from);
     if request.logins.is_empty() {
         return Err(ServeError::Invalid(
             "\"logins\" is empty: list at least one loginId".into(),
@@ -203,7 +218,7 @@ pub async fn list(
     get,
     path = "/api/v1/batches/{batch}",
     tag = "batches",
-    params(("batch" = String, Path, description = "Batch name")),
+    params(("batch" = inline(BatchNameText), Path, description = "Batch name")),
     responses(
         (status = 200, description = "The batch", body = Batch),
         (status = 401, description = "No or invalid token", body = ErrorBody),

@@ -7,27 +7,62 @@ use flinkq_shared::JobState;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiJson, JsonOk, login_of, product_filter};
+use super::{ApiJson, JsonOk, LoginIdText, ProductName, login_of, product_filter};
 use crate::serve::AppState;
 use crate::serve::auth::Operator;
 use crate::serve::error::{ErrorBody, ServeError};
 
-/// Which dead letters to requeue: `{"logins": [...]}` or `{"all": true}`.
+/// Which dead letters to requeue: `{"logins": [...]}` or `{"all": true}`,
+/// each with an optional `product`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RetryRequest {
+    /// Some logins.
+    Logins(RetryLogins),
+    /// Every dead letter.
+    All(RetryAll),
+}
+
+/// `{"logins": [...], "product"?}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RetryRequest {
+pub struct RetryLogins {
     /// These logins' newest dead job of the product.
+    #[schema(value_type = Vec<LoginIdText>, min_items = 1)]
+    pub logins: Vec<String>,
+    /// The product of their dead job (default `investments`).
     #[serde(default)]
-    pub logins: Option<Vec<String>>,
-    /// Every dead letter present when the request starts.
-    #[serde(default)]
-    pub all: Option<bool>,
-    /// With `logins`: the product of their dead job (default
-    /// `investments`). With `all`: only this product's (default: every
-    /// product).
-    #[serde(default)]
+    #[schema(value_type = Option<ProductName>)]
     pub product: Option<String>,
 }
+
+/// `{"all": true, "product"?}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryAll {
+    /// `true`: every dead letter present when the request starts.
+    #[schema(value_type = AllTrue)]
+    pub all: bool,
+    /// Only this product's (default: every product).
+    #[serde(default)]
+    #[schema(value_type = Option<ProductName>)]
+    pub product: Option<String>,
+}
+
+/// The literal `true`.
+#[derive(Debug)]
+pub struct AllTrue;
+
+impl utoipa::PartialSchema for AllTrue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Boolean)
+            .enum_values(Some([true]))
+            .into()
+    }
+}
+
+impl ToSchema for AllTrue {}
 
 /// What a retry did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,10 +80,13 @@ pub struct RetryReport {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
-    /// Only those that finished more than this long ago, e.g. `7d`, `12h`.
+    /// Only those that finished more than this long ago, e.g. `7d`, `12h`,
+    /// `0s` (every one).
+    #[schema(pattern = "^[0-9]{1,9}(ms|s|m|h|d)$", example = "7d")]
     pub older_than: String,
     /// Only this product's (default: every product).
     #[serde(default)]
+    #[schema(value_type = Option<ProductName>)]
     pub product: Option<String>,
 }
 
@@ -81,9 +119,9 @@ pub async fn retry(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RetryRequest>,
 ) -> JsonOk<RetryReport> {
-    let product = product_filter(request.product.as_deref())?;
-    match (request.logins, request.all.unwrap_or(false)) {
-        (None, true) => {
+    match request {
+        RetryRequest::All(RetryAll { all: true, product }) => {
+            let product = product_filter(product.as_deref())?;
             let page = crate::dead::retry_all_pages(&state.store, product).await?;
             Ok(Json(RetryReport {
                 requeued: page.requeued,
@@ -91,7 +129,8 @@ pub async fn retry(
                 not_dead: 0,
             }))
         }
-        (Some(logins), false) if !logins.is_empty() => {
+        RetryRequest::Logins(RetryLogins { logins, product }) if !logins.is_empty() => {
+            let product = product_filter(product.as_deref())?;
             // every loginId is checked before anything is requeued
             let mut parsed = Vec::with_capacity(logins.len());
             let mut invalid = Vec::new();

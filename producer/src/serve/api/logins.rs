@@ -11,7 +11,7 @@ use flinkq_shared::{JobSnapshot, Product};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{JsonOk, login_of, product_or_default};
+use super::{JsonOk, LoginIdText, ProductName, login_of, product_filter};
 use crate::serve::AppState;
 use crate::serve::auth::{Operator, Reader};
 use crate::serve::error::{ErrorBody, ServeError};
@@ -116,7 +116,9 @@ pub struct LoginJobs {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
-    /// The Flinks product (default: `investments`).
+    /// The Flinks product (default: `investments`; on a cancel it wins over
+    /// the body's).
+    #[param(inline, value_type = Option<ProductName>)]
     pub product: Option<String>,
 }
 
@@ -125,6 +127,8 @@ pub struct ProductQuery {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// The Flinks product (default: `investments`; `?product=` also works).
+    #[serde(default)]
+    #[schema(value_type = Option<ProductName>)]
     pub product: Option<String>,
 }
 
@@ -142,7 +146,7 @@ pub struct Cancelled {
     get,
     path = "/api/v1/logins/{loginId}/jobs",
     tag = "logins",
-    params(("loginId" = String, Path, description = "The loginId (UUID)")),
+    params(("loginId" = inline(LoginIdText), Path, description = "The loginId (UUID)")),
     responses(
         (status = 200, description = "Its jobs (empty when it has none)", body = LoginJobs),
         (status = 401, description = "No or invalid token", body = ErrorBody),
@@ -169,8 +173,8 @@ pub async fn jobs(
     path = "/api/v1/logins/{loginId}/results/{product}",
     tag = "logins",
     params(
-        ("loginId" = String, Path, description = "The loginId (UUID)"),
-        ("product" = String, Path, description = "The Flinks product"),
+        ("loginId" = inline(LoginIdText), Path, description = "The loginId (UUID)"),
+        ("product" = inline(ProductName), Path, description = "The Flinks product"),
     ),
     responses(
         (status = 200, description = "The payload (JSON, as Flinks sent it)", content_type = "application/json"),
@@ -204,7 +208,7 @@ pub async fn result(
     post,
     path = "/api/v1/logins/{loginId}/cancel",
     tag = "logins",
-    params(("loginId" = String, Path, description = "The loginId (UUID)"), ProductQuery),
+    params(("loginId" = inline(LoginIdText), Path, description = "The loginId (UUID)"), ProductQuery),
     request_body(content = Option<CancelRequest>, description = "Optional: the product (or ?product=)"),
     responses(
         (status = 200, description = "Cancelled", body = Cancelled),
@@ -214,7 +218,7 @@ pub async fn result(
         (status = 404, description = "No unfinished job of that product", body = ErrorBody),
         (status = 413, description = "Body over FLINKQ_SERVE_MAX_BODY", body = ErrorBody),
         (status = 415, description = "A body that is not application/json", body = ErrorBody),
-        (status = 422, description = "Not a loginId, unknown product, or two different products", body = ErrorBody),
+        (status = 422, description = "Not a loginId, or unknown product", body = ErrorBody),
         (status = 503, description = "Redis does not answer", body = ErrorBody),
     )
 )]
@@ -228,15 +232,11 @@ pub async fn cancel(
 ) -> JsonOk<Cancelled> {
     let login = login_of(&login)?;
     let from_body = optional_json::<CancelRequest>(&headers, &body)?.and_then(|b| b.product);
-    let name = match (query.product, from_body) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(ServeError::Invalid(format!(
-                "?product={a} and the body's product {b} differ: give one"
-            )));
-        }
-        (a, b) => a.or(b),
-    };
-    let product = product_or_default(name.as_deref())?;
+    // both are checked; ?product= wins over the body's (the answer names
+    // the product cancelled)
+    let from_query = product_filter(query.product.as_deref())?;
+    let from_body = product_filter(from_body.as_deref())?;
+    let product = from_query.or(from_body).unwrap_or_default();
     match state.store.cancel(&login, product).await? {
         Some(id) => Ok(Json(Cancelled {
             cancelled: id.to_string(),
@@ -264,7 +264,8 @@ fn optional_json<T: serde::de::DeserializeOwned>(
     if !is_json {
         return Err(ServeError::UnsupportedMediaType);
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| {
+    // `null` is an absent body too
+    serde_json::from_slice::<Option<T>>(body).map_err(|e| {
         if e.is_data() {
             ServeError::Invalid(format!(
                 "{e}: see the request schema in /api/v1/openapi.json"

@@ -183,6 +183,63 @@ impl From<StateCounts> for Counts {
     }
 }
 
+/// The loginId rule as a pattern, for the OpenAPI document: a hyphenated
+/// UUID (what `LoginId::parse` accepts).
+pub const LOGIN_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// The batch name rule (`BATCH_NAME`) as a pattern.
+pub const BATCH_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// A Flinks product name: the document lists the products of the table
+/// (read when the document is built, so a sixth product appears by itself).
+#[derive(Debug)]
+pub struct ProductName;
+
+impl utoipa::PartialSchema for ProductName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Product::all().map(|p| p.as_str())))
+            .description(Some("A Flinks product"))
+            .into()
+    }
+}
+
+impl ToSchema for ProductName {}
+
+/// A loginId in a list: a hyphenated UUID.
+#[derive(Debug)]
+pub struct LoginIdText;
+
+impl utoipa::PartialSchema for LoginIdText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(LOGIN_PATTERN))
+            .examples(["5e115eac-1209-4f19-641c-08d6d484e2fe"])
+            .into()
+    }
+}
+
+impl ToSchema for LoginIdText {}
+
+/// A batch name: 1-64 letters, digits, '-', '_' or '.'.
+#[derive(Debug)]
+pub struct BatchNameText;
+
+impl utoipa::PartialSchema for BatchNameText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(BATCH_PATTERN))
+            .examples(["nightly-2026-11-25"])
+            .into()
+    }
+}
+
+impl ToSchema for BatchNameText {}
+
 /// A loginId from a path.
 pub fn login_of(text: &str) -> Result<LoginId, ServeError> {
     LoginId::parse(text).map_err(|e| ServeError::Invalid(format!("{e}: a loginId is a UUID")))
