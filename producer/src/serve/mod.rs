@@ -136,9 +136,10 @@ pub async fn run(redis: &RedisArgs, args: &ServeArgs) -> Result<(), CliError> {
         openapi: Arc::new(OnceLock::new()),
         stream_block: Duration::from_secs(5),
     };
-    let access = match (state.tokens.configured(), args.addr.ip().is_loopback()) {
-        (true, _) => "bearer tokens required",
-        (false, _) => "no token set: open to this host only",
+    let access = if state.tokens.configured() {
+        "bearer tokens required"
+    } else {
+        "no token set: open to this host only"
     };
     let app = api::app(state);
     tracing::info!(addr = %local, "flinkq serve listening on http://{local}/api/v1 ({access})");
