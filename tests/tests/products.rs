@@ -37,12 +37,7 @@ async fn every_product_runs_end_to_end_with_a_worker_killed_mid_poll() {
     }
     let expected_total = (logins.len() * products.len()) as u64;
     assert_eq!(
-        world
-            .store
-            .counts(Some("every"))
-            .await
-            .expect("counts")
-            .total,
+        world.store.counts(Some("every")).await.expect("counts").total,
         expected_total,
         "one job per (login, product)"
     );
@@ -59,7 +54,9 @@ async fn every_product_runs_end_to_end_with_a_worker_killed_mid_poll() {
     world.sim.note_crash();
     let _restarted = WorkerProcess::spawn(&world.setup);
 
-    let counts = world.wait_finished("every", Duration::from_secs(180)).await;
+    let counts = world
+        .wait_finished("every", Duration::from_secs(180))
+        .await;
     assert_eq!(counts.succeeded, 180 * products.len() as u64, "{counts:?}");
     assert_eq!(counts.failed, 20 * products.len() as u64, "{counts:?}");
     for product in &products {
@@ -123,7 +120,9 @@ async fn attributes_resume_after_sigkill_between_stages() {
         .collect();
 
     let _restarted = WorkerProcess::spawn(&world.setup);
-    let counts = world.wait_finished("stages", Duration::from_secs(60)).await;
+    let counts = world
+        .wait_finished("stages", Duration::from_secs(60))
+        .await;
     assert_eq!(counts.succeeded, 5, "{counts:?}");
     for (login, (authorizes, detail_calls)) in logins.iter().zip(at_kill) {
         let stats = world.sim.login_stats(&login.to_string());
@@ -132,10 +131,7 @@ async fn attributes_resume_after_sigkill_between_stages() {
             detail_calls,
             "{login}: GetAccountsDetail called again after the restart"
         );
-        assert_eq!(
-            stats.authorize_calls, authorizes,
-            "{login}: the session was kept"
-        );
+        assert_eq!(stats.authorize_calls, authorizes, "{login}: the session was kept");
         assert_eq!(authorizes, 1, "{login}");
         assert!(
             stats
@@ -148,10 +144,7 @@ async fn attributes_resume_after_sigkill_between_stages() {
             &std::fs::read(world.result_path(login, attributes)).expect("result file"),
         )
         .expect("JSON");
-        assert!(
-            payload.get("Card").is_some(),
-            "{login}: the attributes card"
-        );
+        assert!(payload.get("Card").is_some(), "{login}: the attributes card");
     }
     assert_eq!(world.sim.violations(), vec![]);
 }
