@@ -46,6 +46,9 @@ pub enum Command {
     /// Run until SIGTERM/SIGINT, refreshing every registered login at each cron
     /// tick. Replicas are safe: each tick is run by exactly one of them.
     Schedule(ScheduleArgs),
+    /// Run the HTTP API (JSON under /api/v1) until SIGTERM/SIGINT: enqueue,
+    /// batches, a login's jobs, dead letters, live events.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// `flinkq schedule`.

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use flinkq_shared::store::{DeadPage, DeadWalk, PurgeSet, Store};
+use flinkq_shared::store::{DeadPage, DeadWalk, PurgeSet, Store, StoreError};
 use flinkq_shared::{JobState, LoginId, Product};
 
 use crate::cli::{DeadAction, DeadArgs};
@@ -33,17 +33,7 @@ pub async fn run(store: &Store, args: &DeadArgs, out: &mut impl Write) -> Result
             older_than,
             product,
         } => {
-            let (mut purged, mut kept) = (0, 0);
-            loop {
-                let (removed, other) = store
-                    .purge_page(PurgeSet::Dead, *older_than, PAGE, *product, kept)
-                    .await?;
-                purged += removed;
-                kept += other;
-                if removed + other < PAGE as u64 {
-                    break;
-                }
-            }
+            let purged = purge(store, *older_than, *product).await?;
             writeln!(
                 out,
                 "purged {purged} dead {}jobs finished more than {} ago",
@@ -159,14 +149,7 @@ async fn retry_all(
     product: Option<Product>,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let mut walk = DeadWalk::start();
-    let mut total = DeadPage::default();
-    while !walk.done {
-        let page = store.retry_dead_page(&mut walk, PAGE, product).await?;
-        total.requeued += page.requeued;
-        total.skipped += page.skipped;
-        total.orphans += page.orphans;
-    }
+    let total = retry_all_pages(store, product).await?;
     writeln!(
         out,
         "requeued {}, skipped {} (their login already has an unfinished job of that product){}",
@@ -182,4 +165,41 @@ async fn retry_all(
         )?;
     }
     Ok(())
+}
+
+/// Walks every dead letter present when it starts (see `retry_all`) and
+/// requeues them; what the pages did, summed.
+pub async fn retry_all_pages(
+    store: &Store,
+    product: Option<Product>,
+) -> Result<DeadPage, StoreError> {
+    let mut walk = DeadWalk::start();
+    let mut total = DeadPage::default();
+    while !walk.done {
+        let page = store.retry_dead_page(&mut walk, PAGE, product).await?;
+        total.requeued += page.requeued;
+        total.skipped += page.skipped;
+        total.orphans += page.orphans;
+    }
+    Ok(total)
+}
+
+/// Deletes the dead letters (of `product`, or every product) that finished
+/// more than `older_than` ago, page by page; how many were deleted.
+pub async fn purge(
+    store: &Store,
+    older_than: std::time::Duration,
+    product: Option<Product>,
+) -> Result<u64, StoreError> {
+    let (mut purged, mut kept) = (0, 0);
+    loop {
+        let (removed, other) = store
+            .purge_page(PurgeSet::Dead, older_than, PAGE, product, kept)
+            .await?;
+        purged += removed;
+        kept += other;
+        if removed + other < PAGE as u64 {
+            return Ok(purged);
+        }
+    }
 }

@@ -147,6 +147,9 @@ pub enum CliError {
     /// A signal handler cannot be installed.
     #[error(transparent)]
     Signal(#[from] flinkq_shared::shutdown::SignalError),
+    /// `flinkq serve` cannot start or stopped.
+    #[error(transparent)]
+    Serve(Box<crate::serve::error::ServeError>),
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -182,6 +185,13 @@ impl CliError {
             CliError::Store(_) | CliError::EnqueueInterrupted { .. } => exit::UNAVAILABLE,
             CliError::Output(_) => 74,
             CliError::BatchNotAllSucceeded { .. } => exit::SOME_FAILED,
+            CliError::Serve(error) => error.exit_code(),
         }
+    }
+}
+
+impl From<crate::serve::error::ServeError> for CliError {
+    fn from(error: crate::serve::error::ServeError) -> Self {
+        CliError::Serve(Box::new(error))
     }
 }

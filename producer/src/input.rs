@@ -64,6 +64,22 @@ impl Validator {
         Ok(())
     }
 
+    /// Adds one value of a JSON list (the HTTP API): the same rule as a
+    /// line, except that a blank value or a `#` comment is not skipped but
+    /// invalid (a list element is never a comment).
+    pub fn add_value(
+        &mut self,
+        location: impl FnOnce() -> String,
+        text: &str,
+    ) -> std::io::Result<()> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            self.reject(location, format!("{text:?} is not a loginId (a UUID)"));
+            return Ok(());
+        }
+        self.add(location, text)
+    }
+
     fn reject(&mut self, location: impl FnOnce() -> String, reason: String) {
         self.invalid_count += 1;
         if self.invalid.len() < MAX_KEPT_INVALID {

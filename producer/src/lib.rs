@@ -16,6 +16,7 @@
 //! - [`cancel`]: `flinkq cancel`.
 //! - [`schedule`]: `flinkq schedule`, the cron scheduler (cron and time zone,
 //!   the pure tick decision, the loop, signals).
+//! - [`serve`]: `flinkq serve`, the HTTP API (one file per resource under `serve/api/`).
 //! - [`batch_name`]: generated batch names.
 //! - [`redis_retry`]: short capped retries that ride out a Redis restart.
 //! - [`error`]: the `CliError` enum and exit codes.
@@ -34,6 +35,7 @@ pub mod redis_retry;
 pub mod refresh;
 pub mod result;
 pub mod schedule;
+pub mod serve;
 pub mod status;
 pub mod watch;
 
@@ -83,5 +85,6 @@ pub async fn run(cli: &Cli, out: &mut impl std::io::Write) -> Result<(), CliErro
             };
             schedule::run(&store, &plan, args, out, shutdown).await
         }
+        Command::Serve(args) => serve::run(&cli.redis, args).await,
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use flinkq_shared::result_record::decompress;
 use flinkq_shared::store::Store;
-use flinkq_shared::{LoginId, Product, ResultPlace, StoredResult};
+use flinkq_shared::{JobSnapshot, LoginId, Product, ResultPlace, StoredResult};
 
 use crate::cli::ResultArgs;
 use crate::error::CliError;
@@ -15,8 +15,37 @@ use crate::error::CliError;
 pub async fn run(store: &Store, args: &ResultArgs, out: &mut impl Write) -> Result<(), CliError> {
     let login = LoginId::parse(&args.login_id).map_err(CliError::BadLoginId)?;
     let product = args.product;
-    let stored = store.stored_result(&login, product).await?;
-    let newest = store.job_for_login(&login, product).await?;
+    let (stored, newest) = find(store, &login, product).await?;
+    if let Some(job) = newest.filter(|job| job.id != stored.job) {
+        eprintln!(
+            "flinkq: note: this payload is from job {}; the newest {product} job of {login} is {} ({})",
+            stored.job, job.id, job.state
+        );
+    }
+    if args.meta {
+        let meta = meta(&login, product, &stored, store);
+        serde_json::to_writer_pretty(&mut *out, &meta).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let payload = read_payload(store, &login, product, &stored)?;
+    out.write_all(&payload)?;
+    if !payload.ends_with(b"\n") {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The login's newest stored result of `product` and its newest job of
+/// that product; when there is no stored result, why not (no job, the job
+/// is unfinished or failed, the result expired).
+pub async fn find(
+    store: &Store,
+    login: &LoginId,
+    product: Product,
+) -> Result<(StoredResult, Option<JobSnapshot>), CliError> {
+    let stored = store.stored_result(login, product).await?;
+    let newest = store.job_for_login(login, product).await?;
     let Some(stored) = stored else {
         return Err(match newest {
             None => CliError::NoJob {
@@ -38,33 +67,26 @@ pub async fn run(store: &Store, args: &ResultArgs, out: &mut impl Write) -> Resu
             },
         });
     };
-    if let Some(job) = newest.filter(|job| job.id != stored.job) {
-        eprintln!(
-            "flinkq: note: this payload is from job {}; the newest {product} job of {login} is {} ({})",
-            stored.job, job.id, job.state
-        );
-    }
-    if args.meta {
-        let meta = meta(&login, product, &stored, store);
-        serde_json::to_writer_pretty(&mut *out, &meta).map_err(std::io::Error::from)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let payload = match &stored.place {
+    Ok((stored, newest))
+}
+
+/// The payload bytes of a stored result, from whichever sink holds them.
+pub fn read_payload(
+    store: &Store,
+    login: &LoginId,
+    product: Product,
+    stored: &StoredResult,
+) -> Result<Vec<u8>, CliError> {
+    match &stored.place {
         ResultPlace::Redis(gzip) => decompress(gzip).map_err(|source| CliError::CorruptResult {
-            key: store.keys().result(&login, product),
+            key: store.keys().result(login, product),
             source,
-        })?,
+        }),
         ResultPlace::File(path) => std::fs::read(path).map_err(|source| CliError::ResultFile {
             path: path.clone(),
             source,
-        })?,
-    };
-    out.write_all(&payload)?;
-    if !payload.ends_with(b"\n") {
-        writeln!(out)?;
+        }),
     }
-    Ok(())
 }
 
 /// `--meta`: where the payload is, without it.

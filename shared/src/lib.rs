@@ -12,6 +12,7 @@
 //! - [`transition`]: the pure state machine, `plan` and `transition`.
 //! - [`store`]: the Redis key schema and the atomic Lua scripts.
 //! - [`result_record`]: where a job's payload is stored, and its gzip encoding.
+//! - [`secret`]: `Secret`, a string never shown in logs or `Debug`.
 //! - [`redis_args`]: the Redis and namespace flags both binaries share.
 //! - [`instance`]: this process's name among its replicas.
 //! - [`shutdown`]: the shutdown signal (first SIGTERM or SIGINT) of both binaries.
@@ -26,6 +27,7 @@ pub mod policy;
 pub mod product;
 pub mod redis_args;
 pub mod result_record;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@
 //! - [`redis_harness`]: a private `redis-server` per test (free port, own dir, kill/restart, AOF).
 //! - [`redis_topology`]: a Sentinel group and a Redis Cluster of real processes around a harness node.
 //! - [`scenario`]: the usual end-to-end test bed (Redis, simulator, worker setup, store) in one call.
+//! - [`serve_process`]: a real `flinkq serve` (free port, both tokens) and an SSE reader.
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
 pub mod bench;
@@ -22,5 +23,6 @@ pub mod prom_text;
 pub mod redis_harness;
 pub mod redis_topology;
 pub mod scenario;
+pub mod serve_process;
 pub mod sim;
 pub mod worker_process;

@@ -36,11 +36,13 @@
 //! `claim` (claiming and the [`Claim`] that owns a claimed job's fenced
 //! operations, the reaper), `commit` (named commit arguments, commit and its
 //! read-back), `enqueue`, `dead` (dead letters and cancel), `registry`,
-//! `read` (jobs, counts, batches, queue gauges), `results`, `schedule`,
+//! `read` (jobs, counts, batches, queue gauges), `api_read` (the HTTP
+//! API's read models and its live feed), `results`, `schedule`,
 //! `event_group`, `server`, `topology` (standalone, Sentinel or Cluster
 //! behind one [`RedisConnection`]). Key names live in `keys` for Rust and Lua alike;
 //! job-hash field names in `fields`.
 
+mod api_read;
 mod claim;
 mod commit;
 mod connection;
@@ -62,6 +64,7 @@ mod topology;
 
 use std::time::Duration;
 
+pub use api_read::{BadCursor, StreamCursor, StreamEvent};
 pub use claim::{Begin, Claim, Claimed, HeldClaim, RateLimit, Reaped};
 pub use commit::{COMMIT_ARGS, CommitOutcome, CommitParams};
 pub use connection::{Store, StoreConfig};

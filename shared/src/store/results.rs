@@ -46,32 +46,7 @@ impl Store {
             .await?;
         entries
             .into_iter()
-            .map(|(id, fields)| {
-                let get = |name: &str| fields.get(name).cloned();
-                let job: JobId = get("job")
-                    .and_then(|j| j.parse().ok())
-                    .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: no job id")))?;
-                let state = get("state")
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| StoreError::reply(OP, format!("entry {id}: bad state")))?;
-                let product = match get("product") {
-                    None => Product::DEFAULT,
-                    Some(name) => name.parse().map_err(|e| {
-                        StoreError::reply(OP, format!("entry {id}: {e} (upgrade this flinkq)"))
-                    })?,
-                };
-                Ok(ResultEntry {
-                    job,
-                    login: get("login").unwrap_or_default(),
-                    product,
-                    batch: get("batch").unwrap_or_default(),
-                    state,
-                    sink: get("sink"),
-                    location: get("location"),
-                    error: get("error"),
-                    id,
-                })
-            })
+            .map(|(id, fields)| result_entry(OP, id, &fields))
             .collect()
     }
 
@@ -159,4 +134,36 @@ impl Store {
             .map_err(StoreError::command(op))?;
         Ok(reply::stream_entries(&reply))
     }
+}
+
+/// One `results` stream entry as a [`ResultEntry`].
+pub(crate) fn result_entry(
+    op: &'static str,
+    id: String,
+    fields: &HashMap<String, String>,
+) -> Result<ResultEntry, StoreError> {
+    let get = |name: &str| fields.get(name).cloned();
+    let job: JobId = get("job")
+        .and_then(|j| j.parse().ok())
+        .ok_or_else(|| StoreError::reply(op, format!("entry {id}: no job id")))?;
+    let state = get("state")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::reply(op, format!("entry {id}: bad state")))?;
+    let product = match get("product") {
+        None => Product::DEFAULT,
+        Some(name) => name
+            .parse()
+            .map_err(|e| StoreError::reply(op, format!("entry {id}: {e} (upgrade this flinkq)")))?,
+    };
+    Ok(ResultEntry {
+        job,
+        login: get("login").unwrap_or_default(),
+        product,
+        batch: get("batch").unwrap_or_default(),
+        state,
+        sink: get("sink"),
+        location: get("location"),
+        error: get("error"),
+        id,
+    })
 }

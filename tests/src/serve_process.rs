@@ -1,0 +1,262 @@
+//! A real `flinkq serve` process on a free loopback port, and a reader of
+//! its Server-Sent Events, for the HTTP API tests.
+
+use std::time::{Duration, Instant};
+
+use crate::scenario::Scenario;
+use crate::worker_process::{FlinkqProcess, flinkq_command, free_port, wait_for};
+
+/// The full-access token [`ServeProcess::start`] sets.
+pub const FULL_TOKEN: &str = "full-token-for-tests-0123456789";
+/// The read-only token [`ServeProcess::start`] sets.
+pub const READ_TOKEN: &str = "read-token-for-tests-9876543210";
+
+/// A running `flinkq serve`. SIGKILLed when dropped.
+#[derive(Debug)]
+pub struct ServeProcess {
+    /// The process (its stderr is the server's log).
+    pub process: FlinkqProcess,
+    /// Where it listens.
+    pub port: u16,
+}
+
+impl ServeProcess {
+    /// `flinkq serve` on `world`'s Redis and namespace with both tokens
+    /// ([`FULL_TOKEN`], [`READ_TOKEN`]) and `env`; returns once its health
+    /// endpoint answers 200.
+    pub async fn start(world: &Scenario, env: &[(&str, &str)]) -> ServeProcess {
+        let mut all = vec![
+            ("FLINKQ_API_TOKEN", FULL_TOKEN),
+            ("FLINKQ_API_READ_TOKEN", READ_TOKEN),
+        ];
+        all.extend_from_slice(env);
+        ServeProcess::start_with(world, &all).await
+    }
+
+    /// `flinkq serve` with exactly `env` (no token unless given).
+    pub async fn start_with(world: &Scenario, env: &[(&str, &str)]) -> ServeProcess {
+        let port = free_port();
+        let mut command = flinkq_command(&world.redis.url(), &world.setup.namespace);
+        command
+            .arg("serve")
+            .env("FLINKQ_SERVE_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
+        let mut process =
+            FlinkqProcess::spawn(command, world.work.path(), &format!("serve-{port}"));
+        let url = format!("http://127.0.0.1:{port}/api/v1/health");
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status().as_u16() == 200
+            {
+                break;
+            }
+            if let Some(status) = process.try_exit_status() {
+                panic!(
+                    "flinkq serve exited ({status}) before answering:\n{}",
+                    process.stderr()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "flinkq serve did not answer within 30s:\n{}",
+                process.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ServeProcess { process, port }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A client request to `path` with `token` as bearer (`None`: no header).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = reqwest::Client::new().request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// GET `path` with the full token: status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        send_json(self.request(reqwest::Method::GET, path, Some(FULL_TOKEN))).await
+    }
+
+    /// POST `body` as JSON to `path` with the full token: status and JSON body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        send_json(
+            self.request(reqwest::Method::POST, path, Some(FULL_TOKEN))
+                .json(body),
+        )
+        .await
+    }
+
+    /// Opens `GET /api/v1/events<query>` with the full token, resuming
+    /// after `last_event_id` if given.
+    pub async fn events(&self, query: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut request = self.request(
+            reqwest::Method::GET,
+            &format!("/api/v1/events{query}"),
+            Some(FULL_TOKEN),
+        );
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("GET /api/v1/events");
+        assert_eq!(response.status().as_u16(), 200, "events stream refused");
+        SseReader {
+            response,
+            buffer: String::new(),
+        }
+    }
+}
+
+/// Sends `request`: its status and JSON body (`null` if it is not JSON).
+pub async fn send_json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// `id:`.
+    pub id: Option<String>,
+    /// `event:`.
+    pub event: Option<String>,
+    /// `data:` (lines joined by newlines).
+    pub data: String,
+}
+
+impl SseEvent {
+    /// The data as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Reads events off an open `text/event-stream` response.
+#[derive(Debug)]
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    /// The next event (keep-alive comments skipped); panics after `timeout`
+    /// or if the stream ends.
+    pub async fn next(&mut self, timeout: Duration) -> SseEvent {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: None,
+                    data: String::new(),
+                };
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        event.id = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("event:") {
+                        event.event = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+                    }
+                }
+                if data.is_empty() && event.event.is_none() {
+                    continue; // a comment (keep-alive)
+                }
+                event.data = data.join("\n");
+                return event;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no event within {timeout:?}");
+            let chunk = tokio::time::timeout(left, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no event within {timeout:?}"))
+                .expect("read the event stream")
+                .expect("the event stream ended");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads events until one of type `event` for which `pick` holds;
+    /// returns every event read, that one last.
+    pub async fn until(
+        &mut self,
+        event: &str,
+        timeout: Duration,
+        pick: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<SseEvent> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = self.next(left.max(Duration::from_millis(1))).await;
+            let done = next.event.as_deref() == Some(event) && pick(&next.json());
+            seen.push(next);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+/// Waits until `flinkq serve`'s batch `batch` reports every job finished.
+pub async fn wait_batch_finished(
+    serve: &ServeProcess,
+    batch: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    wait_for(&format!("batch {batch} to finish"), timeout, async || {
+        let (status, body) = serve.get_json(&format!("/api/v1/batches/{batch}")).await;
+        let counts = &body["counts"];
+        let open = ["queued", "authorizing", "polling"]
+            .iter()
+            .map(|s| counts[s].as_u64().unwrap_or(1))
+            .sum::<u64>();
+        (status == 200 && open == 0).then_some(body)
+    })
+    .await
+}
+
+/// The `schemathesis` command: `FLINKQ_SCHEMATHESIS`, else the virtualenv
+/// `scripts/test` installs it into (`~/.cache/flinkq/schemathesis`), else
+/// the one on PATH.
+pub fn schemathesis() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("FLINKQ_SCHEMATHESIS") {
+        return path.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cache"))
+        });
+    if let Some(venv) = cache.map(|dir| dir.join("flinkq/schemathesis/bin/schemathesis"))
+        && venv.exists()
+    {
+        return venv;
+    }
+    "schemathesis".into()
+}
