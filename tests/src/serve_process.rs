@@ -260,3 +260,91 @@ pub fn schemathesis() -> std::path::PathBuf {
     }
     "schemathesis".into()
 }
+
+/// A browser of the console: a cookie store, redirects not followed (a
+/// test sees where each answer sends it).
+#[derive(Debug)]
+pub struct ConsoleBrowser {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// One console answer.
+#[derive(Debug)]
+pub struct ConsolePage {
+    /// Its status.
+    pub status: u16,
+    /// Its headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Its body.
+    pub body: String,
+}
+
+impl ConsolePage {
+    /// Where a redirect sends the browser.
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// The CSRF token of the page's forms.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF field in the page:\n{}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').expect("end of the CSRF value");
+        self.body[start..start + end].to_owned()
+    }
+}
+
+impl ConsoleBrowser {
+    /// A browser with no session yet.
+    pub fn new(serve: &ServeProcess) -> ConsoleBrowser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        ConsoleBrowser {
+            client,
+            base: serve.url(""),
+        }
+    }
+
+    /// A browser signed in with `token` (asserts the sign-in worked).
+    pub async fn signed_in(serve: &ServeProcess, token: &str) -> ConsoleBrowser {
+        let browser = ConsoleBrowser::new(serve);
+        let page = browser.post("/signin", &[("token", token)]).await;
+        assert_eq!(page.status, 303, "sign-in refused: {}", page.body);
+        browser
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> ConsolePage {
+        Self::read(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    /// POST `fields` as a form to `path`.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> ConsolePage {
+        Self::read(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(fields),
+        )
+        .await
+    }
+
+    async fn read(request: reqwest::RequestBuilder) -> ConsolePage {
+        let response = request.send().await.expect("console request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("console body");
+        ConsolePage {
+            status,
+            headers,
+            body,
+        }
+    }
+}

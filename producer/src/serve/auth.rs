@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use flinkq_shared::secret::Secret;
@@ -121,8 +122,17 @@ pub struct Reader;
 #[derive(Debug, Clone, Copy)]
 pub struct Operator;
 
+/// The bearer token's access; without one, a console session's for a GET
+/// (the console's live updates read the API; anything that acts needs the
+/// bearer token, so a cookie alone never changes anything through the API).
 fn access_of(parts: &Parts, state: &AppState) -> Result<Access, ServeError> {
     let header = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    if header.is_none()
+        && parts.method == Method::GET
+        && let Some(session) = state.sessions.of(&parts.headers)
+    {
+        return Ok(session.access);
+    }
     state.tokens.access(header)
 }
 

@@ -68,6 +68,11 @@ pub enum ServeError {
     /// A read-only token on an action or a payload.
     #[error("the read-only token cannot {0}: use the full token (FLINKQ_API_TOKEN)")]
     Forbidden(&'static str),
+    /// A console form without this session's CSRF token.
+    #[error(
+        "this form is out of date or did not come from this console (CSRF token missing or wrong): reload the page and submit it again"
+    )]
+    BadCsrf,
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
@@ -135,7 +140,7 @@ impl ServeError {
     pub fn status(&self) -> StatusCode {
         match self {
             ServeError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ServeError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServeError::Forbidden(_) | ServeError::BadCsrf => StatusCode::FORBIDDEN,
             ServeError::NotFound(_) => StatusCode::NOT_FOUND,
             ServeError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

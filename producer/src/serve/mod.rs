@@ -11,11 +11,12 @@
 //! - [`openapi`]: the OpenAPI document, generated from the handlers.
 //! - [`error`]: `ServeError`, mapped to statuses and `{"error": …}` bodies.
 //!
-//! Server-rendered console pages will be routes beside `api` on the same
-//! state and tokens.
+//! - [`console`]: the server-rendered console under `/`, on the same state
+//!   and tokens (sign-in sessions in memory).
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod openapi;
 
@@ -100,6 +101,8 @@ pub struct AppState {
     pub openapi: Arc<OnceLock<String>>,
     /// How long one `XREAD BLOCK` of an event stream waits.
     pub stream_block: Duration,
+    /// Console sign-in sessions.
+    pub sessions: Arc<console::session::Sessions>,
 }
 
 /// Runs `flinkq serve` until SIGTERM or SIGINT.
@@ -135,6 +138,7 @@ pub async fn run(redis: &RedisArgs, args: &ServeArgs) -> Result<(), CliError> {
         shutdown: shutdown.clone(),
         openapi: Arc::new(OnceLock::new()),
         stream_block: Duration::from_secs(5),
+        sessions: Arc::default(),
     };
     let access = if state.tokens.configured() {
         "bearer tokens required"
@@ -142,7 +146,7 @@ pub async fn run(redis: &RedisArgs, args: &ServeArgs) -> Result<(), CliError> {
         "no token set: open to this host only"
     };
     let app = api::app(state);
-    tracing::info!(addr = %local, "flinkq serve listening on http://{local}/api/v1 ({access})");
+    tracing::info!(addr = %local, "flinkq serve listening on http://{local}/ (console) and /api/v1 ({access})");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let signal = signal.await;

@@ -27,8 +27,8 @@ use super::error::{ErrorBody, ServeError};
 use super::openapi;
 
 /// The Content-Security-Policy of every API response: JSON is never a
-/// page, so nothing may load, frame or submit from it. (Console pages will
-/// set their own, as strict, before this layer sees them.)
+/// page, so nothing may load, frame or submit from it. (Console pages set
+/// their own, as strict, before this layer sees them.)
 const API_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> Router {
     let _ = state.openapi.set(rendered);
     let max_body = state.max_body;
     router
+        .merge(super::console::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
@@ -97,10 +98,13 @@ async fn security_headers(request: Request, next: Next) -> Response {
 async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
+    // console pages (HTML) carry their own error pages
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
