@@ -188,6 +188,12 @@ async fn a_failed_login_reads_in_plain_words_and_the_dead_page_retries_it() {
         "{}",
         batch.body
     );
+    // the live updates read the API with the session cookie; it never acts with it
+    let api = operator.get("/api/v1/batches/mixed").await;
+    assert_eq!(api.status, 200, "{}", api.body);
+    assert!(api.body.contains("\"succeeded\":1"), "{}", api.body);
+    let acted = operator.post("/api/v1/dead/retry", &[("csrf", "x")]).await;
+    assert_eq!(acted.status, 401, "{}", acted.body);
 
     // the dead page lists it (filtered by its code); its Retry button requeues it
     let dead = operator
