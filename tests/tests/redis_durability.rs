@@ -106,7 +106,12 @@ async fn acknowledged_commits_survive_five_failovers_with_wait_replicas() {
     for round in 0..5 {
         let batch = format!("round-{round}");
         let logins = world.logins(100, &Script::pending(3));
-        world.enqueue(&batch, &logins).await;
+        // the store's first command after a failover may meet the old
+        // primary's dead connection (unanswered): enqueueing again is safe
+        wait_for("the enqueue", Duration::from_secs(30), async || {
+            world.store.enqueue(&batch, &logins).await.ok()
+        })
+        .await;
         // mid-batch: every login of the round polled once
         world.wait_polled(&logins, 1, Duration::from_secs(60)).await;
         let log_len = std::fs::metadata(&world.setup.log_file)
@@ -158,8 +163,11 @@ async fn acknowledged_commits_survive_five_failovers_with_wait_replicas() {
                 at = prior_of
                     .get(&(id.clone(), at.clone()))
                     .unwrap_or_else(|| {
+                        let kept = std::env::temp_dir().join("flinkq-failovers-worker.log");
+                        let _ = std::fs::write(&kept, &log);
                         panic!(
-                            "job {id}: commit {at} in Redis was never reported applied by a worker"
+                            "job {id}: commit {at} in Redis was never reported applied by a worker (worker log kept in {})",
+                            kept.display()
                         )
                     })
                     .clone();

@@ -174,7 +174,7 @@ impl Claim {
         tracing::debug!(
             job = %self.job.id,
             commit = %params.commit_id,
-            prior = self.prior_commit.as_deref().unwrap_or("none"),
+            prior = %self.prior_commit.as_deref().unwrap_or("none"),
             outcome = ?outcome,
             acknowledged = matches!(acked, Acked::Enough),
             "commit applied"
