@@ -45,6 +45,17 @@ pub struct RedisArgs {
     /// Give up on one Redis answer after this long (humantime, e.g. 5s).
     #[arg(long, env = "FLINKQ_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_redis_timeout)]
     pub redis_timeout: Duration,
+
+    /// Replicas that must confirm each commit and enqueue (Redis `WAIT`)
+    /// before it counts as done; 0 (the default) does not wait. A commit not
+    /// confirmed within --redis-wait-timeout is retried like a commit whose
+    /// answer was lost, so an acknowledged transition survives a failover.
+    #[arg(long, env = "FLINKQ_REDIS_WAIT_REPLICAS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub redis_wait_replicas: u32,
+
+    /// How long one `WAIT` may block (humantime, e.g. 1s).
+    #[arg(long, env = "FLINKQ_REDIS_WAIT_TIMEOUT", default_value = "1s", value_parser = parse_wait_timeout)]
+    pub redis_wait_timeout: Duration,
 }
 
 impl RedisArgs {
@@ -55,6 +66,8 @@ impl RedisArgs {
             ca_file: self.redis_ca_file.clone(),
             mode: self.redis_mode,
             sentinel_master: self.redis_sentinel_master.clone(),
+            wait_replicas: self.redis_wait_replicas,
+            wait_timeout: self.redis_wait_timeout,
             ..StoreConfig::new(&self.redis_url, &self.namespace)
         }
     }
@@ -71,6 +84,19 @@ fn parse_redis_timeout(input: &str) -> Result<Duration, String> {
     if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(60) {
         return Err(format!(
             "{input} is out of range: use between 10ms and 60s (e.g. 5s)"
+        ));
+    }
+    Ok(timeout)
+}
+
+/// One `WAIT`'s bound: zero would confirm nothing (Redis reads 0 as
+/// "forever"), and past 30 s a commit would hold its lease hostage to a
+/// replica that is gone.
+fn parse_wait_timeout(input: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(input).map_err(|e| e.to_string())?;
+    if timeout < Duration::from_millis(1) || timeout > Duration::from_secs(30) {
+        return Err(format!(
+            "{input} is out of range: use between 1ms and 30s (e.g. 1s)"
         ));
     }
     Ok(timeout)
@@ -192,6 +218,16 @@ mod tests {
         assert!(parse_redis_timeout("0s").is_err());
         assert!(parse_redis_timeout("2h").is_err());
         assert_eq!(parse_redis_timeout("300ms"), Ok(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn a_zero_or_huge_wait_timeout_is_refused() {
+        assert!(super::parse_wait_timeout("0s").is_err());
+        assert!(super::parse_wait_timeout("1m").is_err());
+        assert_eq!(
+            super::parse_wait_timeout("250ms"),
+            Ok(Duration::from_millis(250))
+        );
     }
 
     #[test]

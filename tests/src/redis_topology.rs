@@ -101,6 +101,8 @@ pub struct SentinelGroup {
     /// The replica of the primary: the one the Sentinels promote.
     pub replica: RedisServer,
     sentinels: Vec<SentinelProcess>,
+    /// Replicas attached later ([`SentinelGroup::attach_replica`]).
+    pub spares: Vec<RedisServer>,
 }
 
 impl SentinelGroup {
@@ -130,7 +132,46 @@ impl SentinelGroup {
                     && sentinels_listed(&peers, &sentinels, sentinel.port) == 2
             })?;
         }
-        Ok(SentinelGroup { replica, sentinels })
+        Ok(SentinelGroup {
+            replica,
+            sentinels,
+            spares: Vec::new(),
+        })
+    }
+
+    /// Starts a fresh replica of the primary on `primary_port` and waits
+    /// until it is in sync and every Sentinel lists it as a healthy replica
+    /// (so the next failover can promote it). Returns its port.
+    pub fn attach_replica(&mut self, primary_port: u16) -> std::io::Result<u16> {
+        let spare = RedisServer::start_with(RedisOptions {
+            extra_args: vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary_port.to_string(),
+            ],
+            ..RedisOptions::default()
+        })?;
+        let port = spare.port();
+        settle("the new replica's link to the primary", || {
+            redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")
+        })?;
+        for sentinel in &self.sentinels {
+            settle("each Sentinel listing the new replica as healthy", || {
+                healthy_replica(
+                    &redis_cli(sentinel.port, &["SENTINEL", "REPLICAS", MASTER_NAME]),
+                    port,
+                )
+            })?;
+        }
+        self.spares.push(spare);
+        Ok(port)
+    }
+
+    /// The group's server (the first replica or a spare) on `port`.
+    pub fn server_on(&mut self, port: u16) -> Option<&mut RedisServer> {
+        std::iter::once(&mut self.replica)
+            .chain(self.spares.iter_mut())
+            .find(|server| server.port() == port)
     }
 
     /// `redis://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>`: the
@@ -162,6 +203,25 @@ impl SentinelGroup {
         );
         answer.lines().nth(1)?.trim().parse().ok()
     }
+}
+
+/// Does a `SENTINEL REPLICAS` answer (as redis-cli prints it: one field or
+/// value per line, replica after replica) list the replica on `port` with
+/// plain `slave` flags (not down, not disconnected)?
+fn healthy_replica(answer: &str, port: u16) -> bool {
+    let lines: Vec<&str> = answer.lines().map(str::trim).collect();
+    let port = port.to_string();
+    lines.split(|line| *line == "name").any(|replica| {
+        let value = |field: &str| {
+            replica
+                .windows(2)
+                .find(|pair| pair[0] == field)
+                .map(|pair| pair[1])
+        };
+        value("port") == Some(port.as_str())
+            && value("flags") == Some("slave")
+            && value("master-link-status") == Some("ok")
+    })
 }
 
 /// How many of `all` (but `own`) appear in a `SENTINEL SENTINELS` answer.
@@ -251,6 +311,63 @@ impl RedisCluster {
             .find_map(|line| line.trim().strip_prefix("number_of_cached_scripts:"))
             .and_then(|n| n.parse().ok())
             .expect("INFO memory reports number_of_cached_scripts")
+    }
+
+    /// The node id of the master on `port` (`CLUSTER MYID`).
+    pub fn node_id(port: u16) -> String {
+        redis_cli(port, &["CLUSTER", "MYID"])
+    }
+
+    /// Moves `slot` and its keys from the master serving it to the master on
+    /// `to`, as `redis-cli --cluster reshard` does for each slot it moves:
+    /// `SETSLOT IMPORTING` on the target, `SETSLOT MIGRATING` on the
+    /// source, `MIGRATE` of the keys in batches of `batch`, then `SETSLOT
+    /// NODE` on every master. Clients meanwhile get `ASK` (keys already
+    /// moved) or `TRYAGAIN` (a multi-key call whose keys are split), then
+    /// `MOVED`. Returns how many keys moved.
+    pub fn migrate_slot(&self, slot: u16, to: u16, batch: usize) -> std::io::Result<usize> {
+        let from = self.master_of(slot);
+        let (from_id, to_id) = (RedisCluster::node_id(from), RedisCluster::node_id(to));
+        let slot_arg = slot.to_string();
+        let checked = |port: u16, args: &[&str]| -> std::io::Result<String> {
+            let answer = redis_cli(port, args);
+            if answer.starts_with("ERR") || answer.contains("ERR ") {
+                return Err(std::io::Error::other(format!(
+                    "{args:?} on {port}: {answer}"
+                )));
+            }
+            Ok(answer)
+        };
+        checked(
+            to,
+            &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &from_id],
+        )?;
+        checked(
+            from,
+            &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &to_id],
+        )?;
+        let mut moved = 0;
+        loop {
+            let count = batch.to_string();
+            let keys = checked(from, &["CLUSTER", "GETKEYSINSLOT", &slot_arg, &count])?;
+            let keys: Vec<&str> = keys
+                .lines()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter().copied());
+            checked(from, &args)?;
+            moved += keys.len();
+        }
+        for port in &self.ports {
+            checked(*port, &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &to_id])?;
+        }
+        Ok(moved)
     }
 
     /// The hash slot of `key` (`CLUSTER KEYSLOT`).

@@ -409,3 +409,16 @@ fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
     let _ = child.wait();
     None
 }
+
+/// Log text without its colour codes (the worker's `tracing` output keeps
+/// ANSI escapes even in a file).
+pub fn plain_log(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].split_once('m').map_or("", |(_, after)| after);
+    }
+    out.push_str(rest);
+    out
+}

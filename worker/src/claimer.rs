@@ -81,7 +81,7 @@ impl Claimer {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     self.health.redis_failed(&error);
-                    self.events.emit(Event::RedisError { op: RedisOp::Claim });
+                    self.events.emit(Event::redis_error(RedisOp::Claim, &error));
                     let delay = failures.next().unwrap_or(ERROR_BACKOFF_MAX);
                     warn!(%error, retry_in = ?delay, "claim failed; backing off");
                     drop(slots);

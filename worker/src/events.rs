@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use flinkq_shared::product::{Call, OnPending};
+use flinkq_shared::store::{RedisErrorKind, StoreError};
 use flinkq_shared::{JobState, Product, Step, TransitionKind};
 
 /// One thing that happened.
@@ -75,7 +76,19 @@ pub enum Event<'a> {
     RedisError {
         /// Which operation.
         op: RedisOp,
+        /// What kind of failure (READONLY, a cluster redirect, a timeout...).
+        kind: RedisErrorKind,
     },
+}
+
+impl Event<'_> {
+    /// `op` failed with `error`.
+    pub fn redis_error(op: RedisOp, error: &StoreError) -> Event<'static> {
+        Event::RedisError {
+            op,
+            kind: error.kind(),
+        }
+    }
 }
 
 /// Declares a label enum: its variants, their label spellings, `ALL` (so
@@ -130,6 +143,8 @@ label_enum! {
         Stats => "stats",
         /// The batch webhook's consumer group.
         Webhook => "webhook",
+        /// The readiness probe asking whether the primary takes writes.
+        Probe => "probe",
     }
 }
 

@@ -144,7 +144,7 @@ impl Executor {
                 }
                 Err(error) => {
                     warn!(%error, "cannot confirm the claim; leaving the step to run again after its lease");
-                    self.events.emit(Event::RedisError { op: RedisOp::Begin });
+                    self.events.emit(Event::redis_error(RedisOp::Begin, &error));
                     self.events.emit(Event::StepAbandoned {
                         product: claim.product,
                         reason: AbandonReason::Lost,
@@ -271,17 +271,15 @@ impl Executor {
                 }
                 Err(error) if Instant::now() + delay < lease_until => {
                     warn!(%error, retry_in = ?delay, "commit failed; retrying while the lease holds");
-                    self.events.emit(Event::RedisError {
-                        op: RedisOp::Commit,
-                    });
+                    self.events
+                        .emit(Event::redis_error(RedisOp::Commit, &error));
                     tokio::time::sleep(delay).await;
                     delay = delays.next().unwrap_or(COMMIT_RETRY_MAX);
                 }
                 Err(error) => {
                     warn!(%error, "commit failed and the lease is over; reading back whether it was applied");
-                    self.events.emit(Event::RedisError {
-                        op: RedisOp::Commit,
-                    });
+                    self.events
+                        .emit(Event::redis_error(RedisOp::Commit, &error));
                     return self.resolve(job, &params, t).await;
                 }
             }
@@ -313,9 +311,8 @@ impl Executor {
                 Err(error) => {
                     let delay = delays.next().unwrap_or(COMMIT_RETRY_MAX);
                     warn!(%error, retry_in = ?delay, "cannot read back the commit; retrying");
-                    self.events.emit(Event::RedisError {
-                        op: RedisOp::ResolveCommit,
-                    });
+                    self.events
+                        .emit(Event::redis_error(RedisOp::ResolveCommit, &error));
                     tokio::time::sleep(delay).await;
                 }
             }

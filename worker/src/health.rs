@@ -27,6 +27,10 @@ struct HealthInner {
     /// Set by the results probe; false (the default) means writable, so a
     /// worker without a results directory (the Redis sink) is never held back.
     results_unwritable: AtomicBool,
+    /// Set by the primary probe: the node serving the namespace is not a
+    /// primary that takes writes (a replica, or none answers). False (the
+    /// default) until the probe says otherwise.
+    primary_unwritable: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -36,6 +40,7 @@ struct Report {
     redis: &'static str,
     claiming: bool,
     results_writable: bool,
+    primary_writable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_redis_error: Option<String>,
 }
@@ -68,6 +73,18 @@ impl Health {
             .store(!writable, Ordering::Relaxed);
     }
 
+    /// The primary probe's latest answer.
+    pub fn set_primary_writable(&self, writable: bool) {
+        self.inner
+            .primary_unwritable
+            .store(!writable, Ordering::Relaxed);
+    }
+
+    /// Does a writable primary serve the namespace (as last probed)?
+    pub fn primary_writable(&self) -> bool {
+        !self.inner.primary_unwritable.load(Ordering::Relaxed)
+    }
+
     /// Can results be written (always true with the Redis sink)?
     pub fn results_writable(&self) -> bool {
         !self.inner.results_unwritable.load(Ordering::Relaxed)
@@ -85,6 +102,7 @@ impl Health {
             redis: if up { "up" } else { "down" },
             claiming: self.inner.claiming.load(Ordering::Relaxed),
             results_writable: self.results_writable(),
+            primary_writable: self.primary_writable(),
             last_redis_error: if up {
                 None
             } else {
@@ -99,8 +117,8 @@ impl Health {
 }
 
 /// Serves `/healthz` (alive: always 200, body says whether Redis is up),
-/// `/readyz` (200 only while Redis answers, the worker claims and results
-/// can be written) and
+/// `/readyz` (200 only while Redis answers, a writable primary serves the
+/// namespace, the worker claims and results can be written) and
 /// `/metrics` (Prometheus text format) until `stop`.
 pub async fn serve(
     listener: TcpListener,
@@ -135,7 +153,11 @@ async fn healthz(State(health): State<Health>) -> impl IntoResponse {
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     let report = health.report();
-    let status = if report.redis == "up" && report.claiming && report.results_writable {
+    let status = if report.redis == "up"
+        && report.primary_writable
+        && report.claiming
+        && report.results_writable
+    {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

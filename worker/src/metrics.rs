@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use flinkq_shared::store::{QueueStats, StateCounts};
+use flinkq_shared::store::{QueueStats, RedisErrorKind, StateCounts};
 use flinkq_shared::{JobState, LocalCode, Product, TransitionKind, known_code};
 use prometheus::core::Collector;
 use prometheus::{
@@ -33,6 +33,7 @@ pub struct Metrics {
     jobs: IntGaugeVec,
     in_flight: IntGauge,
     redis_errors: IntCounterVec,
+    unreplicated: IntCounter,
     webhook: IntCounterVec,
     lost_answers: IntCounterVec,
     orphans: IntCounter,
@@ -150,8 +151,12 @@ impl Metrics {
             in_flight: r.gauge("flinkq_steps_in_flight", "Steps this worker is running now."),
             redis_errors: r.counters(
                 "flinkq_redis_errors_total",
-                "Failed Redis calls, by operation.",
-                &["op"],
+                "Failed Redis calls, by operation and kind: readonly (a write reached a replica: a demoted primary), redirect (MOVED/ASK/TRYAGAIN/CLUSTERDOWN: the cluster's slot map moved), timeout, connection (refused, dropped), not_replicated (FLINKQ_REDIS_WAIT_REPLICAS not reached in time), other.",
+                &["op", "kind"],
+            ),
+            unreplicated: r.counter(
+                "flinkq_commits_unreplicated_total",
+                "Commits applied on the primary but not confirmed by FLINKQ_REDIS_WAIT_REPLICAS replicas within FLINKQ_REDIS_WAIT_TIMEOUT: not acknowledged, retried like a commit whose answer was lost.",
             ),
             webhook: r.counters(
                 "flinkq_batch_webhook_posts_total",
@@ -214,7 +219,10 @@ impl Metrics {
             }
         }
         for op in RedisOp::ALL {
-            self.redis_errors.with_label_values(&[op.as_str()]);
+            for kind in RedisErrorKind::ALL {
+                self.redis_errors
+                    .with_label_values(&[op.as_str(), kind.as_str()]);
+            }
         }
         for outcome in ["delivered", "failed"] {
             self.webhook.with_label_values(&[outcome]);
@@ -317,7 +325,14 @@ impl EventSink for Metrics {
                     .with_label_values(&[JobState::TimedOut.as_str()])
                     .inc_by(count);
             }
-            Event::RedisError { op } => self.redis_errors.with_label_values(&[op.as_str()]).inc(),
+            Event::RedisError { op, kind } => {
+                self.redis_errors
+                    .with_label_values(&[op.as_str(), kind.as_str()])
+                    .inc();
+                if op == RedisOp::Commit && kind == RedisErrorKind::NotReplicated {
+                    self.unreplicated.inc();
+                }
+            }
             Event::CommitAfterLostAnswer { outcome } => self
                 .lost_answers
                 .with_label_values(&[outcome.as_str()])
@@ -357,9 +372,12 @@ mod tests {
     fn every_label_enum_value_has_a_series_from_the_start() {
         let text = Metrics::new().render();
         for op in RedisOp::ALL {
-            let series = format!(r#"flinkq_redis_errors_total{{op="{op}"}} 0"#);
-            assert!(text.contains(&series), "{series} missing");
+            for kind in RedisErrorKind::ALL {
+                let series = format!(r#"flinkq_redis_errors_total{{kind="{kind}",op="{op}"}} 0"#);
+                assert!(text.contains(&series), "{series} missing");
+            }
         }
+        assert!(text.contains("flinkq_commits_unreplicated_total 0"));
         for product in Product::all() {
             for reason in AbandonReason::ALL {
                 let series = format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use apalis_core::monitor::Monitor;
 use apalis_core::worker::builder::WorkerBuilder;
-use flinkq_shared::store::Store;
+use flinkq_shared::store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,7 @@ use crate::results::ResultsDir;
 use crate::services;
 use crate::services::gauges::QueueGauges;
 use crate::services::heartbeat::Heartbeat;
+use crate::services::primary_probe::PrimaryProbe;
 use crate::services::reaper::Reaper;
 use crate::services::results_probe::{self, ResultsProbe};
 use crate::services::retention::Retention;
@@ -43,7 +44,21 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     config.validate()?;
     let auth_key = config.resolved_auth_key()?;
-    let store = Store::connect(&config.redis.store_config()).await?;
+    let store = Store::connect(&StoreConfig {
+        // one commit lane per 16 concurrent steps (at least 2, at most 8):
+        // a commit waits behind the WAITs of the commits before it on its
+        // lane, never behind claims or heartbeats (see `store::Durable`)
+        commit_connections: (config.concurrency as usize / 16).clamp(2, 8),
+        ..config.redis.store_config()
+    })
+    .await?;
+    if config.redis.redis_wait_replicas > 0 {
+        info!(
+            replicas = config.redis.redis_wait_replicas,
+            timeout = %humantime::format_duration(config.redis.redis_wait_timeout),
+            "commits wait for Redis replicas (WAIT)"
+        );
+    }
     match store.topology().await {
         Ok(topology) => info!(%topology, "Redis primary serving the namespace"),
         Err(error) => warn!(%error, "cannot tell which Redis node serves the namespace"),
@@ -93,6 +108,14 @@ pub async fn run(
             store: store.clone(),
             leases: leases.clone(),
             lease: config.lease,
+            health: health.clone(),
+            events: events.clone(),
+        },
+        stop.clone(),
+    ));
+    background.spawn(services::run(
+        PrimaryProbe {
+            store: store.clone(),
             health: health.clone(),
             events: events.clone(),
         },

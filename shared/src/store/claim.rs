@@ -31,6 +31,9 @@ pub struct Claim {
     pub(super) job: JobSnapshot,
     pub(super) token: ClaimToken,
     pub(super) store: Store,
+    /// The job's `commit_id` when claimed (none before its first commit),
+    /// for the commit trace (see `commit.rs`).
+    pub(super) prior_commit: Option<String>,
 }
 
 impl std::ops::Deref for Claim {
@@ -97,7 +100,7 @@ pub struct Reaped {
 }
 
 impl Claim {
-    fn new(store: &Store, job: JobSnapshot) -> Self {
+    fn new(store: &Store, job: JobSnapshot, prior_commit: Option<String>) -> Self {
         // a claimed snapshot always carries its token; an empty one (never
         // stored) matches nothing
         let token = job
@@ -108,6 +111,7 @@ impl Claim {
             job,
             token,
             store: store.clone(),
+            prior_commit,
         }
     }
 
@@ -116,7 +120,7 @@ impl Claim {
     /// of an earlier claim).
     #[cfg(feature = "test-kit")]
     pub fn forged(store: &Store, job: JobSnapshot) -> Self {
-        Claim::new(store, job)
+        Claim::new(store, job, None)
     }
 
     /// The job as claimed.
@@ -219,8 +223,13 @@ impl Store {
                     .split_first()
                     .ok_or_else(|| StoreError::reply(OP, "empty job"))?;
                 let id = reply::job_id(OP, id)?;
-                let job = reply::snapshot(OP, id, &reply::field_map(fields))?;
-                Ok(Claim::new(self, job))
+                let fields = reply::field_map(fields);
+                let job = reply::snapshot(OP, id, &fields)?;
+                let prior = fields
+                    .get(super::fields::COMMIT_ID)
+                    .filter(|commit| !commit.is_empty())
+                    .cloned();
+                Ok(Claim::new(self, job, prior))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Claimed {

@@ -1,8 +1,9 @@
 //! Committing a claimed step: the named arguments of `commit.lua`, and the
 //! read-back that settles a commit whose answer was lost.
 
+use super::connection::Acked;
 use super::fields;
-use super::{Claim, StoreError, millis};
+use super::{Claim, StoreError, millis, reply};
 use crate::{CommitId, JobSnapshot, ResultRecord, Transition};
 
 /// What a commit did.
@@ -133,19 +134,51 @@ impl Claim {
     /// Applies a prepared commit if this claim still holds (its token and
     /// lease, and the job still belongs to its login). A retry of the same
     /// `params` after a lost answer reads [`CommitOutcome::AlreadyApplied`].
+    ///
+    /// With `FLINKQ_REDIS_WAIT_REPLICAS`, a commit the replicas did not
+    /// confirm in time is an error that reads as unanswered
+    /// ([`StoreError::NotReplicated`]): the caller retries it like a commit
+    /// whose answer was lost (the retry reads "already applied" and waits
+    /// for the replicas again), and never counts it as applied.
     pub async fn commit(&self, params: &CommitParams) -> Result<CommitOutcome, StoreError> {
-        let mut conn = self.store.conn.clone();
+        const OP: &str = "commit";
         let mut call = self.store.invoke(&self.store.scripts.commit);
         params.pass_to(&mut call);
-        let answer: i64 = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(StoreError::command("commit"))?;
-        Ok(match answer {
-            1 => CommitOutcome::Applied,
-            2 => CommitOutcome::AlreadyApplied,
-            _ => CommitOutcome::Fenced,
-        })
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&call);
+        let (replies, acked) = self
+            .store
+            .write_durably(OP, pipe, &[&self.store.scripts.commit])
+            .await?;
+        let outcome = match replies.first().and_then(reply::int) {
+            Some(1) => CommitOutcome::Applied,
+            Some(2) => CommitOutcome::AlreadyApplied,
+            Some(_) => CommitOutcome::Fenced,
+            None => return Err(StoreError::reply(OP, format!("not a number: {replies:?}"))),
+        };
+        if outcome.is_applied() {
+            self.trace_commit(params, outcome, &acked);
+        }
+        match acked {
+            Acked::Enough => Ok(outcome),
+            Acked::Short(error) => Err(error),
+        }
+    }
+
+    /// One debug line (target `flinkq_shared::store::commit`) per commit the
+    /// primary applied: the job, the commit, the commit the job held when
+    /// claimed, and whether it was acknowledged. Chained by `prior`, these
+    /// lines give each job's history of transitions, which is how a test
+    /// proves no acknowledged one was lost in a failover.
+    fn trace_commit(&self, params: &CommitParams, outcome: CommitOutcome, acked: &Acked) {
+        tracing::debug!(
+            job = %self.job.id,
+            commit = %params.commit_id,
+            prior = %self.prior_commit.as_deref().unwrap_or("none"),
+            outcome = ?outcome,
+            acknowledged = matches!(acked, Acked::Enough),
+            "commit applied"
+        );
     }
 
     /// Prepares and commits `t` with no result, in one go.
@@ -157,17 +190,30 @@ impl Claim {
     /// retrying it: true if it was applied. False is final: the claim's
     /// token is deleted, so the lost commit can no longer apply should it
     /// still reach Redis.
+    ///
+    /// With `FLINKQ_REDIS_WAIT_REPLICAS`, the answer counts only once the
+    /// replicas confirmed it (an "applied" seen on a primary that then fails
+    /// over may not be true on the next one): otherwise an unanswered error.
     pub async fn resolve_commit(&self, params: &CommitParams) -> Result<bool, StoreError> {
-        let mut conn = self.store.conn.clone();
+        const OP: &str = "resolve_commit";
         let mut call = self.store.invoke(&self.store.scripts.resolve_commit);
-        let applied: i64 = call
-            .arg(self.job.id.to_string())
+        call.arg(self.job.id.to_string())
             .arg(self.token.as_str())
-            .arg(params.commit_id.to_string())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(StoreError::command("resolve_commit"))?;
-        Ok(applied == 1)
+            .arg(params.commit_id.to_string());
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&call);
+        let (replies, acked) = self
+            .store
+            .write_durably(OP, pipe, &[&self.store.scripts.resolve_commit])
+            .await?;
+        let applied = replies.first().and_then(reply::int) == Some(1);
+        if applied {
+            self.trace_commit(params, CommitOutcome::AlreadyApplied, &acked);
+        }
+        match acked {
+            Acked::Enough => Ok(applied),
+            Acked::Short(error) => Err(error),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! call needs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,6 +15,7 @@ use super::topology::{
     ClusterLink, RedisConnection, RedisMode, SentinelConnection, Topology, split_hosts,
 };
 use super::{StoreError, redact_url};
+use redis::Value;
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -35,6 +37,14 @@ pub struct StoreConfig {
     pub response_timeout: Duration,
     /// CA certificate (PEM) for `rediss://`, instead of the system roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// `FLINKQ_REDIS_WAIT_REPLICAS`: replicas that must confirm each commit
+    /// and enqueue (`WAIT`) before it counts as done; 0 turns `WAIT` off.
+    pub wait_replicas: u32,
+    /// `FLINKQ_REDIS_WAIT_TIMEOUT`: how long one `WAIT` may block.
+    pub wait_timeout: Duration,
+    /// Dedicated connections for writes followed by `WAIT` (used only when
+    /// `wait_replicas > 0`); see [`Durable`].
+    pub commit_connections: usize,
 }
 
 impl StoreConfig {
@@ -48,7 +58,42 @@ impl StoreConfig {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
             ca_file: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
+            commit_connections: 2,
         }
+    }
+}
+
+/// Writes that must be confirmed by replicas, on connections of their own.
+///
+/// `WAIT` blocks the connection it runs on until the replicas confirm or
+/// the timeout passes, and Redis answers a connection's commands in order:
+/// on the store's shared (multiplexed) connection, every claim, heartbeat,
+/// `begin` and read queued behind a `WAIT` would wait for the slowest
+/// replica, and one lagging replica would serialize the whole worker and
+/// let its leases expire. So commits and enqueues (the writes whose loss
+/// would matter) go, with their `WAIT`, over a few dedicated connections,
+/// round robin; everything else keeps the shared one. Several connections,
+/// not one: a commit still queues behind the `WAIT`s of the commits sent
+/// before it on its connection, so a few lanes keep a worker's commits from
+/// all waiting in one line (`commit_connections`, sized by the worker from
+/// its concurrency).
+///
+/// The write and its `WAIT` go in one pipeline on one connection: `WAIT`
+/// counts the replicas that reached this connection's last write, so a
+/// `WAIT` sent after a reconnect would confirm nothing of the write.
+pub(super) struct Durable {
+    replicas: u32,
+    timeout: Duration,
+    lanes: Vec<RedisConnection>,
+    next: AtomicUsize,
+}
+
+impl Durable {
+    fn lane(&self) -> RedisConnection {
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        self.lanes[at].clone()
     }
 }
 
@@ -62,6 +107,9 @@ pub struct Store {
     pub(super) conn: RedisConnection,
     pub(super) keys: Keys,
     pub(super) scripts: Arc<Scripts>,
+    /// Commit and enqueue connections with `WAIT`, when
+    /// `FLINKQ_REDIS_WAIT_REPLICAS` is set.
+    durable: Option<Arc<Durable>>,
     url: String,
 }
 
@@ -79,49 +127,118 @@ impl Store {
     /// that is down is reported at start, not at the first job.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         let url = redact_url(&config.url);
-        let unreachable = |source| StoreError::Unreachable {
-            url: url.clone(),
-            source,
-        };
-        let mut conn = match config.mode {
-            RedisMode::Standalone => RedisConnection::Standalone(
-                ConnectionManager::new_with_config(
-                    standalone_client(config)?,
-                    manager_config(config),
-                )
-                .await
-                .map_err(unreachable)?,
-            ),
-            RedisMode::Sentinel => {
-                let sentinels = sentinel_client(config)?;
-                RedisConnection::Sentinel(
-                    SentinelConnection::connect(
-                        sentinels,
-                        config.sentinel_master.clone(),
-                        manager_config(config),
-                    )
-                    .await
-                    .map_err(unreachable)?,
-                )
-            }
-            RedisMode::Cluster => RedisConnection::Cluster(ClusterLink::new(
-                cluster_client(config)?
-                    .get_async_connection()
-                    .await
-                    .map_err(unreachable)?,
-                &Keys::new(&config.namespace).counts(),
-            )),
-        };
+        let mut conn = open(config, config.response_timeout).await?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(unreachable)?;
+            .map_err(unreachable(config))?;
+        let durable = if config.wait_replicas == 0 {
+            None
+        } else {
+            // an answer on these connections includes the WAIT
+            let timeout = config.response_timeout + config.wait_timeout;
+            let mut lanes = Vec::new();
+            for _ in 0..config.commit_connections.max(1) {
+                lanes.push(open(config, timeout).await?);
+            }
+            Some(Arc::new(Durable {
+                replicas: config.wait_replicas,
+                timeout: config.wait_timeout,
+                lanes,
+                next: AtomicUsize::new(0),
+            }))
+        };
         Ok(Store {
             conn,
             keys: Keys::new(&config.namespace),
             scripts: Arc::new(Scripts::new()),
+            durable,
             url,
         })
+    }
+
+    /// Runs a write (one script call, or a pipeline of them) that must
+    /// survive a failover: with `FLINKQ_REDIS_WAIT_REPLICAS` set, on a
+    /// dedicated connection and followed there by `WAIT`. Returns the
+    /// replies and whether enough replicas confirmed them (always true
+    /// without `WAIT`). The pipeline's scripts must be loaded (`scripts`):
+    /// a pipelined `EVALSHA` cannot fall back on `NOSCRIPT`, so a new
+    /// primary without them gets them loaded and the write sent once more.
+    pub(super) async fn write_durably(
+        &self,
+        op: &'static str,
+        mut pipe: redis::Pipeline,
+        scripts: &[&redis::Script],
+    ) -> Result<(Vec<Value>, Acked), StoreError> {
+        let Some(durable) = &self.durable else {
+            let mut conn = self.conn.clone();
+            let replies = match pipe.query_async(&mut conn).await {
+                Err(error) if is_noscript(&error) => {
+                    self.load_scripts(scripts).await?;
+                    pipe.query_async(&mut conn).await
+                }
+                replies => replies,
+            }
+            .map_err(StoreError::command(op))?;
+            return Ok((replies, Acked::Enough));
+        };
+        let writes = pipe.cmd_iter().count();
+        pipe.cmd("WAIT")
+            .arg(durable.replicas)
+            .arg(super::millis(durable.timeout));
+        let mut conn = durable.lane();
+        let mut replies: Vec<Value> = match pipe.query_async(&mut conn).await {
+            Err(error) if is_noscript(&error) => {
+                for script in scripts {
+                    script
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(StoreError::command("SCRIPT LOAD"))?;
+                }
+                pipe.query_async(&mut conn).await
+            }
+            replies => replies,
+        }
+        .map_err(StoreError::command(op))?;
+        let confirmed = match replies.pop() {
+            Some(Value::Int(n)) if replies.len() == writes => u32::try_from(n).unwrap_or(0),
+            other => {
+                return Err(StoreError::reply(
+                    op,
+                    format!("expected {writes} replies and WAIT's count, got {other:?}"),
+                ));
+            }
+        };
+        let acked = if confirmed >= durable.replicas {
+            Acked::Enough
+        } else {
+            Acked::Short(StoreError::NotReplicated {
+                op,
+                acked: confirmed,
+                wanted: durable.replicas,
+                timeout: durable.timeout,
+            })
+        };
+        Ok((replies, acked))
+    }
+
+    /// Is the node serving this namespace a primary that takes writes
+    /// (`ROLE` answers `master`)? In Sentinel mode a replica's answer (a
+    /// demoted primary) makes the Sentinels be asked again. For `/readyz`.
+    pub async fn primary_writable(&self) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let role: Vec<Value> = redis::cmd("ROLE")
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("ROLE"))?;
+        let master = matches!(
+            role.first(),
+            Some(Value::BulkString(bytes)) if bytes == b"master"
+        ) || matches!(role.first(), Some(Value::SimpleString(text)) if text == "master");
+        if !master && let RedisConnection::Sentinel(sentinel) = &self.conn {
+            sentinel.primary_demoted().await;
+        }
+        Ok(master)
     }
 
     /// Which node serves this namespace now: the one node, the primary the
@@ -224,10 +341,67 @@ fn slot_range_primary(range: &redis::Value, slot: u16) -> Option<String> {
     Some(format!("{host}:{}", bound(node.get(1))?))
 }
 
-fn manager_config(config: &StoreConfig) -> ConnectionManagerConfig {
+/// Whether a write's replicas confirmed it (see [`Store::write_durably`]).
+#[derive(Debug)]
+pub(super) enum Acked {
+    /// Enough replicas confirmed it (or `WAIT` is off).
+    Enough,
+    /// Applied on the primary, not confirmed: the error to return.
+    Short(StoreError),
+}
+
+fn is_noscript(error: &redis::RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+        || error.to_string().contains("NOSCRIPT")
+}
+
+/// One connection to the topology `config` describes, answers awaited for
+/// `response_timeout`.
+async fn open(
+    config: &StoreConfig,
+    response_timeout: Duration,
+) -> Result<RedisConnection, StoreError> {
+    let conn = match config.mode {
+        RedisMode::Standalone => RedisConnection::Standalone(
+            ConnectionManager::new_with_config(
+                standalone_client(config)?,
+                manager_config(config, response_timeout),
+            )
+            .await
+            .map_err(unreachable(config))?,
+        ),
+        RedisMode::Sentinel => RedisConnection::Sentinel(
+            SentinelConnection::connect(
+                sentinel_client(config)?,
+                config.sentinel_master.clone(),
+                manager_config(config, response_timeout),
+            )
+            .await
+            .map_err(unreachable(config))?,
+        ),
+        RedisMode::Cluster => RedisConnection::Cluster(ClusterLink::new(
+            cluster_client(config, response_timeout)?
+                .get_async_connection()
+                .await
+                .map_err(unreachable(config))?,
+            &Keys::new(&config.namespace).counts(),
+        )),
+    };
+    Ok(conn)
+}
+
+fn unreachable(config: &StoreConfig) -> impl Fn(redis::RedisError) -> StoreError {
+    let url = redact_url(&config.url);
+    move |source| StoreError::Unreachable {
+        url: url.clone(),
+        source,
+    }
+}
+
+fn manager_config(config: &StoreConfig, response_timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(config.response_timeout))
+        .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_secs(2))
 }
@@ -264,10 +438,13 @@ fn standalone_client(config: &StoreConfig) -> Result<redis::Client, StoreError> 
     }
 }
 
-fn cluster_client(config: &StoreConfig) -> Result<redis::cluster::ClusterClient, StoreError> {
+fn cluster_client(
+    config: &StoreConfig,
+    response_timeout: Duration,
+) -> Result<redis::cluster::ClusterClient, StoreError> {
     let mut builder = redis::cluster::ClusterClient::builder(split_hosts(&config.url))
         .connection_timeout(config.connect_timeout)
-        .response_timeout(config.response_timeout);
+        .response_timeout(response_timeout);
     if let Some(certs) = certificates(config)? {
         builder = builder.certs(certs);
     }

@@ -1,6 +1,7 @@
 //! Enqueueing: one job per (login, product) not already active, in
 //! pipelined chunks.
 
+use super::connection::Acked;
 use super::{Store, StoreError};
 use crate::{JobId, LoginId, Priority, Product};
 
@@ -64,11 +65,18 @@ impl Store {
             return Ok(EnqueueReport::default());
         }
         self.load_scripts(&[&self.scripts.enqueue]).await?;
-        let mut conn = self.conn.clone();
-        let replies: Vec<(u64, u64, u64)> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(StoreError::command("enqueue"))?;
+        // with FLINKQ_REDIS_WAIT_REPLICAS, an enqueue the replicas did not
+        // confirm is an unanswered error: run it again (it is idempotent:
+        // a second run reports the jobs already active or in the batch)
+        let (replies, acked) = self
+            .write_durably("enqueue", pipe, &[&self.scripts.enqueue])
+            .await?;
+        if let Acked::Short(error) = acked {
+            return Err(error);
+        }
+        let replies: Vec<(u64, u64, u64)> =
+            redis::from_redis_value(redis::Value::Array(replies))
+                .map_err(|error| StoreError::reply("enqueue", error.to_string()))?;
         let mut total = EnqueueReport::default();
         for (enqueued, already_active, already_in_batch) in replies {
             total += EnqueueReport {

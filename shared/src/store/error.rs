@@ -57,6 +57,23 @@ pub enum StoreError {
         /// `no product` when it names none); `None` when it names no login.
         owner: Option<String>,
     },
+    /// A write was applied on the primary but fewer replicas than
+    /// `FLINKQ_REDIS_WAIT_REPLICAS` confirmed it within
+    /// `FLINKQ_REDIS_WAIT_TIMEOUT`: a failover now could lose it, so it is
+    /// not acknowledged (the caller retries it, as after a lost answer).
+    #[error(
+        "Redis {op} not acknowledged by enough replicas: {acked} of {wanted} within {timeout:?}; retried as an unanswered write (check the replicas' link to the primary, or lower FLINKQ_REDIS_WAIT_REPLICAS)"
+    )]
+    NotReplicated {
+        /// Which operation.
+        op: &'static str,
+        /// Replicas that confirmed it.
+        acked: u32,
+        /// `FLINKQ_REDIS_WAIT_REPLICAS`.
+        wanted: u32,
+        /// `FLINKQ_REDIS_WAIT_TIMEOUT`.
+        timeout: std::time::Duration,
+    },
     /// A script answered something flinkq cannot read: a version mismatch or
     /// a key written by something else.
     #[error(
@@ -77,7 +94,8 @@ impl StoreError {
     /// definite answer and retrying it changes nothing.
     pub fn is_unanswered(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } => true,
+            // applied on a primary that may yet lose it: as good as no answer
+            StoreError::Unreachable { .. } | StoreError::NotReplicated { .. } => true,
             StoreError::Command { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()
@@ -86,6 +104,17 @@ impl StoreError {
                     || source.is_unrecoverable_error()
             }
             _ => false,
+        }
+    }
+
+    /// What kind of failure this is, for `flinkq_redis_errors_total{kind}`.
+    pub fn kind(&self) -> RedisErrorKind {
+        match self {
+            StoreError::NotReplicated { .. } => RedisErrorKind::NotReplicated,
+            StoreError::Unreachable { source, .. } | StoreError::Command { source, .. } => {
+                RedisErrorKind::of(source)
+            }
+            _ => RedisErrorKind::Other,
         }
     }
 
@@ -98,6 +127,86 @@ impl StoreError {
             op,
             detail: detail.into(),
         }
+    }
+}
+
+/// A bounded classification of Redis failures (the `kind` label of
+/// `flinkq_redis_errors_total`): each points at a different fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedisErrorKind {
+    /// `READONLY`: a write reached a replica (a demoted primary).
+    Readonly,
+    /// `MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: the cluster's slot map
+    /// changed under the client (a resharding or a failover); a storm of
+    /// them means the client keeps reaching the wrong node.
+    Redirect,
+    /// No answer in time (`FLINKQ_REDIS_TIMEOUT`).
+    Timeout,
+    /// Refused, dropped or broken connections.
+    Connection,
+    /// Applied but not confirmed by `FLINKQ_REDIS_WAIT_REPLICAS` replicas.
+    NotReplicated,
+    /// Anything else (a script error, an unexpected reply).
+    Other,
+}
+
+impl RedisErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [RedisErrorKind] = &[
+        RedisErrorKind::Readonly,
+        RedisErrorKind::Redirect,
+        RedisErrorKind::Timeout,
+        RedisErrorKind::Connection,
+        RedisErrorKind::NotReplicated,
+        RedisErrorKind::Other,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisErrorKind::Readonly => "readonly",
+            RedisErrorKind::Redirect => "redirect",
+            RedisErrorKind::Timeout => "timeout",
+            RedisErrorKind::Connection => "connection",
+            RedisErrorKind::NotReplicated => "not_replicated",
+            RedisErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind of a Redis client error. A script's error carries the
+    /// server's code inside its message, so the text is checked too.
+    pub fn of(error: &redis::RedisError) -> RedisErrorKind {
+        use redis::ServerErrorKind as S;
+        let text = error.to_string();
+        let has = |code: &str| text.contains(code);
+        if super::topology::is_readonly(error) {
+            RedisErrorKind::Readonly
+        } else if matches!(
+            error.kind(),
+            redis::ErrorKind::Server(S::Moved | S::Ask | S::TryAgain | S::ClusterDown)
+        ) || has("MOVED")
+            || has("ASK ")
+            || has("TRYAGAIN")
+            || has("CLUSTERDOWN")
+        {
+            RedisErrorKind::Redirect
+        } else if error.is_timeout() {
+            RedisErrorKind::Timeout
+        } else if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_unrecoverable_error()
+        {
+            RedisErrorKind::Connection
+        } else {
+            RedisErrorKind::Other
+        }
+    }
+}
+
+impl std::fmt::Display for RedisErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -71,7 +71,7 @@ pub use connection::{Store, StoreConfig};
 pub use counts::StateCounts;
 pub use dead::{DeadPage, DeadWalk, PurgeSet};
 pub use enqueue::{ENQUEUE_CHUNK, EnqueueReport};
-pub use error::{StoreError, redact_url};
+pub use error::{RedisErrorKind, StoreError, redact_url};
 pub use event_group::GroupEntry;
 pub use keys::{KeyName, Keys, SCRIPT_KEYS, login_record};
 pub use read::{BatchCompleted, BatchSummary, QueueStats};

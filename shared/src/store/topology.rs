@@ -174,7 +174,8 @@ impl ClusterLink {
     }
 
     fn command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        if !is_script_load(cmd) {
+        // `ROLE` (the readiness probe) asks the namespace's primary too
+        if !is_script_load(cmd) && !is_role(cmd) {
             return self.conn.req_packed_command(cmd);
         }
         let home = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
@@ -183,6 +184,14 @@ impl ClusterLink {
         )));
         Box::pin(self.conn.route_command(cmd.clone(), home))
     }
+}
+
+/// Is `cmd` a `ROLE`?
+fn is_role(cmd: &Cmd) -> bool {
+    matches!(
+        cmd.args_iter().next(),
+        Some(redis::Arg::Simple(first)) if first.eq_ignore_ascii_case(b"ROLE")
+    )
 }
 
 /// Is `cmd` a `SCRIPT LOAD`?
@@ -351,6 +360,13 @@ impl SentinelConnection {
             self.current().address.clone(),
             self.shared.master_name.clone(),
         )
+    }
+
+    /// The primary in use answered as a replica (`ROLE`): ask the
+    /// Sentinels again (at most every [`RESOLVE_SPACING`]).
+    pub(crate) async fn primary_demoted(&self) {
+        let generation = self.current().generation;
+        self.reresolve(generation).await;
     }
 
     async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {

@@ -37,8 +37,8 @@ impl Service for QueueGauges {
     async fn tick(&mut self, _stop: &CancellationToken) -> Result<Next, StoreError> {
         self.metrics.set_in_flight(self.leases.len());
         let read = tokio::try_join!(self.store.queue_stats(), self.store.counts(None));
-        let (stats, counts) = read.inspect_err(|_| {
-            self.metrics.emit(Event::RedisError { op: RedisOp::Stats });
+        let (stats, counts) = read.inspect_err(|error| {
+            self.metrics.emit(Event::redis_error(RedisOp::Stats, error));
         })?;
         self.metrics.set_queue(stats, counts);
         Ok(Next::Period)

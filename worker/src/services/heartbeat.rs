@@ -52,9 +52,7 @@ impl Service for Heartbeat {
             .await
             .inspect_err(|error| {
                 self.health.redis_failed(error);
-                self.events.emit(Event::RedisError {
-                    op: RedisOp::Extend,
-                });
+                self.events.emit(Event::redis_error(RedisOp::Extend, error));
             })?;
         self.health.redis_ok();
         let lost = flags.iter().filter(|still| !**still).count();

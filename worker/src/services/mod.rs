@@ -8,10 +8,12 @@
 //! - [`retention`]: deletes finished jobs older than `FLINKQ_RETENTION`.
 //! - [`gauges`]: refreshes the queue, state and in-flight gauges.
 //! - [`results_probe`]: is the results directory writable (for `/readyz`).
+//! - [`primary_probe`]: does a writable Redis primary serve the namespace (for `/readyz`).
 //! - [`webhook`]: POSTs batch completions to `FLINKQ_BATCH_WEBHOOK`.
 
 pub mod gauges;
 pub mod heartbeat;
+pub mod primary_probe;
 pub mod reaper;
 pub mod results_probe;
 pub mod retention;

@@ -47,7 +47,7 @@ impl Service for Reaper {
                 Ok(reaped) => reaped,
                 Err(error) => {
                     self.health.redis_failed(&error);
-                    self.events.emit(Event::RedisError { op: RedisOp::Reap });
+                    self.events.emit(Event::redis_error(RedisOp::Reap, &error));
                     break Err(error);
                 }
             };

@@ -45,7 +45,7 @@ impl Service for Retention {
             Ok(deleted) => debug!(deleted, "finished jobs past retention deleted"),
             Err(error) => {
                 self.health.redis_failed(&error);
-                self.events.emit(Event::RedisError { op: RedisOp::Purge });
+                self.events.emit(Event::redis_error(RedisOp::Purge, &error));
                 return Err(error);
             }
         }

@@ -110,10 +110,9 @@ impl BatchWebhook {
         })
     }
 
-    fn redis_failed(&self) {
-        self.events.emit(Event::RedisError {
-            op: RedisOp::Webhook,
-        });
+    fn redis_failed(&self, error: &StoreError) {
+        self.events
+            .emit(Event::redis_error(RedisOp::Webhook, error));
     }
 }
 
@@ -136,14 +135,14 @@ impl Service for BatchWebhook {
             self.store
                 .create_event_group(GROUP)
                 .await
-                .inspect_err(|_| self.redis_failed())?;
+                .inspect_err(|error| self.redis_failed(error))?;
             self.group_ready = true;
         }
         let entries = self
             .store
             .read_event_group(GROUP, &self.consumer, READ_COUNT, RECLAIM_AFTER)
             .await
-            .inspect_err(|_| self.redis_failed())?;
+            .inspect_err(|error| self.redis_failed(error))?;
         if entries.is_empty() {
             return Ok(Next::Period);
         }
@@ -162,7 +161,7 @@ impl Service for BatchWebhook {
             {
                 // unacknowledged: it is sent again after RECLAIM_AFTER
                 warn!(%error, event = %entry.id, "batch webhook: delivered but not acknowledged");
-                self.redis_failed();
+                self.redis_failed(&error);
             }
         }
         Ok(Next::Now)
