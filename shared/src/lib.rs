@@ -18,6 +18,7 @@
 //! - [`shutdown`]: the shutdown signal (first SIGTERM or SIGINT) of both binaries.
 //! - [`telemetry`]: tracing setup (human or JSON lines).
 
+pub mod byte_size;
 pub mod classify;
 pub mod instance;
 pub mod job;

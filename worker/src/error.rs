@@ -20,12 +20,12 @@ pub enum WorkerError {
     /// The batch webhook's HTTP client could not be built.
     #[error("cannot build the batch webhook's HTTP client (FLINKQ_BATCH_WEBHOOK): {0}")]
     WebhookClient(reqwest::Error),
-    /// The auth key file cannot be used.
-    #[error("cannot read the Flinks auth key from {path}: {reason} (FLINKQ_AUTH_KEY_FILE)")]
-    AuthKeyFile {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
+    /// The auth key (or its file) cannot be used.
+    #[error(
+        "the Flinks auth key (FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE) cannot be used: {reason}"
+    )]
+    AuthKey {
+        /// Why, and what to check.
         reason: String,
     },
     /// A flag's value is refused (zero, absurd, or inconsistent with another).

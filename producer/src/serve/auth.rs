@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use flinkq_shared::secret::Secret;
+use flinkq_shared::secret::{Secret, SecretSourceError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -46,22 +46,14 @@ impl Tokens {
                    var: &'static str,
                    file_var: &'static str|
          -> Result<Option<Secret>, ServeError> {
-            let token = match (value, file) {
-                (Some(value), _) => value.expose().trim().to_owned(),
-                (None, Some(path)) => std::fs::read_to_string(path)
-                    .map_err(|source| ServeError::TokenFile {
-                        var: file_var,
-                        path: path.to_owned(),
-                        source,
-                    })?
-                    .trim()
-                    .to_owned(),
-                (None, None) => return Ok(None),
-            };
-            if token.is_empty() {
-                return Err(ServeError::EmptyToken { var });
-            }
-            Ok(Some(Secret::new(token)))
+            Secret::from_value_or_file(value, file).map_err(|error| match error {
+                SecretSourceError::Read { path, source } => ServeError::TokenFile {
+                    var: file_var,
+                    path,
+                    source,
+                },
+                SecretSourceError::Empty => ServeError::EmptyToken { var },
+            })
         };
         let tokens = Tokens {
             full: one(full, full_file, "FLINKQ_API_TOKEN", "FLINKQ_API_TOKEN_FILE")?,

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use flinkq_shared::byte_size::parse_byte_size;
 use flinkq_shared::redis_args::RedisArgs;
 use flinkq_shared::secret::Secret;
 use flinkq_shared::store::{Store, StoreConfig};
@@ -69,9 +70,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FLINKQ_API_READ_TOKEN_FILE", hide_env_values = true)]
     pub api_read_token_file: Option<PathBuf>,
 
-    /// Largest request body accepted (bytes, or with KiB/MiB), 413 beyond:
+    /// Largest request body accepted, a byte size like FLINKQ_MAX_PAYLOAD
+    /// (KB, MB in powers of 1000; KiB, MiB in powers of 1024); 413 beyond:
     /// about 40 bytes per loginId, so 16MiB holds some 400,000.
-    #[arg(long, env = "FLINKQ_SERVE_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, env = "FLINKQ_SERVE_MAX_BODY", default_value = "16MiB", value_parser = parse_max_body)]
     pub max_body: usize,
 
     /// Most event streams (GET /api/v1/events) open at once; each holds one
@@ -158,46 +160,13 @@ pub async fn run(redis: &RedisArgs, args: &ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A size: bytes, or a number with KiB, MiB, GiB (or KB, MB, GB: also
-/// powers of 1024, as operators usually mean them for body limits).
-fn parse_size(input: &str) -> Result<usize, String> {
-    let text = input.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("{input:?} is not a size: use e.g. 16MiB, 512KiB or 1048576"))?;
-    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?}: use KiB, MiB or GiB")),
-    };
-    let size = number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{input:?} is too large"))?;
-    if size < 1024 {
-        return Err(format!(
-            "{input:?} is too small: a body limit under 1KiB refuses every real request"
-        ));
-    }
-    Ok(size)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn body_limits_read_as_operators_write_them() {
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        for bad in ["", "MiB", "12 parsecs", "10", "99999999999999999999GiB"] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
-        }
-    }
+/// `FLINKQ_SERVE_MAX_BODY`, read like every size setting
+/// ([`parse_byte_size`]); under 1 KiB no real request would fit.
+fn parse_max_body(input: &str) -> Result<usize, String> {
+    let bytes = parse_byte_size(
+        input,
+        1024,
+        "a body limit under 1KiB refuses every real request; use e.g. 16MiB",
+    )?;
+    usize::try_from(bytes).map_err(|_| format!("{input:?} is too large a body limit"))
 }

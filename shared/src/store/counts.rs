@@ -6,14 +6,16 @@ use serde::Serialize;
 
 use crate::JobState;
 
-/// How many jobs are in each state (of a namespace or of one batch).
+/// How many jobs are in each state (of a namespace or of one batch). The
+/// HTTP API returns it as is, under the schema name `Counts`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Counts))]
 pub struct StateCounts {
     /// Enqueued, never run.
     pub queued: u64,
     /// Authorize next.
     pub authorizing: u64,
-    /// /Investments next.
+    /// A data call next (any stage of the product).
     pub polling: u64,
     /// Done, payload stored.
     pub succeeded: u64,

@@ -93,7 +93,7 @@ impl From<BatchSummary> for Batch {
             batch: b.name,
             created_ms: b.created_ms,
             completed_ms: b.completed_ms,
-            counts: b.counts.into(),
+            counts: b.counts,
         }
     }
 }

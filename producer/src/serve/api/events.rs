@@ -227,6 +227,6 @@ fn batch_done(batch: String, counts: StateCounts) -> BatchDone {
     BatchDone {
         kind: "batch_completed",
         batch,
-        counts: counts.into(),
+        counts,
     }
 }

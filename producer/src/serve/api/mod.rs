@@ -14,9 +14,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use flinkq_shared::store::StateCounts;
 use flinkq_shared::{LoginId, Product};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -151,41 +149,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// A JSON response.
 pub type JsonOk<T> = Result<axum::Json<T>, ServeError>;
 
-/// Per-state job counts.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Counts {
-    /// Enqueued, never run.
-    pub queued: u64,
-    /// Authorize next.
-    pub authorizing: u64,
-    /// A data call next.
-    pub polling: u64,
-    /// Done, payload stored.
-    pub succeeded: u64,
-    /// Failed for good.
-    pub failed: u64,
-    /// Deadline passed.
-    pub timed_out: u64,
-    /// Cancelled.
-    pub cancelled: u64,
-    /// Every job.
-    pub total: u64,
-}
-
-impl From<StateCounts> for Counts {
-    fn from(c: StateCounts) -> Self {
-        Counts {
-            queued: c.queued,
-            authorizing: c.authorizing,
-            polling: c.polling,
-            succeeded: c.succeeded,
-            failed: c.failed,
-            timed_out: c.timed_out,
-            cancelled: c.cancelled,
-            total: c.total,
-        }
-    }
-}
+/// Per-state job counts: the store's own type, documented as `Counts`.
+pub use flinkq_shared::store::StateCounts as Counts;
 
 /// The loginId rule as a pattern, for the OpenAPI document: a hyphenated
 /// UUID (what `LoginId::parse` accepts).
