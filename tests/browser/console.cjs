@@ -72,7 +72,10 @@ async function main() {
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
     // a CSP violation or a failed asset shows up here
-    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    // (the browser's own favicon request is not the console's)
+    page.on("console", (m) => {
+      if (m.type() === "error" && !(m.location().url || "").endsWith("/favicon.ico")) errors.push(m.text());
+    });
 
     // sign in through the form
     await page.goto(`${base}/`);
@@ -119,7 +122,12 @@ async function main() {
     // the overview, after the batch
     await page.click("header nav >> text=Overview");
     await page.waitForURL(`${base}/`);
-    check(await page.locator("#by-product").count() === 1, "the overview has no jobs-by-product table");
+    const product = page.locator("#by-product tbody tr", { has: page.locator("th", { hasText: /^investments$/ }) });
+    check(await product.locator("td").last().textContent() === String(logins.length),
+      `the overview does not count ${logins.length} investments jobs`);
+    check(await page.textContent("#finished-hour") === String(logins.length),
+      `the overview does not count ${logins.length} jobs finished in the last hour`);
+    check(await page.locator("table#workers tbody tr").count() >= 1, "the overview lists no worker seen");
     await shoot(page, "overview");
 
     // the search box finds the failed login; its page shows the FlinksCode
