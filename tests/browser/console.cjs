@@ -156,6 +156,22 @@ async function main() {
     step("retried");
 
     check(errors.length === 0, `the pages logged errors: ${errors.join(" | ")}`);
+
+    // with JavaScript off, the forms still work: sign in, search, read the login's page
+    const plain = await browser.newContext({ javaScriptEnabled: false });
+    plain.setDefaultTimeout(WAIT);
+    const nojs = await plain.newPage();
+    await nojs.goto(`${base}/signin`);
+    await nojs.fill("#token", token);
+    await Promise.all([nojs.waitForURL(`${base}/`), nojs.click("form.signin button[type=submit]")]);
+    await nojs.fill("header input[name=q]", failed);
+    await Promise.all([nojs.waitForURL(`${base}/logins/${failed}`), nojs.click("header form.search button")]);
+    check((await nojs.textContent("main")).includes(failedCode), "with JavaScript off, the login page does not show its FlinksCode");
+    await nojs.goto(`${base}/batches/${encodeURIComponent(batch)}`);
+    // (the retried job reopened the batch: one of its jobs runs again)
+    check(await nojs.textContent("#total") === String(logins.length) && await nojs.textContent("#done") === String(logins.length - 1),
+      "with JavaScript off, the batch page does not render its counts");
+    step("works-without-javascript");
   } finally {
     await browser.close();
   }

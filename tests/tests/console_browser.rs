@@ -1,6 +1,7 @@
 //! The console in a real browser (Debian's chromium, driven by
 //! `tests/browser/console.cjs` through playwright-core) against a real
-//! Redis, the simulator, a real worker and `flinkq serve`. It fails, saying
+//! Redis, the simulator, a real worker and `flinkq serve`; then the same
+//! forms with JavaScript off. It fails, saying
 //! what to install, when the browser, Node.js or playwright-core is
 //! missing: `scripts/test` installs them.
 
@@ -57,6 +58,9 @@ async fn an_operator_watches_a_batch_live_finds_its_failed_login_and_retries_it_
     let before = world.job_of_product(&failed, Product::DEFAULT).await;
     assert_eq!(before.state, JobState::Failed);
     browser.say("worker-stopped").await;
+    browser.until_step("retried", STEP).await;
+    // and the forms work with JavaScript off (sign in, search, the pages)
+    browser.until_step("works-without-javascript", STEP).await;
     browser.finish(STEP).await;
 
     // the click requeued the failed login's job: queued again, no longer a dead letter
