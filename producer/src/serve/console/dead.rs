@@ -39,7 +39,7 @@ pub struct Filter {
     /// What the last action did (shown once).
     #[serde(default)]
     pub done: String,
-    /// For the confirmation page: `retry-all` or `purge-all`.
+    /// The action a form asks for (see `Action`).
     #[serde(default, rename = "do")]
     pub action: String,
 }
@@ -234,22 +234,6 @@ fn describe(filter: &Filter) -> String {
         .filter(|p| !p.is_empty())
         .unwrap_or("every product");
     format!("{code}, {product}")
-}
-
-/// `GET /dead/confirm?do=&code=&product=`: the confirmation step of an
-/// action on everything matching the filter (a link to it can be shared).
-pub async fn confirm(
-    Viewer(session): Viewer,
-    State(state): State<AppState>,
-    Query(filter): Query<Filter>,
-) -> PageResult {
-    match Action::parse(&filter.action) {
-        Some(action @ (Action::RetryAll | Action::PurgeAll)) => Ok(html_response(
-            StatusCode::OK,
-            confirm_page(&state.store, &session, &filter, action, &[]).await?,
-        )),
-        _ => Ok(Redirect::to("/dead").into_response()),
-    }
 }
 
 /// The confirmation page: what the action will do, the same form again
