@@ -294,6 +294,25 @@ async fn a_dead_letter_is_purged_only_once_the_operator_confirms() {
     let operator = ConsoleBrowser::signed_in(&serve, FULL_TOKEN).await;
     let dead = operator.get("/dead").await;
     assert!(dead.body.contains("Purge…"), "{}", dead.body);
+    // "purge all matching" another FlinksCode, confirmed: this one stays
+    let answer = operator
+        .post(
+            "/dead/action",
+            &[
+                ("csrf", &dead.csrf()),
+                ("code", "SECURITY_QUESTION_TIMEOUT"),
+                ("do", "purge-all"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert!(
+        answer.location().unwrap_or_default().contains("0%20purged"),
+        "{:?}",
+        answer.location()
+    );
+    assert_eq!(world.store.dead_count().await.expect("dead count"), 1);
     // a row's Purge button asks first: nothing is deleted yet
     let asked = operator
         .post(
