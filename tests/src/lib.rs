@@ -6,6 +6,7 @@
 //!
 //! - [`sim`]: the Flinks simulator (axum), scripted per login, counting what it sees.
 //! - [`bench`]: the `flinkq-bench` scenarios, yardsticks and report.
+//! - [`browser`]: Debian's chromium driven by a playwright-core script (`tests/browser/`) for the console.
 //! - [`prom_text`]: reads scraped `/metrics` text for assertions.
 //! - [`fixtures`]: transitions computed by the real state machine, for tests that apply them by hand.
 //! - [`delay_proxy`]: a TCP proxy that delays, holds or cuts traffic (a slow link to Redis or Flinks).
@@ -16,6 +17,7 @@
 //! - [`worker_process`]: real `flinkq-worker` / `flinkq` processes (spawn, SIGKILL, SIGTERM).
 
 pub mod bench;
+pub mod browser;
 pub mod cli_output;
 pub mod delay_proxy;
 pub mod fixtures;

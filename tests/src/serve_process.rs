@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::scenario::Scenario;
+use crate::sim::{Script, SimConfig};
 use crate::worker_process::{FlinkqProcess, flinkq_command, free_port, wait_for};
 
 /// The full-access token [`ServeProcess::start`] sets.
@@ -123,6 +124,55 @@ impl ServeProcess {
             buffer: String::new(),
         }
     }
+}
+
+/// The FlinksCode of [`MixedLogins::failed`].
+pub const FAILED_CODE: &str = "INVALID_LOGIN";
+
+/// LoginIds of a batch that ends mixed (not enqueued yet).
+#[derive(Debug, Clone)]
+pub struct MixedLogins {
+    /// These succeed.
+    pub ok: Vec<String>,
+    /// This one fails for good: the simulator answers its authorize 401
+    /// [`FAILED_CODE`].
+    pub failed: String,
+}
+
+impl MixedLogins {
+    /// Every loginId, the failed one last.
+    pub fn all(&self) -> Vec<String> {
+        let mut all = self.ok.clone();
+        all.push(self.failed.clone());
+        all
+    }
+}
+
+/// The world of a console or API test about a failed login: a scenario
+/// whose simulator and workers use a 1 s poll timeout (a batch ends in
+/// seconds), `flinkq serve` on it with both tokens, and `ok` logins that
+/// succeed plus one that fails.
+pub async fn serve_mixed(ok: usize) -> (Scenario, ServeProcess, MixedLogins) {
+    let timeout = Duration::from_secs(1);
+    let mut world = Scenario::start_with(
+        Duration::from_millis(200),
+        SimConfig {
+            poll_timeout: timeout,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    world.setup.poll_timeout = timeout;
+    let serve = ServeProcess::start(&world, &[]).await;
+    let logins = MixedLogins {
+        ok: world
+            .logins(ok, &Script::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        failed: world.logins(1, &Script::invalid())[0].to_string(),
+    };
+    (world, serve, logins)
 }
 
 /// Sends `request`: its status and JSON body (`null` if it is not JSON).
@@ -286,6 +336,22 @@ impl ConsolePage {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
+    /// Every hidden field of the page's forms (name, value), in order: a
+    /// test posts a page's own form back with them.
+    pub fn hidden_fields(&self) -> Vec<(String, String)> {
+        let marker = "<input type=\"hidden\" name=\"";
+        self.body
+            .match_indices(marker)
+            .filter_map(|(at, _)| {
+                let rest = &self.body[at + marker.len()..];
+                let (name, rest) = rest.split_once('"')?;
+                let rest = rest.strip_prefix(" value=\"")?;
+                let (value, _) = rest.split_once('"')?;
+                Some((name.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
     /// The CSRF token of the page's forms.
     pub fn csrf(&self) -> String {
         let marker = "name=\"csrf\" value=\"";
@@ -316,9 +382,18 @@ impl ConsoleBrowser {
     /// A browser signed in with `token` (asserts the sign-in worked).
     pub async fn signed_in(serve: &ServeProcess, token: &str) -> ConsoleBrowser {
         let browser = ConsoleBrowser::new(serve);
-        let page = browser.post("/signin", &[("token", token)]).await;
+        let page = browser.sign_in(token).await;
         assert_eq!(page.status, 303, "sign-in refused: {}", page.body);
         browser
+    }
+
+    /// Signs in as a person would: GET the form (its login-CSRF cookie
+    /// and field), then POST it with `token`.
+    pub async fn sign_in(&self, token: &str) -> ConsolePage {
+        let form = self.get("/signin").await;
+        assert_eq!(form.status, 200, "the sign-in form: {}", form.body);
+        self.post("/signin", &[("token", token), ("csrf", &form.csrf())])
+            .await
     }
 
     /// GET `path`.

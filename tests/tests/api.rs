@@ -7,9 +7,9 @@ use std::time::Duration;
 use flinkq_shared::LoginId;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::serve_process::{
-    FULL_TOKEN, READ_TOKEN, ServeProcess, schemathesis, send_json, wait_batch_finished,
+    FULL_TOKEN, READ_TOKEN, ServeProcess, schemathesis, send_json, serve_mixed, wait_batch_finished,
 };
-use flinkq_tests::sim::{Script, SimConfig};
+use flinkq_tests::sim::Script;
 use flinkq_tests::worker_process::{WorkerProcess, flinkq_command};
 use reqwest::Method;
 use serde_json::json;
@@ -484,19 +484,8 @@ async fn the_openapi_document_matches_every_answer_of_the_live_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_login_is_found_with_its_flinks_code_retried_and_only_successes_have_payloads() {
-    let timeout = Duration::from_secs(1);
-    let mut world = Scenario::start_with(
-        Duration::from_millis(200),
-        SimConfig {
-            poll_timeout: timeout,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    world.setup.poll_timeout = timeout;
-    let serve = ServeProcess::start(&world, &[]).await;
-    let ok = world.logins(1, &Script::default())[0].to_string();
-    let bad = world.logins(1, &Script::invalid())[0].to_string();
+    let (world, serve, logins) = serve_mixed(1).await;
+    let (ok, bad) = (logins.ok[0].clone(), logins.failed);
     let (status, _) = serve
         .post_json(
             "/api/v1/batches/mixed/jobs",

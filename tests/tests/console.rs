@@ -8,9 +8,10 @@ use std::time::Duration;
 use flinkq_shared::{JobState, LoginId, Product};
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::serve_process::{
-    ConsoleBrowser, ConsolePage, FULL_TOKEN, READ_TOKEN, ServeProcess, wait_batch_finished,
+    ConsoleBrowser, ConsolePage, FULL_TOKEN, READ_TOKEN, ServeProcess, serve_mixed,
+    wait_batch_finished,
 };
-use flinkq_tests::sim::{Script, SimConfig};
+use flinkq_tests::sim::Script;
 use flinkq_tests::worker_process::WorkerProcess;
 use serde_json::json;
 
@@ -66,12 +67,30 @@ async fn a_bad_token_no_session_or_a_forged_form_changes_nothing() {
     assert_strict_csp(&form);
 
     // a bad token: refused, no session
-    let page = anonymous
-        .post("/signin", &[("token", "not-the-token")])
-        .await;
+    let page = anonymous.sign_in("not-the-token").await;
     assert_eq!(page.status, 401, "{}", page.body);
-    assert!(page.headers.get("set-cookie").is_none());
+    assert!(
+        !page.headers.get_all("set-cookie").iter().any(|c| c
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("flinkq_session=")),
+        "{:?}",
+        page.headers
+    );
     assert_eq!(anonymous.get("/").await.status, 303);
+
+    // login CSRF: the right token posted by a foreign site's form (no
+    // sign-in cookie, or a field not made for this cookie) opens no session
+    let forger = ConsoleBrowser::new(&serve);
+    let page = forger.post("/signin", &[("token", FULL_TOKEN)]).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let other_form = ConsoleBrowser::new(&serve).get("/signin").await.csrf();
+    forger.get("/signin").await;
+    let page = forger
+        .post("/signin", &[("token", FULL_TOKEN), ("csrf", &other_form)])
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert_eq!(forger.get("/").await.location(), Some("/signin"));
 
     // signed in: a cancel without, or with a wrong, CSRF token is 403 and the job stays queued
     let operator = ConsoleBrowser::signed_in(&serve, FULL_TOKEN).await;
@@ -125,19 +144,8 @@ async fn a_bad_token_no_session_or_a_forged_form_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_login_reads_in_plain_words_and_the_dead_page_retries_it() {
-    let timeout = Duration::from_secs(1);
-    let mut world = Scenario::start_with(
-        Duration::from_millis(200),
-        SimConfig {
-            poll_timeout: timeout,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    world.setup.poll_timeout = timeout;
-    let serve = ServeProcess::start(&world, &[]).await;
-    let ok = world.logins(1, &Script::default())[0].to_string();
-    let bad = world.logins(1, &Script::invalid())[0].to_string();
+    let (world, serve, logins) = serve_mixed(1).await;
+    let (ok, bad) = (logins.ok[0].clone(), logins.failed);
     let (status, _) = serve
         .post_json(
             "/api/v1/batches/mixed/jobs",
@@ -215,22 +223,46 @@ async fn a_failed_login_reads_in_plain_words_and_the_dead_page_retries_it() {
     let read_dead = reader.get("/dead").await;
     assert!(!read_dead.body.contains("Retry"), "{}", read_dead.body);
     let answer = reader
-        .post("/dead/action", &[("csrf", &read_dead.csrf()), ("one", &id)])
+        .post(
+            "/dead/action",
+            &[
+                ("csrf", &read_dead.csrf()),
+                ("retry-one", &id),
+                ("confirm", "yes"),
+            ],
+        )
         .await;
     assert_eq!(answer.status, 403);
     assert_eq!(state_of(&world, &bad).await, JobState::Failed);
 
-    let answer = operator
-        .post(
-            "/dead/action",
-            &[
-                ("csrf", &dead.csrf()),
-                ("code", "INVALID_LOGIN"),
-                ("product", "investments"),
-                ("one", &id),
-            ],
-        )
-        .await;
+    // its Retry button asks first: the answer is a confirmation naming the login, nothing moves
+    let retry_one = [
+        ("csrf", dead.csrf()),
+        ("code", "INVALID_LOGIN".to_owned()),
+        ("product", "investments".to_owned()),
+        ("retry-one", id.clone()),
+    ];
+    let form: Vec<(&str, &str)> = retry_one.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let asked = operator.post("/dead/action", &form).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains(&bad), "{}", asked.body);
+    assert!(
+        asked.body.contains("name=\"confirm\" value=\"yes\""),
+        "{}",
+        asked.body
+    );
+    assert_eq!(state_of(&world, &bad).await, JobState::Failed);
+    // the confirmation's own form: the selection and the filter, with confirm=yes
+    let confirmed: Vec<(String, String)> = asked
+        .hidden_fields()
+        .into_iter()
+        .chain([("confirm".to_owned(), "yes".to_owned())])
+        .collect();
+    let form: Vec<(&str, &str)> = confirmed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let answer = operator.post("/dead/action", &form).await;
     assert_eq!(answer.status, 303, "{}", answer.body);
     assert!(
         answer
@@ -241,4 +273,84 @@ async fn a_failed_login_reads_in_plain_words_and_the_dead_page_retries_it() {
         answer.location()
     );
     assert_eq!(state_of(&world, &bad).await, JobState::Queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_purged_only_once_the_operator_confirms() {
+    let (world, serve, logins) = serve_mixed(0).await;
+    let (status, _) = serve
+        .post_json(
+            "/api/v1/batches/doomed/jobs",
+            &json!({ "logins": logins.all() }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let worker = WorkerProcess::spawn(&world.setup);
+    wait_batch_finished(&serve, "doomed", WAIT).await;
+    drop(worker);
+    let login = LoginId::parse(&logins.failed).expect("loginId");
+    let id = world.job_of_product(&login, Product::DEFAULT).await.id;
+
+    let operator = ConsoleBrowser::signed_in(&serve, FULL_TOKEN).await;
+    let dead = operator.get("/dead").await;
+    assert!(dead.body.contains("Purge…"), "{}", dead.body);
+    // "purge all matching" another FlinksCode, confirmed: this one stays
+    let answer = operator
+        .post(
+            "/dead/action",
+            &[
+                ("csrf", &dead.csrf()),
+                ("code", "SECURITY_QUESTION_TIMEOUT"),
+                ("do", "purge-all"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert!(
+        answer.location().unwrap_or_default().contains("0%20purged"),
+        "{:?}",
+        answer.location()
+    );
+    assert_eq!(world.store.dead_count().await.expect("dead count"), 1);
+    // a row's Purge button asks first: nothing is deleted yet
+    let asked = operator
+        .post(
+            "/dead/action",
+            &[("csrf", &dead.csrf()), ("purge-one", &id.to_string())],
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains(&logins.failed), "{}", asked.body);
+    assert_eq!(world.store.dead_count().await.expect("dead count"), 1);
+    // confirmed (the page's own form: do=purge with the selected job)
+    let confirmed: Vec<(String, String)> = asked
+        .hidden_fields()
+        .into_iter()
+        .chain([("confirm".to_owned(), "yes".to_owned())])
+        .collect();
+    assert!(
+        confirmed.contains(&("do".to_owned(), "purge".to_owned())),
+        "{confirmed:?}"
+    );
+    let form: Vec<(&str, &str)> = confirmed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let answer = operator.post("/dead/action", &form).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert!(
+        answer.location().unwrap_or_default().contains("1%20purged"),
+        "{:?}",
+        answer.location()
+    );
+    assert_eq!(world.store.dead_count().await.expect("dead count"), 0);
+    assert!(
+        world
+            .store
+            .job_for_login(&login, Product::DEFAULT)
+            .await
+            .expect("job")
+            .is_none()
+    );
 }

@@ -15,7 +15,7 @@
 //! - [`result_sink`]: the configured sink (files or Redis) and what a commit records.
 //! - [`leases`]: the leases this process holds (renewed by the heartbeat).
 //! - [`services`]: the background services, one per file (heartbeat, reaper, retention, gauges,
-//!   results probe, batch webhook), run by one loop with backoff and shutdown.
+//!   results probe, batch webhook, presence), run by one loop with backoff and shutdown.
 //! - [`events`]: what happens, as events (no Prometheus in the domain).
 //! - [`metrics`]: the Prometheus mapping of events, and the queue gauges.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.

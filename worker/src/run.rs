@@ -27,6 +27,7 @@ use crate::results::ResultsDir;
 use crate::services;
 use crate::services::gauges::QueueGauges;
 use crate::services::heartbeat::Heartbeat;
+use crate::services::presence::Presence;
 use crate::services::primary_probe::PrimaryProbe;
 use crate::services::reaper::Reaper;
 use crate::services::results_probe::{self, ResultsProbe};
@@ -111,6 +112,10 @@ pub async fn run(
             health: health.clone(),
             events: events.clone(),
         },
+        stop.clone(),
+    ));
+    background.spawn(services::run(
+        Presence::of_this_process(store.clone()),
         stop.clone(),
     ));
     background.spawn(services::run(

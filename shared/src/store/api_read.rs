@@ -1,6 +1,7 @@
-//! Read models of the HTTP API (`flinkq serve`): every job of a login, one
-//! batch, and the live feed of job finishes and batch completions read
-//! from the `results` and `events` streams.
+//! Read models of the HTTP API and console (`flinkq serve`): every job of a
+//! login, one batch, jobs by product and state, finishes since a time, and
+//! the live feed of job finishes and batch completions read from the
+//! `results` and `events` streams.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,7 +13,7 @@ use redis::Value;
 use super::read::{BatchCompleted, BatchSummary};
 use super::results::{ResultEntry, result_entry};
 use super::{StateCounts, Store, StoreError, millis, reply};
-use crate::{JobSnapshot, LoginId, Product};
+use crate::{JobId, JobSnapshot, JobState, LoginId, Product};
 
 /// One stream entry: its id and fields.
 type Entry = (String, HashMap<String, String>);
@@ -67,6 +68,20 @@ impl FromStr for StreamCursor {
             events: stream_id(events).ok_or_else(bad)?,
         })
     }
+}
+
+/// Jobs by product and state (the console's overview), counted from the
+/// newest jobs of each set that holds them (the due queues, `leases`,
+/// `finished`): no per-product counter exists, so this reads job hashes,
+/// at most a bounded number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductCounts {
+    /// Every product, in [`Product::all`] order, with its counts (`total`:
+    /// the jobs counted).
+    pub products: Vec<(Product, StateCounts)>,
+    /// False when a set held more jobs than were read: the counts then
+    /// cover only the newest of it.
+    pub complete: bool,
 }
 
 /// One entry of the live feed, with the cursor just after it.
@@ -143,6 +158,87 @@ impl Store {
             completed_ms: hash.get("completed").map(|ms| ms.unsigned_abs()),
             counts: StateCounts::from_hash(&hash),
         }))
+    }
+
+    /// Jobs by product and state, from at most `limit` jobs (the newest) of
+    /// each set that holds jobs: the three due queues, `leases` and
+    /// `finished`. See [`ProductCounts`].
+    pub async fn jobs_by_product(&self, limit: usize) -> Result<ProductCounts, StoreError> {
+        const OP: &str = "jobs by product";
+        /// Job hashes read per round trip.
+        const CHUNK: usize = 1_000;
+        let limit = limit.max(1);
+        let mut sets: Vec<String> = self.keys.due_queues().into();
+        sets.extend([self.keys.leases(), self.keys.finished()]);
+        let mut pipe = redis::pipe();
+        for set in &sets {
+            pipe.zcard(set);
+            pipe.zrevrange(set, 0, isize::try_from(limit).unwrap_or(isize::MAX) - 1);
+        }
+        let mut conn = self.conn.clone();
+        let answers: Vec<Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command(OP))?;
+        let mut complete = true;
+        let mut ids = std::collections::HashSet::new();
+        for pair in answers.chunks(2) {
+            let [size, members] = pair else { continue };
+            if reply::int(size).unwrap_or(0) > i64::try_from(limit).unwrap_or(i64::MAX) {
+                complete = false;
+            }
+            for member in reply::array(members).unwrap_or_default() {
+                if let Some(id) = reply::text(member) {
+                    ids.insert(id);
+                }
+            }
+        }
+        // members that are not job ids (written by something else) are skipped
+        let ids: Vec<JobId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+        let mut counts: HashMap<&'static str, StateCounts> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET")
+                    .arg(self.keys.job(*id))
+                    .arg(super::fields::STATE)
+                    .arg(super::fields::PRODUCT);
+            }
+            let rows: Vec<(Option<String>, Option<String>)> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(StoreError::command(OP))?;
+            for (state, product) in rows {
+                // a job deleted between the two reads, or not a job
+                let Some(state) = state.and_then(|s| s.parse::<JobState>().ok()) else {
+                    continue;
+                };
+                // jobs stored before products existed are the default's
+                let product = product
+                    .and_then(|p| p.parse::<Product>().ok())
+                    .unwrap_or_default();
+                counts.entry(product.as_str()).or_default().add(state);
+            }
+        }
+        Ok(ProductCounts {
+            products: Product::all()
+                .map(|p| (p, counts.get(p.as_str()).copied().unwrap_or_default()))
+                .collect(),
+            complete,
+        })
+    }
+
+    /// Jobs that finished at or after `since_ms` (Redis ms): all of them,
+    /// and the dead letters among them (failed or timed out). Cheap
+    /// (`ZCOUNT` of `finished` and `dead`); retention deletes older ones.
+    pub async fn finished_since(&self, since_ms: u64) -> Result<(u64, u64), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .zcount(self.keys.finished(), since_ms, "+inf")
+            .zcount(self.keys.dead(), since_ms, "+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::command("ZCOUNT finished dead"))
     }
 
     /// The cursor after the newest entry of each stream: a reader starting

@@ -57,6 +57,21 @@ impl StateCounts {
         }
     }
 
+    /// Counts one more job in `state` (and in `total`).
+    pub fn add(&mut self, state: JobState) {
+        let count = match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Authorizing => &mut self.authorizing,
+            JobState::Polling => &mut self.polling,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::TimedOut => &mut self.timed_out,
+            JobState::Cancelled => &mut self.cancelled,
+        };
+        *count += 1;
+        self.total += 1;
+    }
+
     /// Jobs that can still run.
     pub fn unfinished(&self) -> u64 {
         self.queued + self.authorizing + self.polling

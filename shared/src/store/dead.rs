@@ -114,6 +114,22 @@ impl Store {
             .map_err(StoreError::command("retry_dead"))
     }
 
+    /// Deletes dead letters for good; returns (removed, skipped). Skipped:
+    /// not a dead letter (any more).
+    pub async fn purge_dead(&self, ids: &[JobId]) -> Result<(u64, u64), StoreError> {
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.invoke(&self.scripts.purge_dead);
+        for id in ids {
+            call.arg(id.to_string());
+        }
+        call.invoke_async(&mut conn)
+            .await
+            .map_err(StoreError::command("purge_dead"))
+    }
+
     /// Requeues the next page of at most `limit` dead letters of `walk`
     /// (see [`DeadWalk`]) and moves its cursor. Call until `walk.done`:
     /// each dead letter present at the first page is requeued once, even

@@ -55,6 +55,7 @@ pub const SCRIPT_KEYS: &[KeyName] = &[
     KeyName::Fixed("logins", "logins"),
     KeyName::Fixed("schedule_runs", "schedule:runs"),
     KeyName::Fixed("schedule_last", "schedule:last"),
+    KeyName::Fixed("workers", "workers"),
     KeyName::PerRecord("job", "job:"),
     KeyName::PerRecord("active", "active:"),
     KeyName::PerRecord("latest", "latest:"),
@@ -186,6 +187,20 @@ impl Keys {
     /// may run (ms); `due:high` and `due:low` sit beside it.
     pub fn due(&self) -> String {
         self.named("due", "")
+    }
+
+    /// The three due queues, high priority first.
+    pub fn due_queues(&self) -> [String; 3] {
+        [
+            self.named("due_high", ""),
+            self.named("due", ""),
+            self.named("due_low", ""),
+        ]
+    }
+
+    /// `workers`: worker name -> when it last said it runs (Redis ms).
+    pub fn workers(&self) -> String {
+        self.named("workers", "")
     }
 
     /// `leases`: job id -> when its current claim expires (ms).

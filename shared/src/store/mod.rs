@@ -22,6 +22,7 @@
 //! | `schedule:run:<ms>` | hash | one scheduler run: replica, batch, kind, state, enqueued, already_active |
 //! | `schedule:runs` | zset | tick (ms) of the recorded runs (newest 1000 kept) |
 //! | `schedule:last` | string | the newest tick a scheduler ran, or its first-start baseline (ms) |
+//! | `workers` | zset | worker name (`<host>:<pid>`) → when it last said it runs (Redis ms); a day kept |
 //!
 //! Time inside scripts is Redis `TIME`, so workers on many hosts share one clock.
 //!
@@ -38,7 +39,7 @@
 //! read-back), `enqueue`, `dead` (dead letters and cancel), `registry`,
 //! `read` (jobs, counts, batches, queue gauges), `api_read` (the HTTP
 //! API's read models and its live feed), `results`, `schedule`,
-//! `event_group`, `server`, `topology` (standalone, Sentinel or Cluster
+//! `workers` (workers seen), `event_group`, `server`, `topology` (standalone, Sentinel or Cluster
 //! behind one [`RedisConnection`]). Key names live in `keys` for Rust and Lua alike;
 //! job-hash field names in `fields`.
 
@@ -61,10 +62,11 @@ mod schedule;
 mod scripts;
 mod server;
 mod topology;
+mod workers;
 
 use std::time::Duration;
 
-pub use api_read::{BadCursor, StreamCursor, StreamEvent};
+pub use api_read::{BadCursor, ProductCounts, StreamCursor, StreamEvent};
 pub use claim::{Begin, Claim, Claimed, HeldClaim, RateLimit, Reaped};
 pub use commit::{COMMIT_ARGS, CommitOutcome, CommitParams};
 pub use connection::{Store, StoreConfig};
@@ -78,6 +80,7 @@ pub use read::{BatchCompleted, BatchSummary, QueueStats};
 pub use results::ResultEntry;
 pub use schedule::{AdoptedRun, RunKind, SCHEDULE_RUNS_KEPT, TickClaim, TickRequest};
 pub use topology::{ClusterLink, RedisConnection, RedisMode, SentinelConnection, Topology};
+pub use workers::SIGHTINGS_KEPT;
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

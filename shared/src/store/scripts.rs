@@ -42,6 +42,8 @@ pub struct Scripts {
     pub retry_dead_page: Script,
     /// `purge(set, older_than_ms, limit, product, offset)`.
     pub purge: Script,
+    /// `purge_dead(id...)`.
+    pub purge_dead: Script,
     /// `stats()`.
     pub stats: Script,
     /// `schedule_claim(tick_ms, replica, lock_ttl_ms, batch, kind, keep)`.
@@ -70,6 +72,7 @@ impl Scripts {
             retry_dead: script!("retry_dead.lua"),
             retry_dead_page: script!("retry_dead_page.lua"),
             purge: script!("purge.lua"),
+            purge_dead: script!("purge_dead.lua"),
             stats: script!("stats.lua"),
             schedule_claim: script!("schedule_claim.lua"),
             schedule_extend: script!("schedule_extend.lua"),

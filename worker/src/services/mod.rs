@@ -10,9 +10,11 @@
 //! - [`results_probe`]: is the results directory writable (for `/readyz`).
 //! - [`primary_probe`]: does a writable Redis primary serve the namespace (for `/readyz`).
 //! - [`webhook`]: POSTs batch completions to `FLINKQ_BATCH_WEBHOOK`.
+//! - [`presence`]: writes this worker's sighting for the console's "workers seen".
 
 pub mod gauges;
 pub mod heartbeat;
+pub mod presence;
 pub mod primary_probe;
 pub mod reaper;
 pub mod results_probe;

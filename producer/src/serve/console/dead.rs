@@ -1,6 +1,7 @@
 //! Dead letters (failed and timed-out jobs): filter by FlinksCode and
-//! product; retry one, a selection, or every one matching the filter
-//! (after a confirmation step); purge every one of a product (confirmed).
+//! product; retry or purge one, a selection, or every one matching the
+//! filter. Every action goes through a confirmation page first (a plain
+//! form: no JavaScript needed).
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -38,7 +39,7 @@ pub struct Filter {
     /// What the last action did (shown once).
     #[serde(default)]
     pub done: String,
-    /// For the confirmation page: `retry-all` or `purge-all`.
+    /// The action a form asks for (see `Action`).
     #[serde(default, rename = "do")]
     pub action: String,
 }
@@ -146,9 +147,10 @@ pub async fn page(
             (filter_fields(&filter))
             @if full {
                 div class="actions" {
-                    button type="submit" name="do" value="retry" { "Retry selected" }
-                    button type="submit" name="do" value="retry-all" { "Retry all matching…" }
-                    button type="submit" name="do" value="purge-all" { "Purge all matching…" }
+                    button type="submit" name="do" value=(Action::Retry.as_str()) { "Retry selected…" }
+                    button type="submit" name="do" value=(Action::Purge.as_str()) { "Purge selected…" }
+                    button type="submit" name="do" value=(Action::RetryAll.as_str()) { "Retry all matching…" }
+                    button type="submit" name="do" value=(Action::PurgeAll.as_str()) { "Purge all matching…" }
                 }
             }
             table {
@@ -166,7 +168,12 @@ pub async fn page(
                                 } @else { (job.state.as_str()) }
                             }
                             td { @if let Some(ms) = job.finished_ms { (when(ms)) } }
-                            @if full { td { button type="submit" name="one" value=(job.id.to_string()) { "Retry" } } }
+                            @if full {
+                                td class="row-actions" {
+                                    button type="submit" name="retry-one" value=(job.id.to_string()) { "Retry…" }
+                                    button type="submit" name="purge-one" value=(job.id.to_string()) { "Purge…" }
+                                }
+                            }
                         }
                     }
                 }
@@ -179,6 +186,48 @@ pub async fn page(
     ))
 }
 
+/// What a dead-letter form asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Requeue the selected dead letters.
+    Retry,
+    /// Delete the selected dead letters for good.
+    Purge,
+    /// Requeue every dead letter matching the filter.
+    RetryAll,
+    /// Delete every dead letter matching the filter.
+    PurgeAll,
+}
+
+impl Action {
+    const ALL: [Action; 4] = [
+        Action::Retry,
+        Action::Purge,
+        Action::RetryAll,
+        Action::PurgeAll,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Retry => "retry",
+            Action::Purge => "purge",
+            Action::RetryAll => "retry-all",
+            Action::PurgeAll => "purge-all",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Retry | Action::RetryAll => "Retry",
+            Action::Purge | Action::PurgeAll => "Purge",
+        }
+    }
+}
+
 fn describe(filter: &Filter) -> String {
     let code = filter.code().unwrap_or_else(|| "any code".into());
     let product = Some(filter.product.trim())
@@ -187,43 +236,63 @@ fn describe(filter: &Filter) -> String {
     format!("{code}, {product}")
 }
 
-/// `GET /dead/confirm?do=&code=&product=`: the confirmation step of an
-/// action on everything matching the filter.
-pub async fn confirm(Viewer(session): Viewer, Query(filter): Query<Filter>) -> PageResult {
-    let (verb, what) = match filter.action.as_str() {
-        "retry-all" => ("Retry", "requeue"),
-        "purge-all" => ("Purge", "delete for good"),
-        _ => return Ok(Redirect::to("/dead").into_response()),
+/// The confirmation page: what the action will do, the same form again
+/// with `confirm=yes`, and a way back.
+async fn confirm_page(
+    store: &Store,
+    session: &Session,
+    filter: &Filter,
+    action: Action,
+    ids: &[JobId],
+) -> Result<maud::Markup, ServeError> {
+    let what = match action {
+        Action::Retry | Action::RetryAll => "requeue as fresh runs",
+        Action::Purge | Action::PurgeAll => "delete for good (job, error and history)",
     };
-    Ok(html_response(
-        StatusCode::OK,
-        confirm_page(&session, &filter, verb, what),
-    ))
-}
-
-fn confirm_page(session: &Session, filter: &Filter, verb: &str, what: &str) -> maud::Markup {
+    // the selected jobs by login, so the operator sees what they picked
+    let selected = store.jobs(&ids[..ids.len().min(SHOWN)]).await?;
+    let back = format!(
+        "/dead?code={}&product={}",
+        encode(&filter.code),
+        encode(&filter.product)
+    );
     let body = html! {
-        p { "This will " (what) " every dead letter matching: " strong { (describe(filter)) } "." }
+        @if matches!(action, Action::RetryAll | Action::PurgeAll) {
+            p { "This will " (what) " every dead letter matching: " strong { (describe(filter)) } "." }
+        } @else {
+            p { "This will " (what) " " (ids.len()) " dead letter" @if ids.len() != 1 { "s" } ":" }
+            ul {
+                @for job in &selected {
+                    li { code { (job.login.to_string()) } " · " (job.product.as_str())
+                        @if let Some(error) = &job.error { " · " (error.code) } }
+                }
+            }
+        }
         form method="post" action="/dead/action" {
             (csrf_field(session))
             (filter_fields(filter))
-            input type="hidden" name="confirm" value="yes";
-            button type="submit" name="do" value=(filter.action) { (verb) " them all" }
-            " " a href={ "/dead?code=" (encode(&filter.code)) "&product=" (encode(&filter.product)) } { "Back" }
+            input type="hidden" name="do" value=(action.as_str());
+            @for id in ids { input type="hidden" name="job" value=(id.to_string()); }
+            button type="submit" name="confirm" value="yes" {
+                (action.verb()) @if matches!(action, Action::RetryAll | Action::PurgeAll) { " them all" }
+                @else { " " (ids.len()) }
+            }
+            " " a href=(back) { "Back" }
         }
     };
-    layout(&format!("{verb} all matching?"), Some(session), body)
+    Ok(layout(&format!("{}?", action.verb()), Some(session), body))
 }
 
-/// `POST /dead/action`: `one=<job id>`, or `do=retry` with `job=<id>`…,
-/// or `do=retry-all` / `do=purge-all` (with `confirm=yes`, else the
-/// confirmation page); full token only.
+/// `POST /dead/action`: `retry-one=<id>` or `purge-one=<id>` (a row's
+/// buttons), or `do=retry|purge` with `job=<id>`… (the selection), or
+/// `do=retry-all|purge-all` (the filter); full token only. Without
+/// `confirm=yes` it answers the confirmation page and changes nothing.
 pub async fn action(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> PageResult {
-    checked_post(
+    let session = checked_post(
         &state,
         &headers,
         &fields,
@@ -240,59 +309,77 @@ pub async fn action(
         text.parse::<JobId>()
             .map_err(|e| ServeError::Invalid(format!("{e}: reload the page and try again")))
     };
-    let ids: Vec<JobId> = if let Some(one) = field(&fields, "one") {
-        vec![parse(one)?]
+    let (action, ids) = if let Some(one) = field(&fields, "retry-one") {
+        (Action::Retry, vec![parse(one)?])
+    } else if let Some(one) = field(&fields, "purge-one") {
+        (Action::Purge, vec![parse(one)?])
     } else {
-        match filter.action.as_str() {
-            "retry" => fields
-                .iter()
-                .filter(|(k, _)| k == "job")
-                .map(|(_, v)| parse(v))
-                .collect::<Result<_, _>>()?,
-            "retry-all" | "purge-all" if field(&fields, "confirm") != Some("yes") => {
-                return Ok(Redirect::to(&format!(
-                    "/dead/confirm?do={}&code={}&product={}",
-                    encode(&filter.action),
-                    encode(&filter.code),
-                    encode(&filter.product)
-                ))
-                .into_response());
-            }
-            "retry-all" if filter.code().is_none() => {
-                let page = crate::dead::retry_all_pages(&state.store, product).await?;
-                let done = format!("{} requeued, {} skipped", page.requeued, page.skipped);
-                return Ok(Redirect::to(&filter.query(&done)).into_response());
-            }
-            "retry-all" => matching(&state.store, &filter, product, WALKED)
+        let action = Action::parse(&filter.action).ok_or_else(|| {
+            ServeError::Invalid("unknown action: use the buttons of the dead-letter page".into())
+        })?;
+        let ids: Vec<JobId> = fields
+            .iter()
+            .filter(|(k, _)| k == "job")
+            .map(|(_, v)| parse(v))
+            .collect::<Result<_, _>>()?;
+        (action, ids)
+    };
+    if matches!(action, Action::Retry | Action::Purge) && ids.is_empty() {
+        return Err(ServeError::Invalid(
+            "no dead letter selected: tick some first, or use a row's buttons".into(),
+        )
+        .into());
+    }
+    if field(&fields, "confirm") != Some("yes") {
+        return Ok(html_response(
+            StatusCode::OK,
+            confirm_page(&state.store, &session, &filter, action, &ids).await?,
+        ));
+    }
+    let done = match action {
+        Action::Retry => retry(&state.store, &ids).await?,
+        Action::Purge => purge(&state.store, &ids).await?,
+        Action::RetryAll if filter.code().is_none() => {
+            let page = crate::dead::retry_all_pages(&state.store, product).await?;
+            format!("{} requeued, {} skipped", page.requeued, page.skipped)
+        }
+        Action::PurgeAll if filter.code().is_none() => {
+            let purged =
+                crate::dead::purge(&state.store, std::time::Duration::ZERO, product).await?;
+            format!("{purged} purged")
+        }
+        Action::RetryAll | Action::PurgeAll => {
+            let ids: Vec<JobId> = matching(&state.store, &filter, product, WALKED)
                 .await?
                 .iter()
                 .map(|job| job.id)
-                .collect(),
-            "purge-all" if filter.code().is_some() => {
-                return Err(ServeError::Invalid(
-                    "purging by FlinksCode is not supported: clear the code filter to purge every dead letter of a product, or retry them instead".into(),
-                )
-                .into());
-            }
-            "purge-all" => {
-                let purged =
-                    crate::dead::purge(&state.store, std::time::Duration::ZERO, product).await?;
-                return Ok(Redirect::to(&filter.query(&format!("{purged} purged"))).into_response());
-            }
-            _ => {
-                return Err(ServeError::Invalid(
-                    "select dead letters first, or use a retry button".into(),
-                )
-                .into());
+                .collect();
+            if action == Action::RetryAll {
+                retry(&state.store, &ids).await?
+            } else {
+                purge(&state.store, &ids).await?
             }
         }
     };
+    Ok(Redirect::to(&filter.query(&done)).into_response())
+}
+
+async fn retry(store: &Store, ids: &[JobId]) -> Result<String, ServeError> {
     let (mut requeued, mut skipped) = (0, 0);
     for chunk in ids.chunks(PAGE) {
-        let (r, s) = state.store.retry_dead(chunk).await?;
+        let (r, s) = store.retry_dead(chunk).await?;
         requeued += r;
         skipped += s;
     }
-    let done = format!("{requeued} requeued, {skipped} skipped");
-    Ok(Redirect::to(&filter.query(&done)).into_response())
+    Ok(format!("{requeued} requeued, {skipped} skipped"))
+}
+
+async fn purge(store: &Store, ids: &[JobId]) -> Result<String, ServeError> {
+    let (mut purged, mut skipped) = (0, 0);
+    for chunk in ids.chunks(PAGE) {
+        let (r, s) = store.purge_dead(chunk).await?;
+        purged += r;
+        skipped += s;
+    }
+    Ok(format!("{purged} purged, {skipped} skipped"))
 }

@@ -51,7 +51,6 @@ pub fn routes() -> Router<AppState> {
         .route("/logins/{login}/cancel", post(login::cancel))
         .route("/logins/{login}/payload/{product}", get(login::payload))
         .route("/dead", get(dead::page))
-        .route("/dead/confirm", get(dead::confirm))
         .route("/dead/action", post(dead::action))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))

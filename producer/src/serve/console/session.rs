@@ -8,6 +8,15 @@
 //! Sessions end at sign-out, after [`SESSION_TTL`], or when the process
 //! stops (sign in again after a restart).
 //!
+//! The sign-in form itself is protected against login CSRF (a foreign site
+//! signing a browser in under the attacker's token) by a signed double
+//! submit: `GET /signin` sets a random nonce in an `HttpOnly;
+//! SameSite=Strict` cookie scoped to `/signin` and puts the nonce's
+//! HMAC-SHA256, under a key of this process, in a hidden field. A POST
+//! without both, or whose field is not the HMAC of its cookie, opens no
+//! session: a cross-site form sends no cookie, and a planted cookie has no
+//! matching field without the key.
+//!
 //! `Secure` is not set: `flinkq serve` speaks plain HTTP and cannot tell
 //! whether a TLS proxy is in front. Behind one, browsers still send the
 //! cookie only to the same site (SameSite=Strict), and the proxy should be
@@ -19,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -26,6 +36,12 @@ use crate::serve::auth::Access;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "flinkq_session";
+
+/// The sign-in form's pre-session cookie (login CSRF).
+pub const SIGNIN_COOKIE: &str = "flinkq_signin";
+
+/// How long a sign-in form stays usable.
+const SIGNIN_TTL: Duration = Duration::from_secs(3600);
 
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -55,10 +71,28 @@ impl Session {
     }
 }
 
-/// The open sessions.
-#[derive(Debug, Default)]
+/// The open sessions, and the key signing sign-in forms.
 pub struct Sessions {
     open: Mutex<HashMap<[u8; 32], Session>>,
+    /// Random per process: a restart makes open sign-in forms stale
+    /// (reload the page).
+    signin_key: [u8; 32],
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            open: Mutex::default(),
+            signin_key: rand::random(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never the key
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
 }
 
 fn random_hex() -> String {
@@ -99,6 +133,38 @@ impl Sessions {
             .cloned()
     }
 
+    /// A new sign-in form's pair: the nonce for [`SIGNIN_COOKIE`] and the
+    /// token for its hidden field.
+    pub fn signin_pair(&self) -> (String, String) {
+        let nonce = random_hex();
+        let token = self.signin_token(&nonce);
+        (nonce, token)
+    }
+
+    fn signin_token(&self, nonce: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.signin_key).expect("HMAC takes any key length");
+        mac.update(nonce.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Does a sign-in POST carry the field token of its own form (its
+    /// [`SIGNIN_COOKIE`] signed by this process)? Compared in constant time.
+    pub fn signin_matches(&self, headers: &HeaderMap, presented: &str) -> bool {
+        let Some(nonce) = cookie_named(headers, SIGNIN_COOKIE) else {
+            return false;
+        };
+        let (a, b) = (
+            Sha256::digest(self.signin_token(&nonce).as_bytes()),
+            Sha256::digest(presented.as_bytes()),
+        );
+        bool::from(a.ct_eq(&b))
+    }
+
     /// Ends the session of a request's cookie.
     pub fn close(&self, headers: &HeaderMap) {
         if let Some(id) = cookie_value(headers) {
@@ -108,15 +174,20 @@ impl Sessions {
     }
 }
 
-/// Our cookie's value among a request's cookies.
+/// Our session cookie's value among a request's cookies.
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE_NAME)
+}
+
+/// A cookie's value among a request's cookies.
+fn cookie_named(headers: &HeaderMap, cookie: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| value.to_owned())
         .filter(|value| !value.is_empty())
 }
@@ -126,6 +197,14 @@ pub fn set_cookie(id: &str) -> String {
     format!(
         "{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
+    )
+}
+
+/// The `Set-Cookie` value of a sign-in form's nonce.
+pub fn set_signin_cookie(nonce: &str) -> String {
+    format!(
+        "{SIGNIN_COOKIE}={nonce}; Path=/signin; HttpOnly; SameSite=Strict; Max-Age={}",
+        SIGNIN_TTL.as_secs()
     )
 }
 
@@ -160,5 +239,34 @@ mod tests {
         assert!(sessions.of(&wrong).is_none());
         sessions.close(&headers);
         assert!(sessions.of(&headers).is_none());
+    }
+
+    #[test]
+    fn a_sign_in_form_token_matches_only_its_own_cookie_and_process() {
+        let sessions = Sessions::default();
+        let (nonce, token) = sessions.signin_pair();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{SIGNIN_COOKIE}={nonce}")).expect("header"),
+        );
+        assert!(sessions.signin_matches(&headers, &token));
+        assert!(
+            !sessions.signin_matches(&headers, &nonce),
+            "the nonce is not the token"
+        );
+        assert!(
+            !sessions.signin_matches(&HeaderMap::new(), &token),
+            "no cookie"
+        );
+        let (_, other) = sessions.signin_pair();
+        assert!(
+            !sessions.signin_matches(&headers, &other),
+            "another form's token"
+        );
+        assert!(
+            !Sessions::default().signin_matches(&headers, &token),
+            "another process' key"
+        );
     }
 }

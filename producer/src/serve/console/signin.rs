@@ -6,17 +6,28 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::session::{clear_cookie, set_cookie};
+use super::session::{clear_cookie, set_cookie, set_signin_cookie};
 use super::{PageResult, checked_post, field, html_response, layout};
 use crate::serve::AppState;
 
-fn form(error: Option<&str>) -> Markup {
+/// The form with a fresh login-CSRF pair: the page, with the cookie to set.
+fn form_response(state: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+    let (nonce, token) = state.sessions.signin_pair();
+    let mut response = html_response(status, form(&token, error));
+    if let Ok(value) = set_signin_cookie(&nonce).parse() {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn form(csrf: &str, error: Option<&str>) -> Markup {
     layout(
         "Sign in",
         None,
         html! {
             @if let Some(error) = error { p class="error" { (error) } }
             form method="post" action="/signin" class="signin" {
+                input type="hidden" name="csrf" value=(csrf);
                 label for="token" { "Token (FLINKQ_API_TOKEN, or FLINKQ_API_READ_TOKEN to only look)" }
                 input id="token" type="password" name="token" autocomplete="current-password" required autofocus;
                 button type="submit" { "Sign in" }
@@ -26,16 +37,30 @@ fn form(error: Option<&str>) -> Markup {
 }
 
 /// `GET /signin`.
-pub async fn page() -> Response {
-    html_response(StatusCode::OK, form(None))
+pub async fn page(State(state): State<AppState>) -> Response {
+    form_response(&state, StatusCode::OK, None)
 }
 
-/// `POST /signin`: a valid token opens a session (the token itself is
-/// never stored in the cookie nor logged).
+/// `POST /signin`: a valid token, posted from this server's own form (its
+/// login-CSRF field matching its cookie), opens a session (the token itself
+/// is never stored in the cookie nor logged).
 pub async fn submit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
+    if !state
+        .sessions
+        .signin_matches(&headers, field(&fields, "csrf").unwrap_or_default())
+    {
+        return form_response(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some(
+                "This sign-in form expired or was not sent from this console: sign in again on this page.",
+            ),
+        );
+    }
     let token = field(&fields, "token").unwrap_or_default().trim();
     let presented = format!("Bearer {token}");
     match state.tokens.access(Some(presented.as_bytes())) {
@@ -47,11 +72,10 @@ pub async fn submit(
             }
             response
         }
-        _ => html_response(
+        _ => form_response(
+            &state,
             StatusCode::UNAUTHORIZED,
-            form(Some(
-                "That token is not valid: use FLINKQ_API_TOKEN or FLINKQ_API_READ_TOKEN.",
-            )),
+            Some("That token is not valid: use FLINKQ_API_TOKEN or FLINKQ_API_READ_TOKEN."),
         ),
     }
 }
