@@ -38,8 +38,8 @@ pub async fn page(
                         @if let Some(ms) = job.started_ms { tr { th { "started" } td { (when(ms)) } } }
                         @if let Some(ms) = job.finished_ms { tr { th { "finished" } td { (when(ms)) } } }
                         tr { th { "steps" } td {
-                            "stage " (job.stage) ", " (job.auths) " authorize, " (job.polls) " data calls, "
-                            (job.sessions) " sessions, " (job.retries) " retries"
+                            "stage " (job.stage) ", " (job.auths) " successful authorize, " (job.polls) " data calls, "
+                            (job.sessions) " sessions this run, " (job.retries) " retries"
                             @if let Some(last) = &job.last { " · last: " (last) }
                         } }
                         @if let Some(error) = &job.error {

@@ -6,6 +6,11 @@
   if (!section || !window.EventSource || !window.fetch) return;
   var batch = section.getAttribute("data-batch");
   var states = ["queued", "authorizing", "polling", "succeeded", "failed", "timed_out", "cancelled"];
+  // the server's format (console/mod.rs `when`), so a live update reads
+  // like the page it updates
+  function utc(ms) {
+    return new Date(ms).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
   function refresh() {
     fetch("/api/v1/batches/" + encodeURIComponent(batch), { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -24,7 +29,7 @@
         document.getElementById("total").textContent = String(c.total);
         if (b.completed_ms) {
           document.getElementById("completed").textContent =
-            "Completed " + new Date(b.completed_ms).toISOString();
+            "Completed " + utc(b.completed_ms);
         }
       })
       .catch(function () {});
