@@ -45,6 +45,22 @@ impl Scenario {
         Scenario::start_full(interval, sim_config, RedisOptions::default()).await
     }
 
+    /// A scenario whose jobs time out after `poll_timeout`: the worker's
+    /// limit and the simulator's idea of it agree, so a job that keeps
+    /// answering 202 ends `timed_out` (a dead letter with `POLL_TIMEOUT`).
+    pub async fn with_poll_timeout(interval: Duration, poll_timeout: Duration) -> Scenario {
+        let mut world = Scenario::start_with(
+            interval,
+            SimConfig {
+                poll_timeout,
+                ..SimConfig::default()
+            },
+        )
+        .await;
+        world.setup.poll_timeout = poll_timeout;
+        world
+    }
+
     /// The same, with Redis options too (AOF, a password...).
     pub async fn start_full(
         interval: Duration,

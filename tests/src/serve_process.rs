@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::scenario::Scenario;
-use crate::sim::{Script, SimConfig};
+use crate::sim::Script;
 use crate::worker_process::{FlinkqProcess, flinkq_command, free_port, wait_for};
 
 /// The full-access token [`ServeProcess::start`] sets.
@@ -153,16 +153,8 @@ impl MixedLogins {
 /// seconds), `flinkq serve` on it with both tokens, and `ok` logins that
 /// succeed plus one that fails.
 pub async fn serve_mixed(ok: usize) -> (Scenario, ServeProcess, MixedLogins) {
-    let timeout = Duration::from_secs(1);
-    let mut world = Scenario::start_with(
-        Duration::from_millis(200),
-        SimConfig {
-            poll_timeout: timeout,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    world.setup.poll_timeout = timeout;
+    let world =
+        Scenario::with_poll_timeout(Duration::from_millis(200), Duration::from_secs(1)).await;
     let serve = ServeProcess::start(&world, &[]).await;
     let logins = MixedLogins {
         ok: world

@@ -6,21 +6,13 @@ use std::time::Duration;
 use flinkq_shared::JobState;
 use flinkq_tests::cli_output::CliOutput;
 use flinkq_tests::scenario::Scenario;
-use flinkq_tests::sim::{Script, SimConfig};
+use flinkq_tests::sim::Script;
 use flinkq_tests::worker_process::{WorkerProcess, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_retried_and_purged() {
-    let timeout = Duration::from_secs(1);
-    let mut world = Scenario::start_with(
-        Duration::from_millis(200),
-        SimConfig {
-            poll_timeout: timeout,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    world.setup.poll_timeout = timeout;
+    let world =
+        Scenario::with_poll_timeout(Duration::from_millis(200), Duration::from_secs(1)).await;
     let invalid = world.logins(3, &Script::invalid());
     let stuck = world.logins(3, &Script::always_pending());
     world

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flinkq_shared::JobState;
 use flinkq_tests::scenario::Scenario;
-use flinkq_tests::sim::{SPACING_TOLERANCE, Script, SimConfig};
+use flinkq_tests::sim::{SPACING_TOLERANCE, Script};
 use flinkq_tests::worker_process::WorkerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,15 +54,7 @@ async fn poll_resumes_after_sigkill() {
 async fn deadline_survives_restart() {
     let interval = Duration::from_millis(300);
     let timeout = Duration::from_secs(4);
-    let mut world = Scenario::start_with(
-        interval,
-        SimConfig {
-            poll_timeout: timeout,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    world.setup.poll_timeout = timeout;
+    let mut world = Scenario::with_poll_timeout(interval, timeout).await;
     world.setup.lease = Duration::from_secs(1);
     let logins = world.logins(5, &Script::always_pending());
     world.enqueue("slow", &logins).await;
