@@ -393,7 +393,7 @@ pub async fn wait_for<T>(
 
 /// SIGTERM `child`, then wait up to `timeout` for its exit status (SIGKILL
 /// and `None` after it).
-fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -1,14 +1,22 @@
 //! The benchmark runs every scenario at a small size, as CI's smoke test.
-//! No time limit is asserted: machines are noisy. Counts are.
+//! No time limit is asserted: machines are noisy. Counts are (round trips
+//! and commands per step), and that per-step CPU figures are reported.
 
 use std::process::Command;
 
 use flinkq_tests::worker_process::workspace_binary;
 
+/// Issue 14 aims at 12 Redis commands per step (inside scripts included).
+/// Until the scripts get there this is today's bound: 31.4–31.5 measured on
+/// 2026-11-25 (smoke size and 5,000 logins), plus room for the claim calls
+/// that find nothing, which vary with the machine's load (round trips per
+/// step 2.02–2.12). The issue's work lowers it step by step to 12.
+const ISSUE_14_COMMANDS_PER_STEP: f64 = 33.0;
+
 #[test]
 fn every_benchmark_scenario_runs_at_smoke_size() {
     let out = Command::new(workspace_binary("flinkq-bench"))
-        .args(["all", "--smoke", "--no-baseline", "--json"])
+        .args(["all", "--smoke", "--no-baseline", "--no-bullmq", "--json"])
         .output()
         .expect("run flinkq-bench");
     assert!(
@@ -47,6 +55,25 @@ fn every_benchmark_scenario_runs_at_smoke_size() {
     assert!(
         round_trips <= 3.0,
         "{round_trips} Redis round trips per step"
+    );
+    let commands = figure("drain", "Redis commands per step");
+    assert!(
+        commands <= ISSUE_14_COMMANDS_PER_STEP,
+        "{commands} Redis commands per step (incl. in scripts), more than {ISSUE_14_COMMANDS_PER_STEP}"
+    );
+    for metric in ["worker CPU per step", "Redis CPU per step"] {
+        let value = figure("drain", metric);
+        assert!(value.is_finite() && value > 0.0, "drain/{metric} = {value}");
+    }
+    // the BullMQ yardstick needs Node and npm's registry: CI skips it, and
+    // the output says so
+    assert!(
+        report["yardsticks"]["bullmq"].is_null()
+            && report["yardsticks"]["bullmq_note"]
+                .as_str()
+                .is_some_and(|note| note.contains("skipped (--no-bullmq)")),
+        "{}",
+        report["yardsticks"]
     );
     // enqueue: one script call per 1,000 logins
     assert!(figure("enqueue", "round trips per 1,000 logins") <= 2.0);

@@ -1,4 +1,5 @@
-//! Reading Redis' own counters: commands executed and memory used.
+//! Reading Redis' own counters (commands executed, memory and CPU used) and
+//! a process' CPU time.
 
 use std::collections::HashMap;
 
@@ -24,10 +25,65 @@ pub async fn command_calls(conn: &mut RedisConnection) -> HashMap<String, u64> {
         .collect()
 }
 
-/// Calls of every command between two snapshots: (round trips, all commands).
-/// Round trips are the commands a client sends (EVALSHA, EVAL, INFO, PING);
-/// all commands include those run inside scripts.
-pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> (u64, u64) {
+/// Commands only a client can send: script calls, connection set-up and
+/// blocking reads. Neither flinkq nor BullMQ sends any other command while
+/// draining (every other one runs inside a script; BullMQ's MONITOR run in
+/// `../shared/bench/peers/RESULTS-2026-11-25.md` shows the same), so their
+/// calls are the round trips. `INFO commandstats` cannot tell a command sent
+/// by a client from one run by a script; MONITOR can, but slows Redis down.
+const CLIENT_ONLY: &[&str] = &[
+    "evalsha",
+    "eval",
+    "evalsha_ro",
+    "eval_ro",
+    "fcall",
+    "fcall_ro",
+    "script",
+    "script|load",
+    "script|exists",
+    "ping",
+    "hello",
+    "auth",
+    "select",
+    "quit",
+    "client",
+    "client|setname",
+    "client|setinfo",
+    "client|id",
+    "multi",
+    "exec",
+    "watch",
+    "bzpopmin",
+    "bzpopmax",
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
+];
+
+/// Commands Redis ran between two `INFO commandstats` snapshots, without the
+/// harness' own `INFO` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandDelta {
+    /// Commands clients sent ([`CLIENT_ONLY`]): one network round trip each
+    /// (a pipeline of them would be fewer; neither peer pipelines them).
+    pub round_trips: u64,
+    /// Every command, including those run inside scripts.
+    pub all: u64,
+}
+
+impl CommandDelta {
+    /// Without `n` commands the harness sent itself (its progress polls).
+    pub fn without_harness(self, n: u64) -> Self {
+        CommandDelta {
+            all: self.all.saturating_sub(n),
+            ..self
+        }
+    }
+}
+
+/// Calls of every command between two snapshots.
+pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> CommandDelta {
     let diff = |name: &str| {
         after
             .get(name)
@@ -35,12 +91,23 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> (u6
             .unwrap_or(0)
             .saturating_sub(before.get(name).copied().unwrap_or(0))
     };
-    let all: u64 = after.keys().map(|name| diff(name)).sum();
-    let round_trips = ["evalsha", "eval", "ping", "script|load", "script"]
-        .iter()
-        .map(|n| diff(n))
-        .sum();
-    (round_trips, all)
+    CommandDelta {
+        round_trips: CLIENT_ONLY.iter().map(|n| diff(n)).sum(),
+        all: after
+            .keys()
+            .filter(|name| *name != "info")
+            .map(|name| diff(name))
+            .sum(),
+    }
+}
+
+/// `ZCARD key` (the BullMQ yardstick's progress: its finished-job sets).
+pub async fn sorted_set_len(conn: &mut RedisConnection, key: &str) -> u64 {
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap_or(0)
 }
 
 /// `INFO memory` used_memory, bytes.
@@ -96,4 +163,29 @@ pub fn process_cpu_seconds(pid: &str) -> f64 {
             Some((utime + stime) / ticks_per_second)
         })
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    #[test]
+    fn round_trips_are_client_commands_and_info_is_the_harness() {
+        let before = calls(&[("evalsha", 10), ("hset", 100), ("info", 1)]);
+        let after = calls(&[
+            ("evalsha", 20),
+            ("hset", 150),
+            ("zadd", 30),
+            ("bzpopmin", 2),
+            ("info", 5),
+        ]);
+        let d = delta(&before, &after);
+        assert_eq!(d.round_trips, 12);
+        assert_eq!(d.all, 10 + 50 + 30 + 2);
+        assert_eq!(d.without_harness(2).all, 90);
+    }
 }

@@ -58,16 +58,40 @@ impl Report {
         }
     }
 
+    /// Adds a figure once per yardstick it is compared with (one row each,
+    /// same value), or once without a ratio when none was measured.
+    pub fn add_vs_each(
+        &mut self,
+        scenario: &str,
+        metric: &str,
+        value: f64,
+        unit: &str,
+        versus: &[Option<(&str, f64)>],
+    ) {
+        let measured: Vec<(&str, f64)> = versus
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|(_, base)| *base > 0.0)
+            .collect();
+        if measured.is_empty() {
+            self.add(scenario, metric, value, unit);
+        }
+        for yardstick in measured {
+            self.add_vs(scenario, metric, value, unit, Some(yardstick));
+        }
+    }
+
     /// The table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<10} {:<36} {:>14} {:<10} {:>8}  {}\n",
+            "{:<10} {:<44} {:>14} {:<10} {:>8}  {}\n",
             "scenario", "metric", "value", "unit", "ratio", "versus"
         );
         for f in &self.figures {
             let ratio = f.ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}x"));
             out.push_str(&format!(
-                "{:<10} {:<36} {:>14.2} {:<10} {:>8}  {}\n",
+                "{:<10} {:<44} {:>14.2} {:<10} {:>8}  {}\n",
                 f.scenario,
                 f.metric,
                 f.value,

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 use flinkq_shared::LoginId;
 use flinkq_shared::store::{Store, StoreConfig};
 
+use super::bullmq::BullmqFigures;
 use super::redis_stats::{
     command_calls, delta, process_cpu_seconds, redis_cpu_seconds, used_memory,
 };
@@ -15,6 +16,9 @@ use super::yardsticks::Yardsticks;
 use crate::redis_harness::RedisServer;
 use crate::sim::{Fault, Script, ScriptedFault, SimConfig, SimHandle, Simulator};
 use crate::worker_process::{WorkerProcess, WorkerSetup, flinkq_cli};
+
+/// The BullMQ yardstick's name in ratios.
+const BULLMQ: &str = "BullMQ 2w undici";
 
 /// A benchmark scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,13 +72,14 @@ impl Sizes {
     }
 }
 
-struct World {
-    redis: RedisServer,
-    sim: SimHandle,
-    store: Store,
+/// One scenario's private redis-server, simulator and store.
+pub(super) struct World {
+    pub(super) redis: RedisServer,
+    pub(super) sim: SimHandle,
+    pub(super) store: Store,
 }
 
-async fn world(sim: SimConfig) -> World {
+pub(super) async fn world(sim: SimConfig) -> World {
     let redis = RedisServer::start().expect("redis-server");
     let sim = Simulator::start(sim).await.expect("simulator");
     let store = Store::connect(&StoreConfig::new(redis.url(), "bench"))
@@ -114,7 +119,13 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -
     }
 }
 
-fn scripted(sim: &SimHandle, logins: &[LoginId], script: &Script) {
+/// What every login of the drain answers (the BullMQ yardstick's too): two
+/// 202s, then the 200 — four steps per job.
+pub(super) fn drain_script() -> Script {
+    Script::pending(2)
+}
+
+pub(super) fn scripted(sim: &SimHandle, logins: &[LoginId], script: &Script) {
     sim.set_scripts(
         logins
             .iter()
@@ -167,26 +178,32 @@ async fn enqueue(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) 
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("enqueue --json");
     assert_eq!(summary["enqueued"].as_u64(), Some(n as u64));
-    let (round_trips, commands) = delta(&before, &command_calls(&mut conn).await);
+    let commands = delta(&before, &command_calls(&mut conn).await);
     let rate = n as f64 / elapsed;
-    report.add_vs(
+    report.add_vs_each(
         "enqueue",
         "logins/s (incl. dedupe)",
         rate,
         "1/s",
-        yard.apalis_push.map(|v| ("apalis-redis push", v)),
+        &[
+            yard.set_pipelined.map(|v| ("redis SET -P16", v)),
+            yard.apalis_push.map(|v| ("apalis-redis push", v)),
+            yard.bullmq
+                .as_ref()
+                .map(|b| ("BullMQ addBulk", b.enqueue_logins_per_s)),
+        ],
     );
     report.add_vs(
         "enqueue",
         "Redis commands/s",
-        commands as f64 / elapsed,
+        commands.all as f64 / elapsed,
         "1/s",
         yard.set_pipelined.map(|v| ("redis SET -P16", v)),
     );
     report.add(
         "enqueue",
         "round trips per 1,000 logins",
-        round_trips as f64 * 1_000.0 / n as f64,
+        commands.round_trips as f64 * 1_000.0 / n as f64,
         "calls",
     );
     let memory = used_memory(&mut conn).await.saturating_sub(memory_before);
@@ -201,7 +218,7 @@ async fn enqueue(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) 
 async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     let w = world(SimConfig::default()).await;
     let logins: Vec<LoginId> = (0..n).map(|_| LoginId::random()).collect();
-    scripted(&w.sim, &logins, &Script::pending(2));
+    scripted(&w.sim, &logins, &drain_script());
     w.store.enqueue("bench", &logins).await.expect("enqueue");
     let mut setup = setup(&w, work, "drain");
     // as fast as the worker allows: it refuses a zero interval (10 ms minimum)
@@ -211,7 +228,9 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     let cpu = CpuShare::start(&mut conn).await;
     let started = Instant::now();
     let mut worker = WorkerProcess::spawn(&setup);
+    let mut polls = 0u64; // one HGETALL each, the harness' own commands
     wait_until("drain", Duration::from_secs(1_800), async || {
+        polls += 1;
         w.store
             .counts(None)
             .await
@@ -219,19 +238,27 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     })
     .await;
     let elapsed = started.elapsed().as_secs_f64();
-    cpu.report(report, "drain", &mut conn, &worker, elapsed)
+    let used = cpu
+        .report(report, "drain", &mut conn, &worker, elapsed)
         .await;
     worker.sigterm(Duration::from_secs(30));
-    let (round_trips, commands) = delta(&before, &command_calls(&mut conn).await);
+    let commands = delta(&before, &command_calls(&mut conn).await).without_harness(polls);
     let counts = w.store.counts(None).await.expect("counts");
     assert_eq!(counts.succeeded, n as u64, "every drained job succeeded");
-    let steps = (n * 4) as f64; // Authorize + 2 pending polls + the 200
-    report.add_vs(
+    let totals = w.sim.totals();
+    // Authorize + 2 pending polls + the 200, as the simulator counted them
+    let steps = (totals.authorize_calls + totals.product_calls) as f64;
+    let bullmq = yard.bullmq.as_ref();
+    let vs_bullmq = |pick: fn(&BullmqFigures) -> f64| bullmq.map(|b| (BULLMQ, pick(b)));
+    report.add_vs_each(
         "drain",
         "steps/s end to end",
         steps / elapsed,
         "1/s",
-        yard.evalsha.map(|v| ("redis EVALSHA", v)),
+        &[
+            yard.evalsha.map(|v| ("redis EVALSHA", v)),
+            vs_bullmq(|b| b.steps_per_s),
+        ],
     );
     report.add_vs(
         "drain",
@@ -240,18 +267,65 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
         "1/s",
         yard.apalis_e2e.map(|v| ("apalis-redis e2e", v)),
     );
-    report.add(
+    report.add_vs(
+        "drain",
+        "worker CPU per step",
+        used.worker / steps * 1e6,
+        "µs",
+        vs_bullmq(|b| b.worker_cpu_us_per_step),
+    );
+    report.add_vs(
+        "drain",
+        "Redis CPU per step",
+        used.redis / steps * 1e6,
+        "µs",
+        vs_bullmq(|b| b.redis_cpu_us_per_step),
+    );
+    report.add_vs(
         "drain",
         "Redis round trips per step",
-        round_trips as f64 / steps,
+        commands.round_trips as f64 / steps,
         "calls",
+        vs_bullmq(|b| b.round_trips_per_step),
     );
-    report.add(
+    report.add_vs(
         "drain",
         "Redis commands per step (incl. in scripts)",
-        commands as f64 / steps,
+        commands.all as f64 / steps,
         "cmds",
+        vs_bullmq(|b| b.commands_per_step),
     );
+    if let Some(b) = bullmq {
+        bullmq_figures(report, b);
+    }
+}
+
+/// The BullMQ yardstick's run, as rows of its own.
+fn bullmq_figures(report: &mut Report, b: &BullmqFigures) {
+    let rows = [
+        (
+            "enqueue logins/s (node enqueue.js)",
+            b.enqueue_logins_per_s,
+            "1/s",
+        ),
+        ("steps/s end to end", b.steps_per_s, "1/s"),
+        ("jobs/s end to end", b.jobs_per_s, "1/s"),
+        ("worker CPU per step", b.worker_cpu_us_per_step, "µs"),
+        ("Redis CPU per step", b.redis_cpu_us_per_step, "µs"),
+        (
+            "Redis round trips per step",
+            b.round_trips_per_step,
+            "calls",
+        ),
+        (
+            "Redis commands per step (incl. in scripts)",
+            b.commands_per_step,
+            "cmds",
+        ),
+    ];
+    for (metric, value, unit) in rows {
+        report.add("bullmq", metric, value, unit);
+    }
 }
 
 /// Where the CPU went during a scenario: the worker process, this process
@@ -276,9 +350,9 @@ impl CpuShare {
         conn: &mut flinkq_shared::store::RedisConnection,
         worker: &WorkerProcess,
         elapsed: f64,
-    ) {
+    ) -> CpuUsed {
         self.report_since(report, scenario, conn, worker, 0.0, elapsed)
-            .await;
+            .await
     }
 
     async fn report_since(
@@ -289,7 +363,7 @@ impl CpuShare {
         worker: &WorkerProcess,
         worker_before: f64,
         elapsed: f64,
-    ) {
+    ) -> CpuUsed {
         let worker_cpu = process_cpu_seconds(&worker.pid().to_string()) - worker_before;
         let bench = process_cpu_seconds("self") - self.bench;
         let redis = redis_cpu_seconds(conn).await - self.redis;
@@ -301,7 +375,17 @@ impl CpuShare {
             "cores",
         );
         report.add(scenario, "CPU: redis-server", redis / elapsed, "cores");
+        CpuUsed {
+            worker: worker_cpu,
+            redis,
+        }
     }
+}
+
+/// CPU seconds used over a scenario's window.
+struct CpuUsed {
+    worker: f64,
+    redis: f64,
 }
 
 /// Quantile of sorted values.

@@ -1,13 +1,16 @@
 //! The yardsticks, measured in the same run on the same machine: Redis' own
-//! limit (`redis-benchmark`) and the apalis-redis 1.0 baseline.
+//! limit (`redis-benchmark`), the apalis-redis 1.0 baseline and BullMQ
+//! (`bullmq.rs`).
 
 use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
 
-/// Yardstick figures (operations per second).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+use super::bullmq::BullmqFigures;
+
+/// Yardstick figures (operations per second, BullMQ's per step).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Yardsticks {
     /// `redis-benchmark -t set`, unpipelined.
     pub set: Option<f64>,
@@ -21,6 +24,35 @@ pub struct Yardsticks {
     pub apalis_push: Option<f64>,
     /// apalis-redis end-to-end no-op jobs, jobs/s.
     pub apalis_e2e: Option<f64>,
+    /// BullMQ doing the drain scenario's work.
+    pub bullmq: Option<BullmqFigures>,
+    /// Why BullMQ has no figures (skipped, or failed and why).
+    pub bullmq_note: Option<String>,
+}
+
+impl Yardsticks {
+    /// One line per yardstick, for the table's header.
+    pub fn summary(&self) -> String {
+        let per_s = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}/s"));
+        let mut out = format!(
+            "yardsticks: redis SET {}, SET -P16 {}, ZADD {}, EVALSHA {}; apalis-redis push {}, e2e {}\n",
+            per_s(self.set),
+            per_s(self.set_pipelined),
+            per_s(self.zadd),
+            per_s(self.evalsha),
+            per_s(self.apalis_push),
+            per_s(self.apalis_e2e),
+        );
+        match (&self.bullmq, &self.bullmq_note) {
+            (Some(b), _) => out.push_str(&format!(
+                "BullMQ yardstick: {} on {} logins ({} steps)\n",
+                b.config, b.logins, b.steps
+            )),
+            (None, Some(note)) => out.push_str(&format!("BullMQ yardstick {note}\n")),
+            (None, None) => {}
+        }
+        out
+    }
 }
 
 fn rate(output: &str) -> Option<f64> {

@@ -1,15 +1,19 @@
-//! `flinkq-bench`: measures what flinkq costs per job on this machine, next
-//! to Redis' own limit and the apalis-redis baseline, in one run.
+//! `flinkq-bench`: measures what flinkq costs per job and per step on this
+//! machine, next to Redis' own limit, the apalis-redis baseline and BullMQ,
+//! in one run.
 //!
 //!     cargo build --release --workspace --bins
-//!     target/release/flinkq-bench all            # issue 6's sizes
-//!     target/release/flinkq-bench drain --smoke  # small, as CI runs it
+//!     target/release/flinkq-bench all                    # issue 6's sizes
+//!     target/release/flinkq-bench drain --logins 5000    # drain vs BullMQ
+//!     target/release/flinkq-bench drain --smoke --no-baseline --no-bullmq  # small, as CI runs it
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use flinkq_tests::bench::{
-    BenchScenario, Report, Sizes, Yardsticks, measure_yardsticks, run_scenario,
+    BenchScenario, BullmqSetup, Report, Sizes, Yardsticks, measure_bullmq, measure_yardsticks,
+    run_scenario,
 };
 use flinkq_tests::redis_harness::RedisServer;
 
@@ -32,7 +36,11 @@ struct Args {
     /// Small sizes (CI smoke test): every path, seconds of work, no meaning.
     #[arg(long)]
     smoke: bool,
-    /// Skip redis-benchmark and the apalis-redis baseline.
+    /// Logins of the enqueue and drain scenarios (and BullMQ's), instead of
+    /// the sizes of --smoke or issue 6.
+    #[arg(long)]
+    logins: Option<usize>,
+    /// Skip every yardstick: redis-benchmark, apalis-redis and BullMQ.
     #[arg(long)]
     no_yardsticks: bool,
     /// Skip only the apalis-redis baseline (it builds apalis-redis first).
@@ -41,6 +49,14 @@ struct Args {
     /// The apalis-redis baseline script.
     #[arg(long, default_value = "../shared/bench/apalis-redis-baseline/run.sh")]
     baseline: PathBuf,
+    /// Skip only the BullMQ yardstick (it runs Node and installs BullMQ with
+    /// npm on its first run).
+    #[arg(long)]
+    no_bullmq: bool,
+    /// The peers' folder: BullMQ's step-job program (`bullmq/worker.js`,
+    /// `bullmq/enqueue.js`) and its `package-lock.json`.
+    #[arg(long, default_value = "../shared/bench/peers")]
+    peers: PathBuf,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -49,13 +65,18 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sizes = if args.smoke {
+    let mut sizes = if args.smoke {
         Sizes::smoke()
     } else {
         Sizes::full()
     };
+    if let Some(n) = args.logins {
+        anyhow::ensure!(n > 0, "--logins must be at least 1");
+        sizes.enqueue = n;
+        sizes.drain = n;
+    }
     let work = tempfile::tempdir()?;
-    let yardsticks = if args.no_yardsticks {
+    let mut yardsticks = if args.no_yardsticks {
         Yardsticks::default()
     } else {
         let redis = RedisServer::start()?;
@@ -77,6 +98,39 @@ async fn main() -> anyhow::Result<()> {
         Which::Hold => vec![BenchScenario::Hold],
         Which::Recover => vec![BenchScenario::Recover],
     };
+    let drains = scenarios.contains(&BenchScenario::Drain);
+    let skipped = if args.no_yardsticks {
+        Some("--no-yardsticks")
+    } else if args.no_bullmq {
+        Some("--no-bullmq")
+    } else if !drains {
+        Some("no drain scenario in this run")
+    } else {
+        None
+    };
+    match skipped {
+        Some(why) => yardsticks.bullmq_note = Some(format!("skipped ({why})")),
+        None => {
+            eprintln!(
+                "running the BullMQ yardstick ({} logins, {})...",
+                sizes.drain,
+                args.peers.display()
+            );
+            let setup = BullmqSetup {
+                peers: args.peers.clone(),
+                install_dir: npm_dir()?,
+                work: work.path().to_path_buf(),
+                drain_timeout: Duration::from_secs(1_800),
+            };
+            match measure_bullmq(&setup, sizes.drain).await {
+                Ok(figures) => yardsticks.bullmq = Some(figures),
+                Err(e) => yardsticks.bullmq_note = Some(format!("failed: {e}")),
+            }
+        }
+    }
+    if let Some(note) = &yardsticks.bullmq_note {
+        eprintln!("BullMQ yardstick {note}");
+    }
     let mut report = Report::default();
     for scenario in scenarios {
         eprintln!("running {scenario:?}...");
@@ -87,10 +141,21 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("machine: {}", machine());
-        println!("yardsticks: {yardsticks:?}");
+        print!("{}", yardsticks.summary());
         print!("{}", report.table());
     }
     Ok(())
+}
+
+/// `<target>/bench-bullmq`, next to this binary's `<target>/<profile>/`:
+/// BullMQ's npm packages stay out of the sources and survive between runs.
+fn npm_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow::anyhow!("{} has no target folder", exe.display()))?;
+    Ok(target.join("bench-bullmq"))
 }
 
 fn machine() -> String {
