@@ -13,7 +13,7 @@
 local lease, id, token = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local spacing, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local job = job_key(id)
-if redis.call('HGET', job, 'token') ~= token or not redis.call('ZSCORE', K.leases, id) then
+if not holds(redis.call('HGET', job, 'token'), token) or not redis.call('ZSCORE', K.leases, id) then
   give_back_claim(job)
   return 0
 end

@@ -1,50 +1,100 @@
--- claim(n, lease_ms, token_base, authorize_timeout_ms) -> {now, next_due or -1, {{id, field, value, ...}, ...}}
--- (each job's fields include its due time as the virtual field `due`)
+-- claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)
+--   -> {now, next_due or -1, {{id, field, value, ...}, ...}}
+-- (each job's fields include its due time as the virtual field `due`, and,
+-- when the claim also began the step, the spacing it recorded as `begun`)
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
 -- range), high priority first, then normal, then low; gives each job a
 -- fresh fencing token (`token`: the caller's random base and the job's index
 -- in this call, so tokens never repeat, even after Redis loses data), and
--- returns their snapshots plus the earliest due time still
--- waiting in any queue, so the claimer can sleep exactly until then.
+-- returns their snapshots plus the earliest due time still waiting in any
+-- queue, so the claimer can sleep exactly until then.
 -- Each claim adds one to the job's `claims` (reset by an applied commit, so
 -- a job that keeps killing its worker is seen as a poison pill). The first
 -- claim starts the job's clock and puts its authorize deadline in
 -- `deadlines`, so reap ends it even if no worker claims it again.
+-- poll_spacing_ms ('' for none): the claim also does begin.lua's write for
+-- a step about to run (the caller has no rate limit to apply): it records
+-- the job's `not_before` (now + poll_spacing_ms for a poll, now for an
+-- authorize), so a crash mid-call never makes two polls closer than the
+-- interval, and the worker calls Flinks without a begin round trip while
+-- the fresh lease it got here is certain to hold (see executor.rs).
+-- Cost per job: one HGETALL and one HSET; the due entries are removed, and
+-- the leases and authorize deadlines added, in one command each per call.
 local n = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local token_base = ARGV[3]
 local authorize_timeout = tonumber(ARGV[4])
+local poll_spacing = tonumber(ARGV[5] or '')
 local now = now_ms()
 local claimed = {}
-local next_due = nil
+local leases, deadlines = {}, {}
+local function text(number)
+  return string.format('%d', number)
+end
 for _, queue in ipairs(DUE_QUEUES) do
   local want = n - #claimed
-  local due = {}
-  if want > 0 then
-    due = redis.call('ZRANGE', queue, '-inf', now, 'BYSCORE', 'LIMIT', 0, want, 'WITHSCORES')
-  end
-  for i = 1, #due, 2 do
-    local id, due_at = due[i], due[i + 1]
+  if want <= 0 then break end
+  local due = redis.call('ZRANGE', queue, '-inf', now, 'BYSCORE', 'LIMIT', 0, want, 'WITHSCORES')
+  if #due > 0 then
     -- removed first: an entry whose hash is gone (evicted, deleted) is
     -- dropped here instead of blocking the queue
-    redis.call('ZREM', queue, id)
-    local job = job_key(id)
-    local state = redis.call('HGET', job, 'state')
-    if state and not TERMINAL[state] then
-      redis.call('HSET', job, 'token', token_base .. '.' .. (#claimed + 1))
-      redis.call('HINCRBY', job, 'claims', 1)
-      if not redis.call('HGET', job, 'started') then
-        redis.call('HSET', job, 'started', now)
-        redis.call('ZADD', K.deadlines, 'NX', now + authorize_timeout, id)
-      end
-      redis.call('ZADD', K.leases, now + lease, id)
+    local ids = {}
+    for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+    in_slices('ZREM', queue, ids)
+    for i = 1, #due, 2 do
+      local id, due_at = due[i], due[i + 1]
+      local job = job_key(id)
       local fields = redis.call('HGETALL', job)
-      table.insert(fields, 1, id)
-      fields[#fields + 1] = 'due'
-      fields[#fields + 1] = due_at
-      claimed[#claimed + 1] = fields
+      local at = {}
+      for j = 1, #fields, 2 do at[fields[j]] = j + 1 end
+      local state = at.state and fields[at.state]
+      if state and not TERMINAL[state] then
+        local updates = {
+          'token', token_base .. '.' .. (#claimed + 1),
+          'claims', text((tonumber(at.claims and fields[at.claims]) or 0) + 1) }
+        if not at.started then
+          updates[#updates + 1] = 'started'
+          updates[#updates + 1] = text(now)
+          deadlines[#deadlines + 1] = now + authorize_timeout
+          deadlines[#deadlines + 1] = id
+        end
+        local begun = nil
+        if poll_spacing then
+          local request_id = at.request_id and fields[at.request_id] or ''
+          begun = 0
+          if state == 'polling' and request_id ~= '' then begun = poll_spacing end
+          updates[#updates + 1] = 'not_before'
+          updates[#updates + 1] = text(now + begun)
+        end
+        redis.call('HSET', job, unpack(updates))
+        -- the snapshot as it is now
+        for u = 1, #updates, 2 do
+          local slot = at[updates[u]]
+          if slot then
+            fields[slot] = updates[u + 1]
+          else
+            fields[#fields + 1] = updates[u]
+            fields[#fields + 1] = updates[u + 1]
+          end
+        end
+        leases[#leases + 1] = now + lease
+        leases[#leases + 1] = id
+        table.insert(fields, 1, id)
+        fields[#fields + 1] = 'due'
+        fields[#fields + 1] = due_at
+        if begun then
+          fields[#fields + 1] = 'begun'
+          fields[#fields + 1] = text(begun)
+        end
+        claimed[#claimed + 1] = fields
+      end
     end
   end
+end
+in_slices('ZADD', K.leases, leases)
+in_slices('ZADD', K.deadlines, deadlines, 'NX')
+local next_due = nil
+for _, queue in ipairs(DUE_QUEUES) do
   local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
   if head[2] and (not next_due or tonumber(head[2]) < tonumber(next_due)) then
     next_due = head[2]

@@ -16,48 +16,60 @@
 -- recognised as already applied, not taken for a fenced step.
 -- An applied commit resets `claims` (see claim.lua): the job did not kill
 -- the worker that ran this step; a fenced one gives its claim back.
+-- Cost: one HMGET reads everything the script decides on (the fencing
+-- fields and the job's state, batch, priority, deadline, result), the lease
+-- removal is the lease check, and the job's fields go in one HSET; counters
+-- move only when the state changes, `deadlines` only when the deadline does.
 local a = {}
 for i = 1, #ARGV, 2 do
   a[ARGV[i]] = ARGV[i + 1]
 end
 local id, login, commit_id, state = a.id, a.login, a.commit_id, a.state
 local job = job_key(id)
-local held = redis.call('HMGET', job, 'login', 'token', 'commit_id', 'product')
+local held = redis.call('HMGET', job, 'login', 'token', 'commit_id', 'product',
+  'state', 'batch', 'prio', 'deadline', 'result_sink', 'result_at')
 if held[3] == commit_id then return 2 end
 if held[1] ~= login then return 0 end
-if held[2] ~= a.token or not redis.call('ZSCORE', K.leases, id) then
+-- removing the lease is its check: only the holder of a live lease goes on
+if not holds(held[2], a.token) or redis.call('ZREM', K.leases, id) == 0 then
   give_back_claim(job)
   return 0
 end
 local now = now_ms()
-redis.call('ZREM', K.leases, id)
--- the claim is spent: nothing else may commit or call under it
-redis.call('HDEL', job, 'token')
-redis.call('HSET', job,
+local old, batch = held[5], held[6]
+-- the claim is spent (token emptied, lease removed): nothing else may
+-- commit or call under it
+local set = {
   'request_id', a.request_id, 'deadline', a.deadline, 'attempts', a.attempts,
   'polls', a.polls, 'auths', a.auths, 'retries', a.retries,
   'err_code', a.err_code, 'err_http', a.err_http, 'err_msg', a.err_msg,
-  'last', a.last, 'updated', now, 'commit_id', commit_id,
-  'sessions', a.sessions, 'claims', 0, 'stage', a.stage, 'stage_accepted', a.stage_accepted)
+  'last', a.last, 'updated', now, 'commit_id', commit_id, 'token', '',
+  'sessions', a.sessions, 'claims', 0, 'stage', a.stage, 'stage_accepted', a.stage_accepted }
+local product = product_of(held[4])
+local sink, at = held[9], held[10]
 if state == 'succeeded' and a.result_sink ~= '' then
-  local product = product_of(held[4])
+  -- every field of the pointer is written: no DEL needed first
   local result = result_key(login_record(login, product))
-  redis.call('DEL', result)
   redis.call('HSET', result, 'job', id, 'login', login, 'product', product, 'stored', now,
     'sink', a.result_sink, 'data', a.result_data)
   redis.call('PEXPIRE', result, tonumber(a.result_ttl_ms))
-  local at = a.result_data
-  if a.result_sink == 'redis' then at = result end
-  redis.call('HSET', job, 'result_sink', a.result_sink, 'result_at', at)
+  sink, at = a.result_sink, a.result_data
+  if sink == 'redis' then at = result end
+  set[#set + 1] = 'result_sink'
+  set[#set + 1] = sink
+  set[#set + 1] = 'result_at'
+  set[#set + 1] = at
 end
 if TERMINAL[state] then
-  finish(id, state, now)
+  finish_job(id, state, now, { login = login, batch = batch, old = old, product = held[4],
+    err_code = a.err_code, result_sink = sink, result_at = at }, set, true)
 else
-  local old = redis.call('HGET', job, 'state')
-  redis.call('HSET', job, 'state', state)
-  count_move(redis.call('HGET', job, 'batch'), old, state)
-  redis.call('ZADD', due_key(id), tonumber(a.due), id)
-  if a.deadline ~= '' then
+  redis.call('HSET', job, 'state', state, unpack(set))
+  count_move(batch, old, state)
+  local queue = K.due
+  if held[7] == 'high' then queue = K.due_high elseif held[7] == 'low' then queue = K.due_low end
+  redis.call('ZADD', queue, tonumber(a.due), id)
+  if a.deadline ~= '' and a.deadline ~= held[8] then
     redis.call('ZADD', K.deadlines, tonumber(a.deadline), id)
   end
 end

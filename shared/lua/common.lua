@@ -47,15 +47,42 @@ local function give_back_claim(job)
   end
 end
 
+-- Whether a claim's token is the job's: a spent claim's token is stored
+-- empty (see commit.lua), and an empty token never holds anything.
+local function holds(stored, token)
+  return token ~= '' and stored == token
+end
+
+-- Variadic writes in bounded slices: never one unpack of an unbounded list
+-- (Lua's stack limits an unpack to a few thousand values).
+-- `option` (e.g. 'NX') goes right after the key.
+local function in_slices(command, key, args, option)
+  local slice = 512
+  for from = 1, #args, slice do
+    local to = math.min(from + slice - 1, #args)
+    if key and option then
+      redis.call(command, key, option, unpack(args, from, to))
+    elseif key then
+      redis.call(command, key, unpack(args, from, to))
+    else
+      redis.call(command, unpack(args, from, to))
+    end
+  end
+end
+
 -- Move one job between per-state counters, globally and for its batch.
+-- Touches nothing when the state does not change. Returns the batch's count
+-- of `from` after the move (nil when nothing moved out of a state).
 local function count_move(batch, from, to)
-  if from == to then return end
+  if from == to then return nil end
+  local left = nil
   if from then
     redis.call('HINCRBY', K.counts, from, -1)
-    redis.call('HINCRBY', batch_key(batch), from, -1)
+    left = redis.call('HINCRBY', batch_key(batch), from, -1)
   end
   redis.call('HINCRBY', K.counts, to, 1)
   redis.call('HINCRBY', batch_key(batch), to, 1)
+  return left
 end
 
 -- Every sorted set that indexes job ids.
@@ -71,55 +98,81 @@ local function drop_orphan(id)
   end
 end
 
--- Finish a job in a terminal state: counters, indexes, dedupe key, dead letters.
--- Returns false (and drops its index entries) when the job's hash is gone.
-local function finish(id, state, now)
+local UNFINISHED = { queued = true, authorizing = true, polling = true }
+
+-- Finish a job in a terminal state: counters, indexes, dedupe key, dead
+-- letters, the `results` entry and the batch's completion event, in one
+-- HSET of the job plus what changes. `f` is what the caller read of the job
+-- (login, batch, product, `old` state) and what it holds after this
+-- script (err_code, result_sink, result_at); `set` more job fields for the
+-- same HSET. `leased`: the caller held the job's lease (a commit) and
+-- removed it, so the job is in no due queue (claim took it out, and only a
+-- lease's end puts it back) and its lease entry is gone already.
+local function finish_job(id, state, now, f, set, leased)
   local job = job_key(id)
-  local f = redis.call('HMGET', job, 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at', 'product')
-  local login, batch, old = f[1], f[2], f[3]
-  if not login then
-    drop_orphan(id)
-    return false
-  end
-  local product = product_of(f[7])
-  redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now)
-  count_move(batch, old, state)
+  local login, batch = f.login, f.batch
+  local product = product_of(f.product)
+  redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now, unpack(set or {}))
+  local left = count_move(batch, f.old, state)
   -- one `results` stream entry per finished job, so a downstream service
   -- can consume results as they arrive (trimmed by retention, see purge)
   local entry = { 'job', id, 'login', login, 'product', product, 'batch', batch, 'state', state }
-  if state == 'succeeded' and f[5] then
+  if state == 'succeeded' and f.result_sink then
     entry[#entry + 1] = 'sink'
-    entry[#entry + 1] = f[5]
+    entry[#entry + 1] = f.result_sink
     entry[#entry + 1] = 'location'
-    entry[#entry + 1] = f[6]
-  elseif f[4] and f[4] ~= '' then
+    entry[#entry + 1] = f.result_at
+  elseif f.err_code and f.err_code ~= '' then
     entry[#entry + 1] = 'error'
-    entry[#entry + 1] = f[4]
+    entry[#entry + 1] = f.err_code
   end
   redis.call('XADD', K.results, '*', unpack(entry))
   -- the batch's last unfinished job just finished: publish one completion
-  -- event (HSETNX makes it once per completion; enqueue reopens the batch)
+  -- event (HSETNX makes it once per completion; enqueue reopens the batch).
+  -- While the batch still counts a job in the state this one left, it is
+  -- open: only a count that reached zero needs the batch's other counts.
   local batch_hash = batch_key(batch)
-  local b = redis.call('HMGET', batch_hash, 'queued', 'authorizing', 'polling', 'total')
-  local open = (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)
-  if open == 0 and (tonumber(b[4]) or 0) > 0 and redis.call('HSETNX', batch_hash, 'completed', now) == 1 then
-    local counts = redis.call('HGETALL', batch_hash)
-    redis.call('XADD', K.events, 'MAXLEN', '~', 100000, '*',
-      'type', 'batch_completed', 'batch', batch, unpack(counts))
+  if not (UNFINISHED[f.old] and left and left > 0) then
+    local b = redis.call('HMGET', batch_hash, 'queued', 'authorizing', 'polling', 'total')
+    local open = (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)
+    if open == 0 and (tonumber(b[4]) or 0) > 0 and redis.call('HSETNX', batch_hash, 'completed', now) == 1 then
+      local counts = redis.call('HGETALL', batch_hash)
+      redis.call('XADD', K.events, 'MAXLEN', '~', 100000, '*',
+        'type', 'batch_completed', 'batch', batch, unpack(counts))
+    end
   end
-  for _, queue in ipairs(DUE_QUEUES) do
-    redis.call('ZREM', queue, id)
+  if not leased then
+    for _, queue in ipairs(DUE_QUEUES) do
+      redis.call('ZREM', queue, id)
+    end
+    redis.call('ZREM', K.leases, id)
   end
-  redis.call('ZREM', K.leases, id)
   redis.call('ZREM', K.deadlines, id)
+  -- the (login, product) may be enqueued again: its pointer is dropped in
+  -- one command; one that named another job (this one's was lost, and the
+  -- login enqueued since) is put back as it was
   local active = active_key(login_record(login, product))
-  if redis.call('GET', active) == id then
-    redis.call('DEL', active)
+  local named = redis.call('GETDEL', active)
+  if named and named ~= id then
+    redis.call('SET', active, named)
   end
   if state == 'failed' or state == 'timed_out' then
     redis.call('ZADD', K.dead, now, id)
   end
   redis.call('ZADD', K.finished, now, id)
+end
+
+-- Finish a job the caller does not hold (reap, cancel): reads what
+-- finish_job needs. Returns false (and drops its index entries) when the
+-- job's hash is gone.
+local function finish(id, state, now)
+  local f = redis.call('HMGET', job_key(id), 'login', 'batch', 'state', 'err_code', 'result_sink', 'result_at', 'product')
+  if not f[1] then
+    drop_orphan(id)
+    return false
+  end
+  finish_job(id, state, now, { login = f[1], batch = f[2], old = f[3], err_code = f[4],
+    result_sink = f[5], result_at = f[6], product = f[7] }, nil, false)
   return true
 end
 

@@ -53,18 +53,6 @@ for i = 4, #ARGV, 2 do
     latest[#latest + 1] = id
   end
 end
--- variadic writes in bounded slices (never one unpack of an unbounded list)
-local function in_slices(command, key, args)
-  local slice = 512
-  for from = 1, #args, slice do
-    local to = math.min(from + slice - 1, #args)
-    if key then
-      redis.call(command, key, unpack(args, from, to))
-    else
-      redis.call(command, unpack(args, from, to))
-    end
-  end
-end
 if created > 0 then
   in_slices('ZADD', queue, due)
   in_slices('MSET', nil, latest)

@@ -6,7 +6,7 @@ local now = now_ms()
 local held = {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', job_key(id), 'token') == token
+  if holds(redis.call('HGET', job_key(id), 'token'), token)
       and redis.call('ZSCORE', K.leases, id) then
     redis.call('ZADD', K.leases, now + lease, id)
     held[#held + 1] = 1

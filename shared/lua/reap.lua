@@ -8,7 +8,9 @@
 -- counted as orphans, never read as jobs: one missing hash must not break
 -- every reap. Besides the leases and deadlines it reaps, each call sweeps
 -- about `sweep` entries of each due queue, `dead` and `finished`, resuming
--- where the previous call stopped (ZSCAN cursors kept in `reap:sweep`).
+-- where the previous call stopped (ZSCAN cursors kept in `reap:sweep`);
+-- a `sweep` of 0 sweeps nothing (the worker sweeps every few passes only:
+-- orphans are rare, and a sweep reads every entry it pages through).
 local limit, sweep = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local requeued, timed_out, orphans = 0, 0, 0
@@ -46,7 +48,7 @@ for _, id in ipairs(late) do
 end
 local cursors = K.reap_sweep
 -- (cursor field, index): the field names predate the generated bindings
-for _, swept in ipairs({ { 'due:high', K.due_high }, { 'due', K.due }, { 'due:low', K.due_low },
+for _, swept in ipairs(sweep == 0 and {} or { { 'due:high', K.due_high }, { 'due', K.due }, { 'due:low', K.due_low },
     { 'dead', K.dead }, { 'finished', K.finished } }) do
   local name, index = swept[1], swept[2]
   local page = redis.call('ZSCAN', index, redis.call('HGET', cursors, name) or '0',

@@ -8,7 +8,7 @@ local released = 0
 for i = 1, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local job = job_key(id)
-  if redis.call('HGET', job, 'token') == token and redis.call('ZREM', K.leases, id) == 1 then
+  if holds(redis.call('HGET', job, 'token'), token) and redis.call('ZREM', K.leases, id) == 1 then
     redis.call('HDEL', job, 'token')
     give_back_claim(job)
     redis.call('ZADD', due_key(id), now, id)

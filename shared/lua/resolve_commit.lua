@@ -9,7 +9,7 @@ local id, token, commit_id = ARGV[1], ARGV[2], ARGV[3]
 local job = job_key(id)
 local held = redis.call('HMGET', job, 'token', 'commit_id')
 if held[2] == commit_id then return 1 end
-if held[1] == token then
+if holds(held[1], token) then
   redis.call('HDEL', job, 'token')
 end
 return 0

@@ -32,6 +32,11 @@ pub struct Claimer {
     /// A job's authorize deadline, counted from its first claim (indexed by
     /// the claim so the reaper enforces it).
     pub authorize_timeout: Duration,
+    /// When set, each claim also begins its steps (records their
+    /// `not_before` with this poll interval, see [`Store::claim_to_run`]),
+    /// saving each step its `begin` round trip. Only without a rate limit,
+    /// which `begin` applies per call.
+    pub begin_on_claim: Option<Duration>,
     /// Most jobs per claim call.
     pub batch: usize,
     /// Concurrency slots: one per running step.
@@ -73,11 +78,19 @@ impl Claimer {
             // read its TIME after that, so the anchored clock never runs
             // behind Redis' and a poll interval is never cut short.
             let sent = Instant::now();
-            let claimed = match self
-                .store
-                .claim_bounded(wanted, self.lease, self.authorize_timeout)
-                .await
-            {
+            let claiming = match self.begin_on_claim {
+                Some(poll_interval) => {
+                    self.store
+                        .claim_to_run(wanted, self.lease, self.authorize_timeout, poll_interval)
+                        .await
+                }
+                None => {
+                    self.store
+                        .claim_bounded(wanted, self.lease, self.authorize_timeout)
+                        .await
+                }
+            };
+            let claimed = match claiming {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     self.health.redis_failed(&error);

@@ -80,11 +80,13 @@ impl Executor {
                         lateness: Duration::from_millis(late),
                     });
                 }
-                let renewing = Instant::now();
-                if !self.claim_still_held(job, &step).await {
-                    return;
+                if !self.begun_by_claim(&claimed, &step) {
+                    let renewing = Instant::now();
+                    if !self.claim_still_held(job, &step).await {
+                        return;
+                    }
+                    lease_until = renewing + self.lease;
                 }
-                lease_until = renewing + self.lease;
                 let (outcome, result) = self.call(job, &step).await;
                 let tick = Tick {
                     now_ms: claimed.clock.now_ms(),
@@ -118,15 +120,32 @@ impl Executor {
         }
     }
 
+    /// Whether the claim itself began this step (`claim.lua` recorded the
+    /// spacing the step needs) and is fresh: sent less than a quarter of a
+    /// lease ago, so the lease it set is certain to hold still (no reaper
+    /// takes a lease before it ends, and this process cannot have stalled
+    /// past it), and `begin` would only repeat the claim's check and write.
+    /// A step that waited (a rate limit, a busy runtime) begins as usual.
+    fn begun_by_claim(&self, claimed: &ClaimedStep, step: &Step) -> bool {
+        claimed.claim.begun() == Some(self.spacing(step))
+            && claimed.clock.anchor().elapsed() < self.lease / 4
+    }
+
+    /// The least time between this step's call and the job's next one,
+    /// should this process die mid-call.
+    fn spacing(&self, step: &Step) -> Duration {
+        match step {
+            Step::Poll { .. } => self.policy.poll_interval,
+            Step::Authorize => Duration::ZERO,
+        }
+    }
+
     /// Renews the lease right before calling Flinks: a worker whose claim was
     /// lost (lease expired, job reaped and claimed elsewhere) makes no call.
     /// A poll also records that the next one may come no sooner than the
     /// interval, even if this process dies mid-call.
     async fn claim_still_held(&self, claim: &Claim, step: &Step) -> bool {
-        let spacing = match step {
-            Step::Poll { .. } => self.policy.poll_interval,
-            Step::Authorize => Duration::ZERO,
-        };
+        let spacing = self.spacing(step);
         loop {
             match claim.begin(self.lease, spacing, self.rate_limit).await {
                 Ok(Begin::Held) => return true,

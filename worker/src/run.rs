@@ -65,6 +65,9 @@ pub async fn run(
         Err(error) => warn!(%error, "cannot tell which Redis node serves the namespace"),
     }
     warn_if_redis_evicts(&store).await;
+    if let Err(error) = store.load_worker_scripts().await {
+        warn!(%error, "cannot load the Lua scripts at start; each loads on its first use");
+    }
     let results = match config.results {
         ResultsKind::Files => ResultSink::Files {
             dir: writable_results_dir(&config.results_dir, job_lifetime(&config.policy()))?,
@@ -128,12 +131,7 @@ pub async fn run(
     ));
     let reap_period = (config.lease / 2).max(Duration::from_millis(100));
     background.spawn(services::run(
-        Reaper {
-            store: store.clone(),
-            period: reap_period,
-            health: health.clone(),
-            events: events.clone(),
-        },
+        Reaper::new(store.clone(), reap_period, health.clone(), events.clone()),
         stop.clone(),
     ));
     background.spawn(services::run(
@@ -185,6 +183,8 @@ pub async fn run(
         store,
         lease: config.lease,
         authorize_timeout: config.authorize_timeout,
+        begin_on_claim: (config.rate_limit().per_second <= 0.0)
+            .then_some(config.policy().poll_interval),
         batch: config.claim_batch as usize,
         slots,
         leases,

@@ -34,6 +34,9 @@ pub struct Claim {
     /// The job's `commit_id` when claimed (none before its first commit),
     /// for the commit trace (see `commit.rs`).
     pub(super) prior_commit: Option<String>,
+    /// The spacing the claim recorded as the step's begin, if it began it
+    /// (see [`Store::claim_to_run`]).
+    pub(super) begun: Option<Duration>,
 }
 
 impl std::ops::Deref for Claim {
@@ -100,7 +103,12 @@ pub struct Reaped {
 }
 
 impl Claim {
-    fn new(store: &Store, job: JobSnapshot, prior_commit: Option<String>) -> Self {
+    fn new(
+        store: &Store,
+        job: JobSnapshot,
+        prior_commit: Option<String>,
+        begun: Option<Duration>,
+    ) -> Self {
         // a claimed snapshot always carries its token; an empty one (never
         // stored) matches nothing
         let token = job
@@ -112,6 +120,7 @@ impl Claim {
             token,
             store: store.clone(),
             prior_commit,
+            begun,
         }
     }
 
@@ -120,12 +129,20 @@ impl Claim {
     /// of an earlier claim).
     #[cfg(feature = "test-kit")]
     pub fn forged(store: &Store, job: JobSnapshot) -> Self {
-        Claim::new(store, job, None)
+        Claim::new(store, job, None, None)
     }
 
     /// The job as claimed.
     pub fn job(&self) -> &JobSnapshot {
         &self.job
+    }
+
+    /// The spacing (`not_before` − the claim's time) this claim recorded for
+    /// the step, when the claim itself began it ([`Store::claim_to_run`]):
+    /// until its fresh lease could have run out, the step may call Flinks
+    /// without [`Claim::begin`], if it needs that same spacing.
+    pub fn begun(&self) -> Option<Duration> {
+        self.begun
     }
 
     /// This claim's handle for batched renewals and give-backs.
@@ -196,6 +213,33 @@ impl Store {
         lease: Duration,
         authorize_timeout: Duration,
     ) -> Result<Claimed, StoreError> {
+        self.claim_steps(max, lease, authorize_timeout, None).await
+    }
+
+    /// Claims up to `max` due jobs for `lease`, as [`Store::claim_bounded`],
+    /// for steps about to run at once, and begins them in the same script:
+    /// records each job's `not_before` (now + `poll_interval` for a poll, now
+    /// for an authorize), the write of [`Claim::begin`], so a step whose
+    /// claim is fresh calls Flinks without another round trip. For a caller
+    /// with no rate limit (the rate limit is applied per call by `begin`).
+    pub async fn claim_to_run(
+        &self,
+        max: usize,
+        lease: Duration,
+        authorize_timeout: Duration,
+        poll_interval: Duration,
+    ) -> Result<Claimed, StoreError> {
+        self.claim_steps(max, lease, authorize_timeout, Some(poll_interval))
+            .await
+    }
+
+    async fn claim_steps(
+        &self,
+        max: usize,
+        lease: Duration,
+        authorize_timeout: Duration,
+        begin: Option<Duration>,
+    ) -> Result<Claimed, StoreError> {
         const OP: &str = "claim";
         let mut conn = self.conn.clone();
         let mut call = self.invoke(&self.scripts.claim);
@@ -204,6 +248,11 @@ impl Store {
             .arg(millis(lease))
             .arg(ClaimToken::random_base())
             .arg(millis(authorize_timeout))
+            .arg(
+                begin
+                    .map(|spacing| millis(spacing).to_string())
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command(OP))?;
@@ -229,7 +278,11 @@ impl Store {
                     .get(super::fields::COMMIT_ID)
                     .filter(|commit| !commit.is_empty())
                     .cloned();
-                Ok(Claim::new(self, job, prior))
+                let begun = fields
+                    .get(super::fields::BEGUN)
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Duration::from_millis);
+                Ok(Claim::new(self, job, prior, begun))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Claimed {
@@ -282,11 +335,17 @@ impl Store {
     /// job hash is gone, sweeping about `limit` entries of every other index
     /// per call.
     pub async fn reap(&self, limit: usize) -> Result<Reaped, StoreError> {
+        self.reap_sweeping(limit, limit).await
+    }
+
+    /// As [`Store::reap`], sweeping about `sweep` entries of every other
+    /// index (0: no sweep, only the leases and deadlines that are due).
+    pub async fn reap_sweeping(&self, limit: usize, sweep: usize) -> Result<Reaped, StoreError> {
         let mut conn = self.conn.clone();
         let mut call = self.invoke(&self.scripts.reap);
         let (requeued, timed_out, orphans): (u64, u64, u64) = call
             .arg(limit)
-            .arg(limit)
+            .arg(sweep)
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::command("reap"))?;

@@ -301,6 +301,25 @@ impl Store {
         call
     }
 
+    /// Loads the scripts a worker runs, once at its start: otherwise every
+    /// commit sent before the first one loaded `commit` fails `NOSCRIPT` and
+    /// is sent again (a pipelined `EVALSHA` cannot fall back). A script a
+    /// restarted or new primary lacks is still loaded on its first use.
+    pub async fn load_worker_scripts(&self) -> Result<(), StoreError> {
+        let s = &self.scripts;
+        self.load_scripts(&[
+            &s.claim,
+            &s.begin,
+            &s.commit,
+            &s.resolve_commit,
+            &s.extend,
+            &s.release,
+            &s.reap,
+            &s.purge,
+        ])
+        .await
+    }
+
     /// Loads scripts before a pipeline uses them (EVALSHA in a pipeline cannot
     /// fall back to EVAL on NOSCRIPT).
     pub(super) async fn load_scripts(&self, scripts: &[&redis::Script]) -> Result<(), StoreError> {

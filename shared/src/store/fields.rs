@@ -33,5 +33,8 @@ pub const ERR_MSG: &str = "err_msg";
 pub const LAST: &str = "last";
 /// Not stored: `claim.lua` adds the job's due time to the claimed fields.
 pub const DUE: &str = "due";
+/// Not stored: `claim.lua` adds it to a claimed job's fields when the claim
+/// also began the step (recorded its `not_before`): the spacing it used, ms.
+pub const BEGUN: &str = "begun";
 /// The last applied commit.
 pub const COMMIT_ID: &str = "commit_id";

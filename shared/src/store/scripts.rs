@@ -20,7 +20,7 @@ macro_rules! script {
 pub struct Scripts {
     /// `enqueue(batch, priority, product, loginId, jobId, ...)`.
     pub enqueue: Script,
-    /// `claim(n, lease_ms, token_base)`.
+    /// `claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)`.
     pub claim: Script,
     /// `commit(id, token, login, commit_id, ...)`.
     pub commit: Script,
@@ -28,7 +28,7 @@ pub struct Scripts {
     pub resolve_commit: Script,
     /// `extend(lease_ms, id, token, ...)`.
     pub extend: Script,
-    /// `begin(lease_ms, id, token, spacing_ms)`.
+    /// `begin(lease_ms, id, token, spacing_ms, rate_per_sec, burst)`.
     pub begin: Script,
     /// `reap(limit, sweep)`.
     pub reap: Script,

@@ -15,6 +15,10 @@ use crate::health::Health;
 
 /// Most leases (and deadlines) handled per reap call.
 pub const REAP_LIMIT: usize = 1_000;
+/// The orphan sweep runs on one pass in this many: it reads every entry it
+/// pages through, and orphans (hashes evicted or deleted by hand) are rare;
+/// the leases and deadlines that are due are reaped on every pass.
+pub const SWEEP_EVERY: u64 = 4;
 
 /// Puts expired leases back in `due` and times out jobs past their
 /// deadline, every `period`.
@@ -28,6 +32,21 @@ pub struct Reaper {
     pub health: Health,
     /// Where events go.
     pub events: Arc<dyn EventSink>,
+    /// Passes run so far.
+    passes: u64,
+}
+
+impl Reaper {
+    /// A reaper that runs every `period`.
+    pub fn new(store: Store, period: Duration, health: Health, events: Arc<dyn EventSink>) -> Self {
+        Reaper {
+            store,
+            period,
+            health,
+            events,
+            passes: 0,
+        }
+    }
 }
 
 impl Service for Reaper {
@@ -42,8 +61,16 @@ impl Service for Reaper {
         // counted over the whole pass, logged once: an eviction storm must
         // not flood the log with one line per entry
         let mut orphans = 0;
+        // the first sweep comes a few passes after start, not while a fresh
+        // worker is busiest
+        self.passes += 1;
+        let sweep = if self.passes.is_multiple_of(SWEEP_EVERY) {
+            REAP_LIMIT
+        } else {
+            0
+        };
         let outcome = loop {
-            let reaped = match self.store.reap(REAP_LIMIT).await {
+            let reaped = match self.store.reap_sweeping(REAP_LIMIT, sweep).await {
                 Ok(reaped) => reaped,
                 Err(error) => {
                     self.health.redis_failed(&error);
