@@ -6,12 +6,19 @@ use std::process::Command;
 
 use flinkq_tests::worker_process::workspace_binary;
 
-/// Issue 14 aims at 12 Redis commands per step (inside scripts included).
-/// Until the scripts get there this is today's bound: 31.4–31.5 measured on
-/// 2026-11-25 (smoke size and 5,000 logins), plus room for the claim calls
-/// that find nothing, which vary with the machine's load (round trips per
-/// step 2.02–2.12). The issue's work lowers it step by step to 12.
-const ISSUE_14_COMMANDS_PER_STEP: f64 = 33.0;
+/// Redis commands per step, inside scripts included. Issue 14's target is
+/// 12: the release worker measures 11.7 since the claim begins the steps it
+/// hands out and commit.lua writes only what changes (31.5 before). This
+/// smoke run uses the debug worker, whose slower steps let the heartbeat
+/// renew more leases per step (11.8–12.0 measured), and the claim calls that
+/// find nothing vary with the machine's load: hence the half-command margin.
+/// A change of the scripts that adds a command per step fails it.
+const COMMANDS_PER_STEP_BOUND: f64 = 12.5;
+
+/// Round trips per step: one EVALSHA (the commit) plus a share of a claim
+/// (1.02–1.03 measured); begin's round trip is gone unless a rate limit or
+/// a wait makes the step begin again.
+const ROUND_TRIPS_PER_STEP_BOUND: f64 = 1.5;
 
 #[test]
 fn every_benchmark_scenario_runs_at_smoke_size() {
@@ -50,16 +57,16 @@ fn every_benchmark_scenario_runs_at_smoke_size() {
             "{scenario}/{metric} = {value}"
         );
     }
-    // batched claims and commits: at most 3 Redis round trips per step
+    // batched claims, begin folded into the claim, one commit per step
     let round_trips = figure("drain", "Redis round trips per step");
     assert!(
-        round_trips <= 3.0,
+        round_trips <= ROUND_TRIPS_PER_STEP_BOUND,
         "{round_trips} Redis round trips per step"
     );
     let commands = figure("drain", "Redis commands per step");
     assert!(
-        commands <= ISSUE_14_COMMANDS_PER_STEP,
-        "{commands} Redis commands per step (incl. in scripts), more than {ISSUE_14_COMMANDS_PER_STEP}"
+        commands <= COMMANDS_PER_STEP_BOUND,
+        "{commands} Redis commands per step (incl. in scripts), more than {COMMANDS_PER_STEP_BOUND}"
     );
     for metric in ["worker CPU per step", "Redis CPU per step"] {
         let value = figure("drain", metric);
