@@ -1,7 +1,8 @@
-//! Replicated Redis topologies on loopback, from real processes: a Sentinel
-//! group (a replica and three `redis-server --sentinel` around a primary) and
-//! a three-master Redis Cluster (`--cluster-enabled yes` nodes joined by
-//! `redis-cli --cluster create`). Everything is SIGKILLed when dropped.
+//! Replicated Redis topologies on loopback, from real processes: a plain
+//! replica, a Sentinel group (a replica and three `redis-server --sentinel`
+//! around a primary) and a three-master Redis Cluster (`--cluster-enabled
+//! yes` nodes joined by `redis-cli --cluster create`), with or without a
+//! replica per master. Everything is SIGKILLed when dropped.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +40,28 @@ fn settle(what: &str, mut done: impl FnMut() -> bool) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+/// Starts a replica of the primary on `primary_port` and waits until its
+/// link to the primary is up (the initial sync done).
+pub fn start_replica(primary_port: u16) -> std::io::Result<RedisServer> {
+    let replica = RedisServer::start_with(RedisOptions {
+        extra_args: vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary_port.to_string(),
+        ],
+        ..RedisOptions::default()
+    })?;
+    settle("the replica's link to the primary", || {
+        link_up(replica.port())
+    })?;
+    Ok(replica)
+}
+
+/// Is the replica on `port` linked to its primary?
+fn link_up(port: u16) -> bool {
+    redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")
 }
 
 /// One `redis-server --sentinel` process.
@@ -110,17 +133,7 @@ impl SentinelGroup {
     /// waits until the replica is in sync and every Sentinel knows the
     /// replica and the two other Sentinels (a failover needs both).
     pub fn start(primary: &RedisServer) -> std::io::Result<SentinelGroup> {
-        let replica = RedisServer::start_with(RedisOptions {
-            extra_args: vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                primary.port().to_string(),
-            ],
-            ..RedisOptions::default()
-        })?;
-        settle("the replica's link to the primary", || {
-            redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
-        })?;
+        let replica = start_replica(primary.port())?;
         let sentinels = (0..3)
             .map(|_| SentinelProcess::start(primary.port()))
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -143,18 +156,8 @@ impl SentinelGroup {
     /// until it is in sync and every Sentinel lists it as a healthy replica
     /// (so the next failover can promote it). Returns its port.
     pub fn attach_replica(&mut self, primary_port: u16) -> std::io::Result<u16> {
-        let spare = RedisServer::start_with(RedisOptions {
-            extra_args: vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                primary_port.to_string(),
-            ],
-            ..RedisOptions::default()
-        })?;
+        let spare = start_replica(primary_port)?;
         let port = spare.port();
-        settle("the new replica's link to the primary", || {
-            redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")
-        })?;
         for sentinel in &self.sentinels {
             settle("each Sentinel listing the new replica as healthy", || {
                 healthy_replica(
@@ -232,12 +235,14 @@ fn sentinels_listed(answer: &str, all: &[SentinelProcess], own: u16) -> usize {
         .count()
 }
 
-/// A Redis Cluster of masters without replicas.
+/// A Redis Cluster: masters, and one replica per master or none.
 #[derive(Debug)]
 pub struct RedisCluster {
     /// The masters besides the first (which the caller owns).
     pub others: Vec<RedisServer>,
     ports: Vec<u16>,
+    /// The replicas, if any (one per master).
+    pub replicas: Vec<RedisServer>,
 }
 
 impl RedisCluster {
@@ -261,17 +266,33 @@ impl RedisCluster {
     /// `first` (slots split evenly), and waits until every node says the
     /// cluster is ok.
     pub fn start(first: &RedisServer, masters: usize) -> std::io::Result<RedisCluster> {
-        let others = (1..masters)
+        RedisCluster::create(first, masters, false)
+    }
+
+    /// As [`RedisCluster::start`], with one replica per master, each in
+    /// sync before this returns.
+    pub fn start_replicated(first: &RedisServer, masters: usize) -> std::io::Result<RedisCluster> {
+        RedisCluster::create(first, masters, true)
+    }
+
+    fn create(
+        first: &RedisServer,
+        masters: usize,
+        replicated: bool,
+    ) -> std::io::Result<RedisCluster> {
+        let nodes = if replicated { 2 * masters } else { masters };
+        let mut started = (1..nodes)
             .map(|_| RedisServer::start_with(RedisCluster::node_options()))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let ports: Vec<u16> = std::iter::once(first.port())
-            .chain(others.iter().map(RedisServer::port))
+        let all: Vec<u16> = std::iter::once(first.port())
+            .chain(started.iter().map(RedisServer::port))
             .collect();
         let output = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
-            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(all.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", if replicated { "1" } else { "0" }])
+            .arg("--cluster-yes")
             .stdin(Stdio::null())
             .output()?;
         if !output.status.success() {
@@ -281,12 +302,43 @@ impl RedisCluster {
                 String::from_utf8_lossy(&output.stderr)
             )));
         }
-        for port in &ports {
+        for port in &all {
             settle("cluster_state:ok on every node", || {
                 redis_cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
             })?;
         }
-        Ok(RedisCluster { others, ports })
+        // redis-cli picks which nodes are replicas: ask each one (`ROLE`)
+        let is_replica = |port: u16| redis_cli(port, &["ROLE"]).starts_with("slave");
+        if is_replica(first.port()) {
+            return Err(std::io::Error::other(
+                "redis-cli made the first node a replica: the caller's node must be a master",
+            ));
+        }
+        let (replicas, others): (Vec<RedisServer>, Vec<RedisServer>) =
+            started.drain(..).partition(|node| is_replica(node.port()));
+        for replica in &replicas {
+            settle("each replica in sync with its master", || {
+                link_up(replica.port())
+            })?;
+        }
+        let ports = std::iter::once(first.port())
+            .chain(others.iter().map(RedisServer::port))
+            .collect();
+        Ok(RedisCluster {
+            others,
+            ports,
+            replicas,
+        })
+    }
+
+    /// The replica of the master on `master_port`, if it has one.
+    pub fn replica_of(&self, master_port: u16) -> Option<&RedisServer> {
+        let wanted = format!("master_port:{master_port}");
+        self.replicas.iter().find(|replica| {
+            redis_cli(replica.port(), &["INFO", "replication"])
+                .lines()
+                .any(|line| line.trim() == wanted)
+        })
     }
 
     /// The seed nodes: the `FLINKQ_REDIS_URL` of `FLINKQ_REDIS_MODE=cluster`.
@@ -409,6 +461,8 @@ pub enum TopologyKind {
     Sentinel,
     /// Three masters.
     Cluster,
+    /// Three masters with one replica each.
+    ReplicatedCluster,
 }
 
 impl RedisTopology {
@@ -423,6 +477,11 @@ impl RedisTopology {
             TopologyKind::Cluster => {
                 let first = RedisServer::start_with(RedisCluster::node_options())?;
                 let cluster = RedisCluster::start(&first, 3)?;
+                Ok((first, RedisTopology::Cluster(cluster)))
+            }
+            TopologyKind::ReplicatedCluster => {
+                let first = RedisServer::start_with(RedisCluster::node_options())?;
+                let cluster = RedisCluster::start_replicated(&first, 3)?;
                 Ok((first, RedisTopology::Cluster(cluster)))
             }
         }
