@@ -42,17 +42,27 @@ fn settle(what: &str, mut done: impl FnMut() -> bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts a replica of the primary on `primary_port` and waits until its
-/// link to the primary is up (the initial sync done).
-pub fn start_replica(primary_port: u16) -> std::io::Result<RedisServer> {
-    let replica = RedisServer::start_with(RedisOptions {
-        extra_args: vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            primary_port.to_string(),
-        ],
+/// Options of a node a replica may sync from: the full sync starts at
+/// once, not after the 5 s Redis waits by default for more replicas to
+/// share a diskless transfer.
+pub fn replication_source() -> RedisOptions {
+    RedisOptions {
+        extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
         ..RedisOptions::default()
-    })?;
+    }
+}
+
+/// Starts a replica of the primary on `primary_port` and waits until its
+/// link to the primary is up (the initial sync done). It may serve
+/// replicas of its own ([`replication_source`]).
+pub fn start_replica(primary_port: u16) -> std::io::Result<RedisServer> {
+    let mut options = replication_source();
+    options.extra_args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary_port.to_string(),
+    ]);
+    let replica = RedisServer::start_with(options)?;
     settle("the replica's link to the primary", || {
         link_up(replica.port())
     })?;
@@ -106,6 +116,15 @@ impl SentinelProcess {
         settle("a Sentinel answering PING", || {
             redis_cli(port, &["PING"]) == "PONG"
         })?;
+        // a primary's INFO (which lists its replicas) every second, not
+        // every 10 s: a replica attached after a failover is known, and can
+        // be promoted by the next one, a second later
+        let tuned = redis_cli(port, &["SENTINEL", "DEBUG", "info-period", "1000"]);
+        if tuned != "OK" {
+            return Err(std::io::Error::other(format!(
+                "SENTINEL DEBUG info-period (Redis 7.0 or newer): {tuned}"
+            )));
+        }
         Ok(sentinel)
     }
 }
@@ -155,9 +174,20 @@ impl SentinelGroup {
     /// Starts a fresh replica of the primary on `primary_port` and waits
     /// until it is in sync and every Sentinel lists it as a healthy replica
     /// (so the next failover can promote it). Returns its port.
+    ///
+    /// The Sentinels read a primary's replicas from its `INFO`: every 10 s
+    /// by default, every second here (see [`SentinelProcess::start`]).
     pub fn attach_replica(&mut self, primary_port: u16) -> std::io::Result<u16> {
         let spare = start_replica(primary_port)?;
         let port = spare.port();
+        self.spares.push(spare);
+        self.wait_known(port)?;
+        Ok(port)
+    }
+
+    /// Waits until every Sentinel lists the replica on `port` as healthy
+    /// (so the next failover can promote it).
+    pub fn wait_known(&self, port: u16) -> std::io::Result<()> {
         for sentinel in &self.sentinels {
             settle("each Sentinel listing the new replica as healthy", || {
                 healthy_replica(
@@ -166,8 +196,7 @@ impl SentinelGroup {
                 )
             })?;
         }
-        self.spares.push(spare);
-        Ok(port)
+        Ok(())
     }
 
     /// The group's server (the first replica or a spare) on `port`.
@@ -249,17 +278,16 @@ impl RedisCluster {
     /// The options of a cluster node: start the first with these, then
     /// [`RedisCluster::start`] around it.
     pub fn node_options() -> RedisOptions {
-        RedisOptions {
-            extra_args: vec![
-                "--cluster-enabled".into(),
-                "yes".into(),
-                "--cluster-config-file".into(),
-                "nodes.conf".into(),
-                "--cluster-node-timeout".into(),
-                "2000".into(),
-            ],
-            ..RedisOptions::default()
-        }
+        let mut options = replication_source();
+        options.extra_args.extend([
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            "nodes.conf".into(),
+            "--cluster-node-timeout".into(),
+            "2000".into(),
+        ]);
+        options
     }
 
     /// Starts `masters - 1` more nodes, creates a cluster of them and
@@ -470,7 +498,7 @@ impl RedisTopology {
     pub fn start(kind: TopologyKind) -> std::io::Result<(RedisServer, RedisTopology)> {
         match kind {
             TopologyKind::Sentinel => {
-                let primary = RedisServer::start()?;
+                let primary = RedisServer::start_with(replication_source())?;
                 let group = SentinelGroup::start(&primary)?;
                 Ok((primary, RedisTopology::Sentinel(group)))
             }
