@@ -79,7 +79,7 @@ fn link_up(port: u16) -> bool {
 struct SentinelProcess {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl SentinelProcess {
@@ -108,24 +108,20 @@ impl SentinelProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let sentinel = SentinelProcess {
-            child,
-            port,
-            _dir: dir,
-        };
+        let sentinel = SentinelProcess { child, port, dir };
         settle("a Sentinel answering PING", || {
             redis_cli(port, &["PING"]) == "PONG"
         })?;
-        // a primary's INFO (which lists its replicas) every second, not
-        // every 10 s: a replica attached after a failover is known, and can
-        // be promoted by the next one, a second later
-        let tuned = redis_cli(port, &["SENTINEL", "DEBUG", "info-period", "1000"]);
-        if tuned != "OK" {
-            return Err(std::io::Error::other(format!(
-                "SENTINEL DEBUG info-period (Redis 7.0 or newer): {tuned}"
-            )));
-        }
         Ok(sentinel)
+    }
+}
+
+impl SentinelProcess {
+    /// The last `lines` lines of its log.
+    fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
@@ -175,8 +171,10 @@ impl SentinelGroup {
     /// until it is in sync and every Sentinel lists it as a healthy replica
     /// (so the next failover can promote it). Returns its port.
     ///
-    /// The Sentinels read a primary's replicas from its `INFO`: every 10 s
-    /// by default, every second here (see [`SentinelProcess::start`]).
+    /// The Sentinels read a primary's replicas from its `INFO`, every 10 s:
+    /// this may take that long. (`SENTINEL DEBUG info-period 1000` would
+    /// make it a second, but then a spurious failover of the new primary on
+    /// a loaded machine can promote this replica before it is listed.)
     pub fn attach_replica(&mut self, primary_port: u16) -> std::io::Result<u16> {
         let spare = start_replica(primary_port)?;
         let port = spare.port();
@@ -193,6 +191,25 @@ impl SentinelGroup {
                 healthy_replica(
                     &redis_cli(sentinel.port, &["SENTINEL", "REPLICAS", MASTER_NAME]),
                     port,
+                )
+            })
+            .map_err(|error| {
+                // what this Sentinel believes, for a failure seen once in
+                // many runs
+                let replicas = redis_cli(sentinel.port, &["SENTINEL", "REPLICAS", MASTER_NAME]);
+                let primary = redis_cli(
+                    sentinel.port,
+                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
+                );
+                std::io::Error::new(
+                    error.kind(),
+                    format!(
+                        "{error}: Sentinel {} names primary {} and replicas [{}]; its log ends:\n{}",
+                        sentinel.port,
+                        primary.replace('\n', ":"),
+                        replicas.replace('\n', " "),
+                        sentinel.log_tail(40)
+                    ),
                 )
             })?;
         }
