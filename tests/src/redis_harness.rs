@@ -93,6 +93,28 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: the process keeps its connections but answers nothing, as a
+    /// replica stalled by its host (a lagging replica that never catches
+    /// up while frozen). [`RedisServer::thaw`] resumes it.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: resumes a frozen server.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let Some(child) = &self.child else { return };
+        let status = Command::new("kill")
+            .arg(which)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {which} {}", child.id());
+    }
+
     /// Starts it again on the same port and directory (with AOF on, the data
     /// comes back).
     pub fn start_again(&mut self) -> std::io::Result<()> {

@@ -1,7 +1,8 @@
-//! Replicated Redis topologies on loopback, from real processes: a Sentinel
-//! group (a replica and three `redis-server --sentinel` around a primary) and
-//! a three-master Redis Cluster (`--cluster-enabled yes` nodes joined by
-//! `redis-cli --cluster create`). Everything is SIGKILLed when dropped.
+//! Replicated Redis topologies on loopback, from real processes: a plain
+//! replica, a Sentinel group (a replica and three `redis-server --sentinel`
+//! around a primary) and a three-master Redis Cluster (`--cluster-enabled
+//! yes` nodes joined by `redis-cli --cluster create`), with or without a
+//! replica per master. Everything is SIGKILLed when dropped.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,12 +42,44 @@ fn settle(what: &str, mut done: impl FnMut() -> bool) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Options of a node a replica may sync from: the full sync starts at
+/// once, not after the 5 s Redis waits by default for more replicas to
+/// share a diskless transfer.
+pub fn replication_source() -> RedisOptions {
+    RedisOptions {
+        extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
+        ..RedisOptions::default()
+    }
+}
+
+/// Starts a replica of the primary on `primary_port` and waits until its
+/// link to the primary is up (the initial sync done). It may serve
+/// replicas of its own ([`replication_source`]).
+pub fn start_replica(primary_port: u16) -> std::io::Result<RedisServer> {
+    let mut options = replication_source();
+    options.extra_args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary_port.to_string(),
+    ]);
+    let replica = RedisServer::start_with(options)?;
+    settle("the replica's link to the primary", || {
+        link_up(replica.port())
+    })?;
+    Ok(replica)
+}
+
+/// Is the replica on `port` linked to its primary?
+fn link_up(port: u16) -> bool {
+    redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")
+}
+
 /// One `redis-server --sentinel` process.
 #[derive(Debug)]
 struct SentinelProcess {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl SentinelProcess {
@@ -75,15 +108,20 @@ impl SentinelProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let sentinel = SentinelProcess {
-            child,
-            port,
-            _dir: dir,
-        };
+        let sentinel = SentinelProcess { child, port, dir };
         settle("a Sentinel answering PING", || {
             redis_cli(port, &["PING"]) == "PONG"
         })?;
         Ok(sentinel)
+    }
+}
+
+impl SentinelProcess {
+    /// The last `lines` lines of its log.
+    fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
@@ -110,17 +148,7 @@ impl SentinelGroup {
     /// waits until the replica is in sync and every Sentinel knows the
     /// replica and the two other Sentinels (a failover needs both).
     pub fn start(primary: &RedisServer) -> std::io::Result<SentinelGroup> {
-        let replica = RedisServer::start_with(RedisOptions {
-            extra_args: vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                primary.port().to_string(),
-            ],
-            ..RedisOptions::default()
-        })?;
-        settle("the replica's link to the primary", || {
-            redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
-        })?;
+        let replica = start_replica(primary.port())?;
         let sentinels = (0..3)
             .map(|_| SentinelProcess::start(primary.port()))
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -142,29 +170,50 @@ impl SentinelGroup {
     /// Starts a fresh replica of the primary on `primary_port` and waits
     /// until it is in sync and every Sentinel lists it as a healthy replica
     /// (so the next failover can promote it). Returns its port.
+    ///
+    /// The Sentinels read a primary's replicas from its `INFO`, every 10 s:
+    /// this may take that long. (`SENTINEL DEBUG info-period 1000` would
+    /// make it a second, but then a spurious failover of the new primary on
+    /// a loaded machine can promote this replica before it is listed.)
     pub fn attach_replica(&mut self, primary_port: u16) -> std::io::Result<u16> {
-        let spare = RedisServer::start_with(RedisOptions {
-            extra_args: vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                primary_port.to_string(),
-            ],
-            ..RedisOptions::default()
-        })?;
+        let spare = start_replica(primary_port)?;
         let port = spare.port();
-        settle("the new replica's link to the primary", || {
-            redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")
-        })?;
+        self.spares.push(spare);
+        self.wait_known(port)?;
+        Ok(port)
+    }
+
+    /// Waits until every Sentinel lists the replica on `port` as healthy
+    /// (so the next failover can promote it).
+    pub fn wait_known(&self, port: u16) -> std::io::Result<()> {
         for sentinel in &self.sentinels {
             settle("each Sentinel listing the new replica as healthy", || {
                 healthy_replica(
                     &redis_cli(sentinel.port, &["SENTINEL", "REPLICAS", MASTER_NAME]),
                     port,
                 )
+            })
+            .map_err(|error| {
+                // what this Sentinel believes, for a failure seen once in
+                // many runs
+                let replicas = redis_cli(sentinel.port, &["SENTINEL", "REPLICAS", MASTER_NAME]);
+                let primary = redis_cli(
+                    sentinel.port,
+                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
+                );
+                std::io::Error::new(
+                    error.kind(),
+                    format!(
+                        "{error}: Sentinel {} names primary {} and replicas [{}]; its log ends:\n{}",
+                        sentinel.port,
+                        primary.replace('\n', ":"),
+                        replicas.replace('\n', " "),
+                        sentinel.log_tail(40)
+                    ),
+                )
             })?;
         }
-        self.spares.push(spare);
-        Ok(port)
+        Ok(())
     }
 
     /// The group's server (the first replica or a spare) on `port`.
@@ -232,46 +281,63 @@ fn sentinels_listed(answer: &str, all: &[SentinelProcess], own: u16) -> usize {
         .count()
 }
 
-/// A Redis Cluster of masters without replicas.
+/// A Redis Cluster: masters, and one replica per master or none.
 #[derive(Debug)]
 pub struct RedisCluster {
     /// The masters besides the first (which the caller owns).
     pub others: Vec<RedisServer>,
     ports: Vec<u16>,
+    /// The replicas, if any (one per master).
+    pub replicas: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     /// The options of a cluster node: start the first with these, then
     /// [`RedisCluster::start`] around it.
     pub fn node_options() -> RedisOptions {
-        RedisOptions {
-            extra_args: vec![
-                "--cluster-enabled".into(),
-                "yes".into(),
-                "--cluster-config-file".into(),
-                "nodes.conf".into(),
-                "--cluster-node-timeout".into(),
-                "2000".into(),
-            ],
-            ..RedisOptions::default()
-        }
+        let mut options = replication_source();
+        options.extra_args.extend([
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            "nodes.conf".into(),
+            "--cluster-node-timeout".into(),
+            "2000".into(),
+        ]);
+        options
     }
 
     /// Starts `masters - 1` more nodes, creates a cluster of them and
     /// `first` (slots split evenly), and waits until every node says the
     /// cluster is ok.
     pub fn start(first: &RedisServer, masters: usize) -> std::io::Result<RedisCluster> {
-        let others = (1..masters)
+        RedisCluster::create(first, masters, false)
+    }
+
+    /// As [`RedisCluster::start`], with one replica per master, each in
+    /// sync before this returns.
+    pub fn start_replicated(first: &RedisServer, masters: usize) -> std::io::Result<RedisCluster> {
+        RedisCluster::create(first, masters, true)
+    }
+
+    fn create(
+        first: &RedisServer,
+        masters: usize,
+        replicated: bool,
+    ) -> std::io::Result<RedisCluster> {
+        let nodes = if replicated { 2 * masters } else { masters };
+        let mut started = (1..nodes)
             .map(|_| RedisServer::start_with(RedisCluster::node_options()))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let ports: Vec<u16> = std::iter::once(first.port())
-            .chain(others.iter().map(RedisServer::port))
+        let all: Vec<u16> = std::iter::once(first.port())
+            .chain(started.iter().map(RedisServer::port))
             .collect();
         let output = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
-            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(all.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", if replicated { "1" } else { "0" }])
+            .arg("--cluster-yes")
             .stdin(Stdio::null())
             .output()?;
         if !output.status.success() {
@@ -281,12 +347,43 @@ impl RedisCluster {
                 String::from_utf8_lossy(&output.stderr)
             )));
         }
-        for port in &ports {
+        for port in &all {
             settle("cluster_state:ok on every node", || {
                 redis_cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
             })?;
         }
-        Ok(RedisCluster { others, ports })
+        // redis-cli picks which nodes are replicas: ask each one (`ROLE`)
+        let is_replica = |port: u16| redis_cli(port, &["ROLE"]).starts_with("slave");
+        if is_replica(first.port()) {
+            return Err(std::io::Error::other(
+                "redis-cli made the first node a replica: the caller's node must be a master",
+            ));
+        }
+        let (replicas, others): (Vec<RedisServer>, Vec<RedisServer>) =
+            started.drain(..).partition(|node| is_replica(node.port()));
+        for replica in &replicas {
+            settle("each replica in sync with its master", || {
+                link_up(replica.port())
+            })?;
+        }
+        let ports = std::iter::once(first.port())
+            .chain(others.iter().map(RedisServer::port))
+            .collect();
+        Ok(RedisCluster {
+            others,
+            ports,
+            replicas,
+        })
+    }
+
+    /// The replica of the master on `master_port`, if it has one.
+    pub fn replica_of(&self, master_port: u16) -> Option<&RedisServer> {
+        let wanted = format!("master_port:{master_port}");
+        self.replicas.iter().find(|replica| {
+            redis_cli(replica.port(), &["INFO", "replication"])
+                .lines()
+                .any(|line| line.trim() == wanted)
+        })
     }
 
     /// The seed nodes: the `FLINKQ_REDIS_URL` of `FLINKQ_REDIS_MODE=cluster`.
@@ -409,6 +506,8 @@ pub enum TopologyKind {
     Sentinel,
     /// Three masters.
     Cluster,
+    /// Three masters with one replica each.
+    ReplicatedCluster,
 }
 
 impl RedisTopology {
@@ -416,13 +515,18 @@ impl RedisTopology {
     pub fn start(kind: TopologyKind) -> std::io::Result<(RedisServer, RedisTopology)> {
         match kind {
             TopologyKind::Sentinel => {
-                let primary = RedisServer::start()?;
+                let primary = RedisServer::start_with(replication_source())?;
                 let group = SentinelGroup::start(&primary)?;
                 Ok((primary, RedisTopology::Sentinel(group)))
             }
             TopologyKind::Cluster => {
                 let first = RedisServer::start_with(RedisCluster::node_options())?;
                 let cluster = RedisCluster::start(&first, 3)?;
+                Ok((first, RedisTopology::Cluster(cluster)))
+            }
+            TopologyKind::ReplicatedCluster => {
+                let first = RedisServer::start_with(RedisCluster::node_options())?;
+                let cluster = RedisCluster::start_replicated(&first, 3)?;
                 Ok((first, RedisTopology::Cluster(cluster)))
             }
         }

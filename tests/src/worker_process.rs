@@ -410,6 +410,34 @@ pub fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
     None
 }
 
+/// Copies a worker log to the system's temp directory if the test panics
+/// while this guard lives (the log's own directory is deleted with the
+/// scenario), so a failure that happens once in many runs leaves its
+/// evidence behind. Declare it after the scenario: it must drop first.
+#[derive(Debug)]
+pub struct KeepLogOnPanic {
+    log: PathBuf,
+    kept: PathBuf,
+}
+
+impl KeepLogOnPanic {
+    /// Keeps `log` as `<temp dir>/<name>` on a panic.
+    pub fn new(log: &Path, name: &str) -> KeepLogOnPanic {
+        KeepLogOnPanic {
+            log: log.to_path_buf(),
+            kept: std::env::temp_dir().join(name),
+        }
+    }
+}
+
+impl Drop for KeepLogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() && std::fs::copy(&self.log, &self.kept).is_ok() {
+            eprintln!("worker log kept in {}", self.kept.display());
+        }
+    }
+}
+
 /// Log text without its colour codes (the worker's `tracing` output keeps
 /// ANSI escapes even in a file).
 pub fn plain_log(text: &str) -> String {

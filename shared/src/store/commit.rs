@@ -128,7 +128,18 @@ impl Claim {
     /// The arguments of a commit of `t` under a fresh commit id; send them
     /// with [`Claim::commit`], again unchanged if the answer is lost.
     pub fn prepare(&self, t: &Transition, result: Option<&ResultRecord>) -> CommitParams {
-        CommitParams::new(&self.job, t, CommitId::random(), result)
+        let params = CommitParams::new(&self.job, t, CommitId::random(), result);
+        // before it is sent: a commit applied whose answer never came back
+        // (the primary killed right after applying it, a retry fenced by
+        // the next claim) is still on its job's chain, and this line is the
+        // only link from it to the commit it followed
+        tracing::debug!(
+            job = %self.job.id,
+            commit = %params.commit_id,
+            prior = %self.prior_commit.as_deref().unwrap_or("none"),
+            "commit prepared"
+        );
+        params
     }
 
     /// Applies a prepared commit if this claim still holds (its token and
@@ -167,9 +178,10 @@ impl Claim {
 
     /// One debug line (target `flinkq_shared::store::commit`) per commit the
     /// primary applied: the job, the commit, the commit the job held when
-    /// claimed, and whether it was acknowledged. Chained by `prior`, these
-    /// lines give each job's history of transitions, which is how a test
-    /// proves no acknowledged one was lost in a failover.
+    /// claimed, and whether it was acknowledged. With the `commit prepared`
+    /// lines of [`Claim::prepare`] (chained by `prior`: each job's history
+    /// of transitions), this is how a test proves no acknowledged one was
+    /// lost in a failover.
     fn trace_commit(&self, params: &CommitParams, outcome: CommitOutcome, acked: &Acked) {
         tracing::debug!(
             job = %self.job.id,

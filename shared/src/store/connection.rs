@@ -83,6 +83,17 @@ impl StoreConfig {
 /// The write and its `WAIT` go in one pipeline on one connection: `WAIT`
 /// counts the replicas that reached this connection's last write, so a
 /// `WAIT` sent after a reconnect would confirm nothing of the write.
+///
+/// And "its last write" is the connection's last command that *propagated*
+/// something (Redis 7 keeps a connection's offset only for those): a retry
+/// of a commit that reads "already applied", a read-back that finds the
+/// commit, an enqueue run again over jobs that exist, all write nothing, so
+/// their `WAIT` would count replicas up to an older write of that lane (or
+/// any replica at all on a fresh connection) and acknowledge a transition
+/// the replicas may not have. So every such pipeline also writes the
+/// namespace's `wait:mark` key right before its `WAIT`: the connection's
+/// offset is then the primary's offset at that moment, which covers the
+/// write and everything applied before it, whichever connection applied it.
 pub(super) struct Durable {
     replicas: u32,
     timeout: Duration,
@@ -183,6 +194,7 @@ impl Store {
             return Ok((replies, Acked::Enough));
         };
         let writes = pipe.cmd_iter().count();
+        pipe.cmd("SET").arg(self.keys.wait_mark()).arg(1).ignore();
         pipe.cmd("WAIT")
             .arg(durable.replicas)
             .arg(super::millis(durable.timeout));

@@ -268,6 +268,16 @@ impl Keys {
     pub fn schedule_tick(&self, tick_ms: u64) -> String {
         self.named("schedule_tick", tick_ms)
     }
+
+    /// `wait:mark`: written by every write followed by `WAIT` (see
+    /// `Store::write_durably`), so that `WAIT` counts replicas up to the
+    /// primary's offset at that moment even when the write itself changed
+    /// nothing. No script touches it, so it is not in [`SCRIPT_KEYS`]; it
+    /// carries the namespace's hash tag, so it lives on the namespace's
+    /// node.
+    pub fn wait_mark(&self) -> String {
+        format!("{}wait:mark", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +296,7 @@ mod tests {
             "flinkq:{nightly}:job:0190c5e2-8a4b-7c3d-9e1f-2a3b4c5d6e7f"
         );
         assert_eq!(keys.due(), "flinkq:{nightly}:due");
+        assert_eq!(keys.wait_mark(), "flinkq:{nightly}:wait:mark");
         assert!(
             keys.script_keys()
                 .iter()
