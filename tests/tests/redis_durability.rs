@@ -330,6 +330,7 @@ async fn slot_migration_mid_batch_leaves_nothing_stuck() {
     let interval = Duration::from_millis(500);
     let mut world = Scenario::start_on(interval, TopologyKind::Cluster).await;
     world.setup.lease = Duration::from_secs(6);
+    let _keep = KeepLogOnPanic::new(&world.setup.log_file, "flinkq-reshard-worker.log");
     let logins = world.logins(300, &Script::pending(4));
     world.enqueue("reshard", &logins).await;
     let workers = [

@@ -410,13 +410,14 @@ async fn open(
             .await
             .map_err(unreachable(config))?,
         ),
-        RedisMode::Cluster => RedisConnection::Cluster(ClusterLink::new(
-            cluster_client(config, response_timeout)?
-                .get_async_connection()
-                .await
-                .map_err(unreachable(config))?,
-            &Keys::new(&config.namespace).counts(),
-        )),
+        RedisMode::Cluster => RedisConnection::Cluster(
+            ClusterLink::connect(
+                cluster_client(config, response_timeout)?,
+                &Keys::new(&config.namespace).counts(),
+            )
+            .await
+            .map_err(unreachable(config))?,
+        ),
     };
     Ok(conn)
 }

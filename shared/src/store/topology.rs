@@ -18,7 +18,8 @@
 //!   primary and fail it when any shard is down; here it goes to the
 //!   primary of the namespace's slot, the node every `EVALSHA` of the store
 //!   reaches, so the `NOSCRIPT` fallback of `Script::invoke_async` loads the
-//!   script on the node that answered.
+//!   script on the node that answered. A connection whose commands time
+//!   out is replaced by a new one (see [`ClusterLink`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -149,40 +150,140 @@ pub enum RedisConnection {
     Cluster(ClusterLink),
 }
 
-/// A cluster connection and the slot of the namespace it serves.
+/// A cluster connection and the slot of the namespace it serves. The
+/// crate's connection can wedge during a slot migration: its slot refresh
+/// holds the slot map while the refresh itself keeps failing, and from then
+/// on every command of that connection times out, even one to a healthy
+/// node, while a fresh connection answers at once
+/// (`redis_durability::slot_migration_mid_batch_leaves_nothing_stuck` saw
+/// it about once in five runs). So a command that times out replaces the
+/// connection with a new one from the same client (at most every
+/// [`CLUSTER_REBUILD_SPACING`]); the command itself still fails, and its
+/// caller treats it as unanswered, as any timeout.
 #[derive(Clone)]
 pub struct ClusterLink {
-    conn: ClusterConnection,
+    shared: Arc<ClusterShared>,
     home: Slot,
 }
+
+struct ClusterShared {
+    client: redis::cluster::ClusterClient,
+    current: RwLock<Arc<ClusterHandle>>,
+    /// Held while a new connection is made: one at a time, and the time of
+    /// the last one, so a burst of timeouts rebuilds once.
+    rebuilding: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The connection in use and how many times it was replaced.
+struct ClusterHandle {
+    conn: ClusterConnection,
+    generation: u64,
+}
+
+/// How often the cluster connection may be rebuilt while commands time out.
+const CLUSTER_REBUILD_SPACING: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for ClusterLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterLink")
             .field("home", &self.home)
+            .field("generation", &self.current().generation)
             .finish_non_exhaustive()
     }
 }
 
 impl ClusterLink {
-    /// `conn`, for a store whose keys all hash like `home_key`.
-    pub(crate) fn new(conn: ClusterConnection, home_key: &str) -> ClusterLink {
-        ClusterLink {
-            conn,
+    /// Connects `client`, for a store whose keys all hash like `home_key`.
+    pub(crate) async fn connect(
+        client: redis::cluster::ClusterClient,
+        home_key: &str,
+    ) -> RedisResult<ClusterLink> {
+        let conn = client.get_async_connection().await?;
+        Ok(ClusterLink {
+            shared: Arc::new(ClusterShared {
+                client,
+                current: RwLock::new(Arc::new(ClusterHandle {
+                    conn,
+                    generation: 0,
+                })),
+                rebuilding: tokio::sync::Mutex::new(None),
+            }),
             home: Slot::for_key(home_key),
+        })
+    }
+
+    fn current(&self) -> Arc<ClusterHandle> {
+        match self.shared.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    fn command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        // `ROLE` (the readiness probe) asks the namespace's primary too
-        if !is_script_load(cmd) && !is_role(cmd) {
-            return self.conn.req_packed_command(cmd);
+    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let handle = self.current();
+        let mut conn = handle.conn.clone();
+        // `ROLE` (the readiness probe) and `SCRIPT LOAD` go to the
+        // namespace's primary; everything else is routed by its keys
+        let answer = if !is_script_load(cmd) && !is_role(cmd) {
+            conn.req_packed_command(cmd).await
+        } else {
+            let home = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                Route::with_slot(self.home, SlotAddr::Master),
+            ));
+            conn.route_command(cmd.clone(), home).await
+        };
+        if answer.as_ref().is_err_and(redis::RedisError::is_timeout) {
+            self.rebuild(handle.generation).await;
         }
-        let home = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
-            self.home,
-            SlotAddr::Master,
-        )));
-        Box::pin(self.conn.route_command(cmd.clone(), home))
+        answer
+    }
+
+    async fn commands(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let handle = self.current();
+        let mut conn = handle.conn.clone();
+        let answer = conn.req_packed_commands(pipeline, offset, count).await;
+        if answer.as_ref().is_err_and(redis::RedisError::is_timeout) {
+            self.rebuild(handle.generation).await;
+        }
+        answer
+    }
+
+    /// Replaces connection `generation` with a new one, unless another
+    /// caller already did or one was made less than
+    /// [`CLUSTER_REBUILD_SPACING`] ago. A failure keeps the old one: the
+    /// next timeout tries again.
+    async fn rebuild(&self, generation: u64) {
+        let mut last = self.shared.rebuilding.lock().await;
+        if self.current().generation != generation
+            || last.is_some_and(|at| at.elapsed() < CLUSTER_REBUILD_SPACING)
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.shared.client.get_async_connection().await {
+            Ok(conn) => {
+                let next = Arc::new(ClusterHandle {
+                    conn,
+                    generation: generation + 1,
+                });
+                match self.shared.current.write() {
+                    Ok(mut current) => *current = next,
+                    Err(poisoned) => *poisoned.into_inner() = next,
+                }
+                tracing::warn!(
+                    generation = generation + 1,
+                    "Redis Cluster commands timed out: replaced the cluster connection with a new one"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Redis Cluster commands timed out and a new cluster connection failed; trying again on the next timeout");
+            }
+        }
     }
 }
 
@@ -222,7 +323,7 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConnection::Standalone(conn) => conn.req_packed_command(cmd),
-            RedisConnection::Cluster(link) => link.command(cmd),
+            RedisConnection::Cluster(link) => Box::pin(link.command(cmd)),
             RedisConnection::Sentinel(conn) => Box::pin(conn.command(cmd)),
         }
     }
@@ -235,9 +336,7 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             RedisConnection::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
-            RedisConnection::Cluster(link) => {
-                link.conn.req_packed_commands(pipeline, offset, count)
-            }
+            RedisConnection::Cluster(link) => Box::pin(link.commands(pipeline, offset, count)),
             RedisConnection::Sentinel(conn) => Box::pin(conn.commands(pipeline, offset, count)),
         }
     }
@@ -245,7 +344,7 @@ impl ConnectionLike for RedisConnection {
     fn get_db(&self) -> i64 {
         match self {
             RedisConnection::Standalone(conn) => conn.get_db(),
-            RedisConnection::Cluster(link) => link.conn.get_db(),
+            RedisConnection::Cluster(link) => link.current().conn.get_db(),
             RedisConnection::Sentinel(conn) => conn.current().manager.get_db(),
         }
     }
