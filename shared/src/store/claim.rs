@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::Value;
 
+use super::reply::JobFields;
 use super::{Store, StoreError, millis, reply};
 use crate::{ClaimToken, JobId, JobSnapshot};
 
@@ -272,14 +273,14 @@ impl Store {
                     .split_first()
                     .ok_or_else(|| StoreError::reply(OP, "empty job"))?;
                 let id = reply::job_id(OP, id)?;
-                let fields = reply::field_map(fields);
+                let fields = reply::FlatFields(fields);
                 let job = reply::snapshot(OP, id, &fields)?;
                 let prior = fields
-                    .get(super::fields::COMMIT_ID)
+                    .field(super::fields::COMMIT_ID)
                     .filter(|commit| !commit.is_empty())
-                    .cloned();
+                    .map(str::to_owned);
                 let begun = fields
-                    .get(super::fields::BEGUN)
+                    .field(super::fields::BEGUN)
                     .and_then(|ms| ms.parse().ok())
                     .map(Duration::from_millis);
                 Ok(Claim::new(self, job, prior, begun))

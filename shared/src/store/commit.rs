@@ -117,7 +117,7 @@ impl CommitParams {
         self.commit_id
     }
 
-    fn pass_to(&self, call: &mut redis::ScriptInvocation<'_>) {
+    fn pass_to(&self, call: &mut redis::Cmd) {
         for (name, value) in COMMIT_ARGS.iter().zip(&self.values) {
             call.arg(*name).arg(value.as_slice());
         }
@@ -153,10 +153,12 @@ impl Claim {
     /// for the replicas again), and never counts it as applied.
     pub async fn commit(&self, params: &CommitParams) -> Result<CommitOutcome, StoreError> {
         const OP: &str = "commit";
-        let mut call = self.store.invoke(&self.store.scripts.commit);
+        let mut call = self
+            .store
+            .evalsha(&self.store.scripts.commit, 2 * COMMIT_ARGS.len());
         params.pass_to(&mut call);
         let mut pipe = redis::pipe();
-        pipe.invoke_script(&call);
+        pipe.add_command(call);
         let (replies, acked) = self
             .store
             .write_durably(OP, pipe, &[&self.store.scripts.commit])

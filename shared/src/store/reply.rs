@@ -53,6 +53,47 @@ pub(crate) fn field_map(items: &[Value]) -> HashMap<String, String> {
         .collect()
 }
 
+/// Where a job's fields are read from: a map (`HGETALL` from Rust), or a
+/// script's flat list read in place ([`FlatFields`]).
+pub(crate) trait JobFields {
+    /// The value of field `name`, if set and text.
+    fn field(&self, name: &str) -> Option<&str>;
+}
+
+impl JobFields for HashMap<String, String> {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+/// A script's flat `field, value, field, value` list, read where it lies:
+/// no map and no copies. A claim reads every claimed job this way, on every
+/// step's path; a map of owned strings cost each job some 60 allocations.
+/// Reads as [`field_map`] would: the last of repeated names wins, and pairs
+/// whose name or value is not UTF-8 text are skipped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlatFields<'a>(pub(crate) &'a [Value]);
+
+impl JobFields for FlatFields<'_> {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.0.chunks_exact(2).rev().find_map(|pair| {
+            let named = match &pair[0] {
+                Value::BulkString(bytes) => bytes.as_slice() == name.as_bytes(),
+                Value::SimpleString(text) => text == name,
+                _ => false,
+            };
+            if !named {
+                return None;
+            }
+            match &pair[1] {
+                Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+                Value::SimpleString(text) => Some(text.as_str()),
+                _ => None,
+            }
+        })
+    }
+}
+
 /// A stream reply `[[id, [field, value, ...]], ...]` (XRANGE, and the entry
 /// lists of XREADGROUP and XAUTOCLAIM) as (id, fields) pairs; entries whose
 /// fields are nil (deleted) are skipped.
@@ -73,14 +114,9 @@ pub(crate) fn stream_entries(value: &Value) -> Vec<(String, HashMap<String, Stri
 pub(crate) fn snapshot(
     op: &'static str,
     id: JobId,
-    fields: &HashMap<String, String>,
+    fields: &impl JobFields,
 ) -> Result<JobSnapshot, StoreError> {
-    let get = |name: &str| {
-        fields
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    };
+    let get = |name: &str| fields.field(name).filter(|v| !v.is_empty());
     let num = |name: &str| -> Result<Option<u64>, StoreError> {
         get(name)
             .map(|v| {
@@ -145,4 +181,37 @@ pub(crate) fn snapshot(
             .and_then(|v| v.parse::<f64>().ok())
             .map(|f| f as u64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &[u8]) -> Value {
+        Value::BulkString(text.to_vec())
+    }
+
+    #[test]
+    fn flat_fields_read_as_the_field_map_does() {
+        let items = [
+            bulk(b"state"),
+            bulk(b"queued"),
+            bulk(b"due"),
+            bulk(b"1"),
+            bulk(b"bad"),
+            bulk(&[0xff]),
+            Value::SimpleString("login".into()),
+            Value::SimpleString("abc".into()),
+            bulk(b"due"),
+            bulk(b"2"),
+            bulk(b"due"),
+            bulk(&[0xfe]),
+            bulk(b"odd"),
+        ];
+        let map = field_map(&items);
+        let flat = FlatFields(&items);
+        for name in ["state", "due", "bad", "login", "odd", "missing"] {
+            assert_eq!(flat.field(name), map.field(name), "field {name}");
+        }
+    }
 }
