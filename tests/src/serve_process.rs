@@ -403,6 +403,19 @@ impl ConsoleBrowser {
         .await
     }
 
+    /// Answers a dead-letter confirmation page: posts its own form back
+    /// (the selection and the filter in its hidden fields) with
+    /// `confirm=yes`, as the operator's click does.
+    pub async fn confirm(&self, asked: &ConsolePage) -> ConsolePage {
+        let fields = asked.hidden_fields();
+        let mut form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        form.push(("confirm", "yes"));
+        self.post("/dead/action", &form).await
+    }
+
     async fn read(request: reqwest::RequestBuilder) -> ConsolePage {
         let response = request.send().await.expect("console request");
         let status = response.status().as_u16();

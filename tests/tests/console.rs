@@ -253,16 +253,7 @@ async fn a_failed_login_reads_in_plain_words_and_the_dead_page_retries_it() {
     );
     assert_eq!(state_of(&world, &bad).await, JobState::Failed);
     // the confirmation's own form: the selection and the filter, with confirm=yes
-    let confirmed: Vec<(String, String)> = asked
-        .hidden_fields()
-        .into_iter()
-        .chain([("confirm".to_owned(), "yes".to_owned())])
-        .collect();
-    let form: Vec<(&str, &str)> = confirmed
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let answer = operator.post("/dead/action", &form).await;
+    let answer = operator.confirm(&asked).await;
     assert_eq!(answer.status, 303, "{}", answer.body);
     assert!(
         answer
@@ -324,20 +315,12 @@ async fn a_dead_letter_is_purged_only_once_the_operator_confirms() {
     assert!(asked.body.contains(&logins.failed), "{}", asked.body);
     assert_eq!(world.store.dead_count().await.expect("dead count"), 1);
     // confirmed (the page's own form: do=purge with the selected job)
-    let confirmed: Vec<(String, String)> = asked
-        .hidden_fields()
-        .into_iter()
-        .chain([("confirm".to_owned(), "yes".to_owned())])
-        .collect();
+    let hidden = asked.hidden_fields();
     assert!(
-        confirmed.contains(&("do".to_owned(), "purge".to_owned())),
-        "{confirmed:?}"
+        hidden.contains(&("do".to_owned(), "purge".to_owned())),
+        "{hidden:?}"
     );
-    let form: Vec<(&str, &str)> = confirmed
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let answer = operator.post("/dead/action", &form).await;
+    let answer = operator.confirm(&asked).await;
     assert_eq!(answer.status, 303, "{}", answer.body);
     assert!(
         answer.location().unwrap_or_default().contains("1%20purged"),
