@@ -368,10 +368,7 @@ async fn slot_migration_mid_batch_leaves_nothing_stuck() {
         .await;
     assert_eq!(counts.succeeded, 300, "{counts:?}");
     assert_eq!(counts.total, 300, "{counts:?}");
-    for login in &logins {
-        let stats = world.sim.login_stats(&login.to_string());
-        assert_eq!(stats.investments_calls, 5, "{login}: {stats:?}");
-    }
+    world.sim.assert_data_calls_each(&logins, 5);
     assert_eq!(world.sim.violations(), vec![]);
     for mut worker in workers {
         assert!(worker.try_exit_status().is_none(), "no worker exited");

@@ -74,10 +74,7 @@ async fn sentinel_failover_mid_batch_loses_nothing() {
         .await;
     assert_eq!(counts.succeeded, 500, "{counts:?}");
     assert_eq!(counts.total, 500, "{counts:?}");
-    for login in &logins {
-        let stats = world.sim.login_stats(&login.to_string());
-        assert_eq!(stats.investments_calls, 5, "{login}: {stats:?}");
-    }
+    world.sim.assert_data_calls_each(&logins, 5);
     assert_eq!(world.sim.violations(), vec![]);
     assert!(
         workers.iter().all(|w| w.pid() > 0),

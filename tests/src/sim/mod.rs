@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use config::{DefaultScript, Endpoint, Fault, Script, ScriptedFault, SimConfig};
+use flinkq_shared::LoginId;
 pub use payload::{investments_payload, product_payload};
 pub use product::{CallKind, PollStrategy, Product};
 pub use recorder::{RecordedRequest, RecordingServer};
@@ -161,6 +162,16 @@ impl SimHandle {
     /// What was seen for one login.
     pub fn login_stats(&self, login: &str) -> LoginStats {
         self.shared.lock().login_stats(login)
+    }
+
+    /// Asserts each of `logins` made exactly `calls` data calls: a step
+    /// lost or run twice (a failover, a slot move) shows as one more or one
+    /// fewer.
+    pub fn assert_data_calls_each(&self, logins: &[LoginId], calls: u32) {
+        for login in logins {
+            let stats = self.login_stats(&login.to_string());
+            assert_eq!(stats.investments_calls, calls, "{login}: {stats:?}");
+        }
     }
 
     /// Totals over all logins.
