@@ -103,7 +103,7 @@ impl Executor {
         {
             if result.is_some() {
                 // this job's payload is committed: its staged copy has served
-                self.results.release(&job.run_key()).await;
+                self.results.release(&job.run_key());
             }
             if let Some(due) = transition.due_ms {
                 self.wake.scheduled(due);
@@ -280,7 +280,7 @@ impl Executor {
                     if result.is_some() {
                         // the attempt that owns the job now polls or finds
                         // its own staged payload; this one's is not needed
-                        self.results.release(&job.run_key()).await;
+                        self.results.release(&job.run_key());
                     }
                     self.events.emit(Event::StepAbandoned {
                         product: job.product,

@@ -35,6 +35,7 @@ pub mod health;
 pub mod leases;
 pub mod metrics;
 pub mod result_sink;
+mod result_writer;
 pub mod results;
 pub mod run;
 pub mod secret;

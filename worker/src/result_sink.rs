@@ -130,9 +130,10 @@ impl ResultSink {
     }
 
     /// `job`'s commit was applied: no later attempt needs its staged payload.
-    pub async fn release(&self, job: &impl Display) {
+    /// Does not wait (see [`ResultsDir::release`]).
+    pub fn release(&self, job: &impl Display) {
         if let ResultSink::Files { dir, .. } = self {
-            dir.release(job).await;
+            dir.release(job);
         }
     }
 }
@@ -194,7 +195,7 @@ mod tests {
             .stored_by_earlier_attempt(Product::DEFAULT, &login, &"job-2")
             .await;
         assert_eq!(other_job.expect("look"), None, "another job's payload");
-        sink.release(&"job-1").await;
+        sink.release(&"job-1");
         let released = sink
             .stored_by_earlier_attempt(Product::DEFAULT, &login, &"job-1")
             .await;

@@ -18,6 +18,8 @@ use std::fmt::Display;
 use flinkq_shared::{LoginId, Product};
 use tokio::io::AsyncWriteExt;
 
+use crate::result_writer::{Body, Publish, ResultWriter};
+
 /// Writing a result failed.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -34,6 +36,9 @@ pub struct ResultWriteError {
 #[derive(Debug, Clone)]
 pub struct ResultsDir {
     dir: PathBuf,
+    /// Every file operation of the hot path runs on this one thread (see
+    /// [`crate::result_writer`]).
+    writer: ResultWriter,
 }
 
 /// The directory of staged links, inside the results directory (same file
@@ -41,8 +46,15 @@ pub struct ResultsDir {
 /// `*.json` do not see it).
 const STAGED: &str = ".staged";
 
+/// A payload up to this size is kept in memory until it is whole, then
+/// written by the results writer in one go; a larger one is streamed into
+/// its temp file as it arrives. Bounds the sink's memory to this much per
+/// running step (FLINKQ_CONCURRENCY), whatever FLINKQ_MAX_PAYLOAD allows.
+pub const IN_MEMORY_UP_TO: usize = 64 * 1024;
+
 impl ResultsDir {
-    /// Uses `dir` (made absolute), creating it and its parents when missing.
+    /// Uses `dir` (made absolute), creating it and its parents when missing,
+    /// and starts its writer thread.
     pub fn create(dir: &Path) -> Result<Self, ResultWriteError> {
         let failed = |source| ResultWriteError {
             path: dir.to_owned(),
@@ -54,7 +66,8 @@ impl ResultsDir {
         }
         // absolute, so the paths recorded in Redis mean the same to a reader
         let dir = std::fs::canonicalize(dir).map_err(failed)?;
-        Ok(ResultsDir { dir })
+        let writer = ResultWriter::start(&dir).map_err(failed)?;
+        Ok(ResultsDir { dir, writer })
     }
 
     /// The file of one login's payload of `product`.
@@ -79,15 +92,18 @@ impl ResultsDir {
     }
 
     /// A new, empty `product` result of `job` for `login`, written chunk by
-    /// chunk into a temp file (created at the first chunk, mode 0600) and
-    /// removed unless [`ResultFile::persist`] is reached.
+    /// chunk (in memory up to [`IN_MEMORY_UP_TO`], then into a temp file of
+    /// mode 0600), and removed unless [`ResultFile::persist`] is reached.
     pub fn begin(&self, product: Product, login: &LoginId, job: &impl Display) -> ResultFile {
         ResultFile {
             tmp: self.temp_name(product, login),
             target: self.path_of(product, login),
             staged: self.staged_of(job),
+            writer: self.writer.clone(),
+            memory: Vec::new(),
             file: None,
-            persisted: false,
+            spilled: false,
+            handed_over: false,
         }
     }
 
@@ -100,23 +116,23 @@ impl ResultsDir {
         login: &LoginId,
         job: &impl Display,
     ) -> Result<Option<PathBuf>, ResultWriteError> {
-        let staged = self.staged_of(job);
         let target = self.path_of(product, login);
-        let tmp = self.temp_name(product, login);
-        let failed = |source| ResultWriteError {
-            path: target.clone(),
-            source,
-        };
-        match tokio::fs::hard_link(&staged, &tmp).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(failed(e)),
+        let reused = self
+            .writer
+            .reuse(
+                self.staged_of(job),
+                self.temp_name(product, login),
+                target.clone(),
+            )
+            .await;
+        match reused {
+            Ok(true) => Ok(Some(target)),
+            Ok(false) => Ok(None),
+            Err(source) => Err(ResultWriteError {
+                path: target,
+                source,
+            }),
         }
-        if let Err(e) = tokio::fs::rename(&tmp, &target).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(failed(e));
-        }
-        Ok(Some(target))
     }
 
     /// Removes staged links last written more than `older_than` ago;
@@ -139,17 +155,9 @@ impl ResultsDir {
 
     /// Forgets `job`'s staged payload: its commit was applied (the results
     /// record now points at the login's file) and no attempt needs it.
-    pub async fn release(&self, job: &impl Display) {
-        let staged = self.staged_of(job);
-        match tokio::fs::remove_file(&staged).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(
-                %error,
-                path = %staged.display(),
-                "cannot remove a staged result link; it is harmless but takes disk space"
-            ),
-        }
+    /// Does not wait: the writer removes the link in its next batch.
+    pub fn release(&self, job: &impl Display) {
+        self.writer.release(self.staged_of(job));
     }
 
     /// Writes `payload` whole as `job`'s result for `login` (see
@@ -167,18 +175,27 @@ impl ResultsDir {
     }
 }
 
-/// A result being written: chunks go to a temp file in the results
-/// directory. Persisting it fsyncs it, links it as the job's staged
-/// payload, then renames it over `<product>/<loginId>.json`, so a reader sees the old
-/// file or the new one, never half of one. Dropped unpersisted, the temp
-/// file is removed.
+/// A result being written: chunks are kept in memory, or go to a temp file
+/// in the results directory once too large. Persisting it makes it durable,
+/// links it as the job's staged payload, then renames it over
+/// `<product>/<loginId>.json`, so a reader sees the old file or the new
+/// one, never half of one. Dropped unpersisted, the temp file (if any) is
+/// removed.
 #[derive(Debug)]
 pub struct ResultFile {
     tmp: PathBuf,
     target: PathBuf,
     staged: PathBuf,
+    writer: ResultWriter,
+    /// The payload so far, while it fits in [`IN_MEMORY_UP_TO`].
+    memory: Vec<u8>,
+    /// The temp file, once the payload outgrew memory.
     file: Option<tokio::fs::File>,
-    persisted: bool,
+    /// The temp file exists (or may: its creation was tried).
+    spilled: bool,
+    /// Persisting handed the temp file to the writer: it is the writer's to
+    /// remove on a failure.
+    handed_over: bool,
 }
 
 impl ResultFile {
@@ -189,79 +206,74 @@ impl ResultFile {
         }
     }
 
-    async fn file(&mut self) -> Result<&mut tokio::fs::File, ResultWriteError> {
-        let file = match self.file.take() {
-            Some(file) => file,
-            None => {
-                let mut options = tokio::fs::OpenOptions::new();
-                options.write(true).create_new(true).mode(0o600);
-                let open = || options.open(&self.tmp);
-                match open().await {
-                    // the product's directory was removed since the start
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        if let Some(dir) = self.tmp.parent() {
-                            tokio::fs::create_dir_all(dir)
-                                .await
-                                .map_err(|e| self.failed(e))?;
-                        }
-                        open().await
-                    }
-                    opened => opened,
+    /// Creates the temp file (and its directory, should the product's have
+    /// been removed since the start) and moves what memory holds into it.
+    async fn spill(&mut self) -> Result<(), ResultWriteError> {
+        self.spilled = true;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true).mode(0o600);
+        let open = || options.open(&self.tmp);
+        let mut file = match open().await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = self.tmp.parent() {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| self.failed(e))?;
                 }
-                .map_err(|e| self.failed(e))?
+                open().await
             }
-        };
-        Ok(self.file.insert(file))
+            opened => opened,
+        }
+        .map_err(|e| self.failed(e))?;
+        let memory = std::mem::take(&mut self.memory);
+        let written = file.write_all(&memory).await;
+        self.file = Some(file);
+        written.map_err(|e| self.failed(e))
     }
 
     /// Appends one chunk.
     pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), ResultWriteError> {
-        let written = self.file().await?.write_all(chunk).await;
+        if self.file.is_none() {
+            if self.memory.len() + chunk.len() <= IN_MEMORY_UP_TO {
+                self.memory.extend_from_slice(chunk);
+                return Ok(());
+            }
+            self.spill().await?;
+        }
+        let file = self.file.as_mut().expect("spilled above");
+        let written = file.write_all(chunk).await;
         written.map_err(|e| self.failed(e))
     }
 
     /// Makes the result durable and visible; returns `<product>/<loginId>.json`.
     pub async fn persist(mut self) -> Result<PathBuf, ResultWriteError> {
-        let file = self.file().await?;
-        let synced = async {
-            file.flush().await?;
-            file.sync_all().await
-        }
-        .await;
-        synced.map_err(|e| self.failed(e))?;
-        self.file = None;
-        let (tmp, staged, target) = (self.tmp.clone(), self.staged.clone(), self.target.clone());
-        let published = tokio::task::spawn_blocking(move || publish(&tmp, &staged, &target))
-            .await
-            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        let body = match self.file.take() {
+            None => Body::Memory(std::mem::take(&mut self.memory)),
+            Some(mut file) => {
+                let flushed = file.flush().await;
+                flushed.map_err(|e| self.failed(e))?;
+                Body::Written
+            }
+        };
+        self.handed_over = true;
+        let publish = Publish {
+            tmp: self.tmp.clone(),
+            staged: self.staged.clone(),
+            target: self.target.clone(),
+            body,
+        };
+        let published = self.writer.publish(publish).await;
         published.map_err(|e| self.failed(e))?;
-        self.persisted = true;
         Ok(self.target.clone())
     }
 }
 
 impl Drop for ResultFile {
     fn drop(&mut self) {
-        if !self.persisted {
-            // never created, or already renamed: either way nothing to do
+        if self.spilled && !self.handed_over {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
-}
-
-/// The staged link first: once `<loginId>.json` is this job's, a lost
-/// commit must find the job's payload staged.
-fn publish(tmp: &Path, staged: &Path, target: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(staged) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    if let Some(dir) = staged.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::hard_link(tmp, staged)?;
-    std::fs::rename(tmp, target)
 }
 
 #[cfg(test)]
@@ -385,7 +397,7 @@ mod tests {
         dir.write(P, &login, &earlier_job, b"{\"from\":\"stale\"}")
             .await
             .expect("stale write");
-        dir.release(&earlier_job).await;
+        dir.release(&earlier_job);
         assert_eq!(
             dir.stored_by_earlier_attempt(P, &login, &this_job)
                 .await
@@ -423,13 +435,95 @@ mod tests {
         );
 
         // once committed, the staged link is gone
-        dir.release(&this_job).await;
+        dir.release(&this_job);
         assert_eq!(
             dir.stored_by_earlier_attempt(P, &login, &this_job)
                 .await
                 .expect("look"),
             None
         );
+        assert_eq!(
+            leftovers(&base.join(P.as_str())),
+            Vec::<std::ffi::OsString>::new()
+        );
+        std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+
+    /// The fault: a payload over the in-memory bound was held whole in
+    /// memory (the sink's memory must not grow with FLINKQ_MAX_PAYLOAD), or
+    /// its spilled temp file was left behind when the step gave up.
+    #[tokio::test]
+    async fn a_payload_too_large_for_memory_streams_to_disk_and_leaves_nothing_if_dropped() {
+        let base = temp_base("large");
+        let dir = ResultsDir::create(&base).expect("create");
+        let login = LoginId::random();
+        let chunk = vec![b'7'; 16 * 1024];
+        let chunks = IN_MEMORY_UP_TO / chunk.len() + 2;
+
+        let mut dropped = dir.begin(P, &login, &"job-dropped");
+        for _ in 0..chunks {
+            dropped.write_chunk(&chunk).await.expect("chunk");
+        }
+        assert!(dropped.memory.len() <= IN_MEMORY_UP_TO, "held in memory");
+        assert_eq!(
+            leftovers(&base.join(P.as_str())).len(),
+            1,
+            "spilled to a temp file"
+        );
+        drop(dropped);
+        assert_eq!(
+            leftovers(&base.join(P.as_str())),
+            Vec::<std::ffi::OsString>::new()
+        );
+
+        let mut kept = dir.begin(P, &login, &"job-kept");
+        for _ in 0..chunks {
+            kept.write_chunk(&chunk).await.expect("chunk");
+        }
+        let path = kept.persist().await.expect("persist");
+        assert_eq!(
+            std::fs::read(&path).expect("read").len(),
+            chunks * chunk.len()
+        );
+        assert_eq!(
+            leftovers(&base.join(P.as_str())),
+            Vec::<std::ffi::OsString>::new()
+        );
+        std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+
+    /// The fault: results persisted together (one batch, one sync) crossed
+    /// or lost a file, or one bad file failed the files of other logins.
+    #[tokio::test]
+    async fn results_persisted_together_each_land_in_their_own_file_and_one_failure_stays_its_own()
+    {
+        let base = temp_base("batch");
+        let dir = ResultsDir::create(&base).expect("create");
+        let logins: Vec<LoginId> = (0..200).map(|_| LoginId::random()).collect();
+        // one product's directory replaced by a file: that product's write fails
+        let broken = Product::all().find(|p| *p != P).expect("a second product");
+        std::fs::remove_dir(base.join(broken.as_str())).expect("remove");
+        std::fs::write(base.join(broken.as_str()), b"not a directory").expect("file");
+        let writes = logins.iter().enumerate().map(|(i, login)| {
+            let dir = dir.clone();
+            async move {
+                let job = format!("job-{i}");
+                let payload = login.to_string();
+                let good = dir.write(P, login, &job, payload.as_bytes()).await;
+                let bad = dir.write(broken, login, &job, b"{}").await;
+                (good, bad)
+            }
+        });
+        let results = futures::future::join_all(writes).await;
+        for (login, (good, bad)) in logins.iter().zip(results) {
+            let path = good.expect("the good product's write");
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                login.to_string().as_bytes()
+            );
+            let error = bad.expect_err("a write under a file instead of a directory");
+            assert!(error.to_string().contains("FLINKQ_RESULTS_DIR"), "{error}");
+        }
         assert_eq!(
             leftovers(&base.join(P.as_str())),
             Vec::<std::ffi::OsString>::new()
