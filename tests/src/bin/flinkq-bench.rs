@@ -40,6 +40,10 @@ struct Args {
     /// the sizes of --smoke or issue 6.
     #[arg(long)]
     logins: Option<usize>,
+    /// Jobs of the hold scenario (issue 6's size: 10,000; issue 14's
+    /// lateness target is for 5,000).
+    #[arg(long)]
+    hold_jobs: Option<usize>,
     /// Skip every yardstick: redis-benchmark, apalis-redis and BullMQ.
     #[arg(long)]
     no_yardsticks: bool,
@@ -74,6 +78,10 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(n > 0, "--logins must be at least 1");
         sizes.enqueue = n;
         sizes.drain = n;
+    }
+    if let Some(n) = args.hold_jobs {
+        anyhow::ensure!(n > 0, "--hold-jobs must be at least 1");
+        sizes.hold_jobs = n;
     }
     let work = tempfile::tempdir()?;
     let mut yardsticks = if args.no_yardsticks {
