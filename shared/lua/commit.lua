@@ -1,8 +1,9 @@
--- commit(name, value, name, value, ...)
+-- commit(id, token, login, commit_id, ...)
 --   -> 1 applied | 0 fenced | 2 already applied (a retry of this commit_id)
--- The arguments are named: a flat list of (name, value) pairs built in one
--- place, `CommitParams` in shared/src/store/commit.rs, which lists every name
--- (COMMIT_ARGS); read here as `a.<name>`.
+-- The arguments are positional, built in one place, `CommitParams` in
+-- shared/src/store/commit.rs, whose list COMMIT_ARGS names them; read here as
+-- `a.<name>` through the `local a = { ... }` line generated from that list
+-- and prepended to this script.
 -- result_sink ('' | 'file' | 'redis') comes with a succeeded job: the result
 -- pointer of the job's (login, product) `result:<login>:<product>` (the
 -- file's path, or the gzip payload itself, and the login and product it
@@ -20,10 +21,6 @@
 -- fields and the job's state, batch, priority, deadline, result), the lease
 -- removal is the lease check, and the job's fields go in one HSET; counters
 -- move only when the state changes, `deadlines` only when the deadline does.
-local a = {}
-for i = 1, #ARGV, 2 do
-  a[ARGV[i]] = ARGV[i + 1]
-end
 local id, login, commit_id, state = a.id, a.login, a.commit_id, a.state
 local job = job_key(id)
 local held = redis.call('HMGET', job, 'login', 'token', 'commit_id', 'product',

@@ -6,10 +6,16 @@ use redis::Script;
 
 macro_rules! script {
     ($file:literal) => {
+        script!($file, "")
+    };
+    // `$binding`: Lua lines between common.lua and the script, generated
+    // from the Rust list that names the script's arguments
+    ($file:literal, $binding:expr) => {
         Script::new(&format!(
-            "{}{}\n{}",
+            "{}{}\n{}{}",
             super::keys::lua_prelude(),
             include_str!("../../lua/common.lua"),
+            $binding,
             include_str!(concat!("../../lua/", $file))
         ))
     };
@@ -22,7 +28,8 @@ pub struct Scripts {
     pub enqueue: Script,
     /// `claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)`.
     pub claim: Script,
-    /// `commit(id, token, login, commit_id, ...)`.
+    /// `commit(id, token, login, commit_id, ...)`: positional, in
+    /// [`super::COMMIT_ARGS`] order.
     pub commit: Script,
     /// `resolve_commit(id, token, commit_id)`.
     pub resolve_commit: Script,
@@ -62,7 +69,7 @@ impl Scripts {
         Scripts {
             enqueue: script!("enqueue.lua"),
             claim: script!("claim.lua"),
-            commit: script!("commit.lua"),
+            commit: script!("commit.lua", super::commit::lua_binding()),
             resolve_commit: script!("resolve_commit.lua"),
             extend: script!("extend.lua"),
             begin: script!("begin.lua"),
