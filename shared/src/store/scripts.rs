@@ -26,7 +26,8 @@ macro_rules! script {
 pub struct Scripts {
     /// `enqueue(batch, priority, product, loginId, jobId, ...)`.
     pub enqueue: Script,
-    /// `claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)`.
+    /// `claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)`:
+    /// each job's values in [`super::claim::CLAIMED_FIELDS`] order.
     pub claim: Script,
     /// `commit(id, token, login, commit_id, ...)`: positional, in
     /// [`super::COMMIT_ARGS`] order.
@@ -68,7 +69,7 @@ impl Scripts {
     pub fn new() -> Self {
         Scripts {
             enqueue: script!("enqueue.lua"),
-            claim: script!("claim.lua"),
+            claim: script!("claim.lua", super::claim::lua_binding()),
             commit: script!("commit.lua", super::commit::lua_binding()),
             resolve_commit: script!("resolve_commit.lua"),
             extend: script!("extend.lua"),
