@@ -1,7 +1,10 @@
 -- claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)
---   -> {now, next_due or -1, {{id, field, value, ...}, ...}}
--- (each job's fields include its due time as the virtual field `due`, and,
--- when the claim also began the step, the spacing it recorded as `begun`)
+--   -> {now, next_due or -1, {{id, {value, value, ...}}, ...}}
+-- Each job's values are those of CLAIMED_FIELDS in shared/src/store/claim.rs,
+-- in its order (nil: not in the hash), bound here by the generated
+-- STORED_FIELDS (the HMGET list) and F.<name> (a field's position): the
+-- stored fields a claimer reads, then the job's due time (`due`) and, when
+-- the claim also began the step, the spacing it recorded (`begun`).
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
 -- range), high priority first, then normal, then low; gives each job a
 -- fresh fencing token (`token`: the caller's random base and the job's index
@@ -18,7 +21,7 @@
 -- authorize), so a crash mid-call never makes two polls closer than the
 -- interval, and the worker calls Flinks without a begin round trip while
 -- the fresh lease it got here is certain to hold (see executor.rs).
--- Cost per job: one HGETALL and one HSET; the due entries are removed, and
+-- Cost per job: one HMGET and one HSET; the due entries are removed, and
 -- the leases and authorize deadlines added, in one command each per call.
 local n = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
@@ -44,49 +47,34 @@ for _, queue in ipairs(DUE_QUEUES) do
     for i = 1, #due, 2 do
       local id, due_at = due[i], due[i + 1]
       local job = job_key(id)
-      local fields = redis.call('HGETALL', job)
-      local at = {}
-      for j = 1, #fields, 2 do at[fields[j]] = j + 1 end
-      local state = at.state and fields[at.state]
+      local values = redis.call('HMGET', job, unpack(STORED_FIELDS))
+      local state = values[F.state]
       if state and not TERMINAL[state] then
-        local updates = {
-          'token', token_base .. '.' .. (#claimed + 1),
-          'claims', text((tonumber(at.claims and fields[at.claims]) or 0) + 1) }
-        if not at.started then
+        local token = token_base .. '.' .. (#claimed + 1)
+        local claims = text((tonumber(values[F.claims]) or 0) + 1)
+        local updates = { 'token', token, 'claims', claims }
+        -- the values as they are now
+        values[F.token], values[F.claims] = token, claims
+        if not values[F.started] then
+          values[F.started] = text(now)
           updates[#updates + 1] = 'started'
-          updates[#updates + 1] = text(now)
+          updates[#updates + 1] = values[F.started]
           deadlines[#deadlines + 1] = now + authorize_timeout
           deadlines[#deadlines + 1] = id
         end
-        local begun = nil
+        values[F.due] = due_at
+        values[F.begun] = false
         if poll_spacing then
-          local request_id = at.request_id and fields[at.request_id] or ''
-          begun = 0
-          if state == 'polling' and request_id ~= '' then begun = poll_spacing end
+          local begun = 0
+          if state == 'polling' and (values[F.request_id] or '') ~= '' then begun = poll_spacing end
           updates[#updates + 1] = 'not_before'
           updates[#updates + 1] = text(now + begun)
+          values[F.begun] = text(begun)
         end
         redis.call('HSET', job, unpack(updates))
-        -- the snapshot as it is now
-        for u = 1, #updates, 2 do
-          local slot = at[updates[u]]
-          if slot then
-            fields[slot] = updates[u + 1]
-          else
-            fields[#fields + 1] = updates[u]
-            fields[#fields + 1] = updates[u + 1]
-          end
-        end
         leases[#leases + 1] = now + lease
         leases[#leases + 1] = id
-        table.insert(fields, 1, id)
-        fields[#fields + 1] = 'due'
-        fields[#fields + 1] = due_at
-        if begun then
-          fields[#fields + 1] = 'begun'
-          fields[#fields + 1] = text(begun)
-        end
-        claimed[#claimed + 1] = fields
+        claimed[#claimed + 1] = { id, values }
       end
     end
   end

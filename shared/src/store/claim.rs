@@ -8,8 +8,69 @@ use std::time::Duration;
 use redis::Value;
 
 use super::reply::JobFields;
-use super::{Store, StoreError, millis, reply};
+use super::{Store, StoreError, fields, millis, reply};
 use crate::{ClaimToken, JobId, JobSnapshot};
+
+/// What a claim returns of each claimed job, values alone, in this order:
+/// the first [`STORED_CLAIMED`] are job-hash fields, read with one `HMGET`
+/// (what a [`JobSnapshot`] reads, and the last commit id, for the commit
+/// trace), then the two the claim adds (`due`, `begun`). Not `HGETALL`:
+/// the hash holds fields no claimer reads, and names alone would double
+/// what Redis copies into Lua and back out to the worker, on every step.
+/// `claim.lua` reads them through the binding [`lua_binding`] generates.
+pub const CLAIMED_FIELDS: [&str; 26] = [
+    fields::LOGIN,
+    fields::PRODUCT,
+    fields::BATCH,
+    fields::STATE,
+    fields::TOKEN,
+    fields::REQUEST_ID,
+    fields::DEADLINE,
+    fields::STAGE,
+    fields::STAGE_ACCEPTED,
+    fields::ATTEMPTS,
+    fields::POLLS,
+    fields::AUTHS,
+    fields::SESSIONS,
+    fields::CLAIMS,
+    fields::RETRIES,
+    fields::CREATED,
+    fields::STARTED,
+    fields::UPDATED,
+    fields::FINISHED,
+    fields::ERR_CODE,
+    fields::ERR_HTTP,
+    fields::ERR_MSG,
+    fields::LAST,
+    fields::COMMIT_ID,
+    fields::DUE,
+    fields::BEGUN,
+];
+
+/// How many of [`CLAIMED_FIELDS`], from the first, are stored in the job hash.
+const STORED_CLAIMED: usize = CLAIMED_FIELDS.len() - 2;
+
+/// The Lua lines that name `claim.lua`'s fields, prepended to it:
+/// `STORED_FIELDS` (the `HMGET` list) and `F.<name>`, each field's position
+/// in a claimed job's values.
+pub(super) fn lua_binding() -> String {
+    let stored: Vec<String> = CLAIMED_FIELDS[..STORED_CLAIMED]
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect();
+    let positions: Vec<String> = CLAIMED_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} = {}", i + 1))
+        .collect();
+    format!(
+        "-- a claimed job's fields by position (generated from CLAIMED_FIELDS in shared/src/store/claim.rs)\n\
+         local STORED_FIELDS = {{ {} }}\n\
+         local F = {{ {} }}\n",
+        stored.join(", "),
+        positions.join(", ")
+    )
+}
 
 /// The result of one claim.
 #[derive(Debug, Clone)]
@@ -267,20 +328,25 @@ impl Store {
             .unwrap_or_default()
             .iter()
             .map(|job| {
-                let items =
-                    reply::array(job).ok_or_else(|| StoreError::reply(OP, "job not an array"))?;
-                let (id, fields) = items
-                    .split_first()
-                    .ok_or_else(|| StoreError::reply(OP, "empty job"))?;
+                let [id, values] =
+                    reply::array(job).ok_or_else(|| StoreError::reply(OP, "job not an array"))?
+                else {
+                    return Err(StoreError::reply(OP, "expected a job's id and values"));
+                };
                 let id = reply::job_id(OP, id)?;
-                let fields = reply::FlatFields(fields);
-                let job = reply::snapshot(OP, id, &fields)?;
-                let prior = fields
-                    .field(super::fields::COMMIT_ID)
+                let values = reply::array(values)
+                    .ok_or_else(|| StoreError::reply(OP, "job values not an array"))?;
+                let claimed = reply::Positional {
+                    names: &CLAIMED_FIELDS,
+                    values,
+                };
+                let job = reply::snapshot(OP, id, &claimed)?;
+                let prior = claimed
+                    .field(fields::COMMIT_ID)
                     .filter(|commit| !commit.is_empty())
                     .map(str::to_owned);
-                let begun = fields
-                    .field(super::fields::BEGUN)
+                let begun = claimed
+                    .field(fields::BEGUN)
                     .and_then(|ms| ms.parse().ok())
                     .map(Duration::from_millis);
                 Ok(Claim::new(self, job, prior, begun))
@@ -355,5 +421,83 @@ impl Store {
             timed_out,
             orphans,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lua_binding_lists_the_stored_fields_and_every_position() {
+        let binding = lua_binding();
+        let stored: Vec<String> = CLAIMED_FIELDS[..STORED_CLAIMED]
+            .iter()
+            .map(|name| format!("'{name}'"))
+            .collect();
+        assert!(
+            binding.contains(&format!(
+                "local STORED_FIELDS = {{ {} }}\n",
+                stored.join(", ")
+            )),
+            "{binding}"
+        );
+        for (i, name) in CLAIMED_FIELDS.iter().enumerate() {
+            assert!(
+                binding.contains(&format!(" {name} = {},", i + 1))
+                    || binding.contains(&format!(" {name} = {} }}", i + 1)),
+                "{name}: {binding}"
+            );
+        }
+        let mut names = CLAIMED_FIELDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CLAIMED_FIELDS.len(), "a field named twice");
+    }
+
+    #[test]
+    fn the_claim_script_reads_only_fields_the_binding_names() {
+        let script = include_str!("../../lua/claim.lua");
+        let mut read = 0;
+        for line in script
+            .lines()
+            .map(|line| line.split("--").next().unwrap_or_default())
+        {
+            for (at, _) in line.match_indices("F.") {
+                let name: String = line[at + 2..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    CLAIMED_FIELDS.contains(&name.as_str()),
+                    "claim.lua reads F.{name}"
+                );
+                read += 1;
+            }
+        }
+        assert!(read > 0, "claim.lua reads no field through F");
+    }
+
+    #[test]
+    fn a_claimed_job_reads_every_field_a_snapshot_needs() {
+        // every field `reply::snapshot` reads is claimed: a missing one would
+        // read as unset on every claimed job
+        let source = include_str!("reply.rs");
+        let body = &source[source.find("pub(crate) fn snapshot(").expect("snapshot")..];
+        let body = &body[..body.find("\n}\n").expect("end of snapshot")];
+        let mut read = 0;
+        for (at, _) in body.match_indices("fields::") {
+            let constant: String = body[at + 8..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            let name = constant.to_lowercase();
+            assert!(
+                CLAIMED_FIELDS.contains(&name.as_str()),
+                "snapshot reads {name}, not claimed"
+            );
+            read += 1;
+        }
+        assert!(read > 10, "snapshot's fields not found");
     }
 }

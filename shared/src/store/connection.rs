@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 
 use super::keys::Keys;
-use super::scripts::Scripts;
+use super::scripts::{LuaScript, Scripts};
 use super::topology::{
     ClusterLink, RedisConnection, RedisMode, SentinelConnection, Topology, split_hosts,
 };
@@ -305,11 +305,13 @@ impl Store {
         self.conn.clone()
     }
 
-    /// A call of `script` with every key of the schema in `KEYS` (see
-    /// `keys.rs`): no script builds a key from a prefix of its own.
-    pub(super) fn invoke<'a>(&'a self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+    /// A call of `script` with the keys of the schema it uses in `KEYS`
+    /// (see `keys.rs`): no script builds a key from a prefix of its own.
+    pub(super) fn invoke<'a>(&'a self, script: &'a LuaScript) -> redis::ScriptInvocation<'a> {
         let mut call = script.prepare_invoke();
-        self.keys.pass_to(&mut call);
+        for key in self.keys.used(&script.keys) {
+            call.key(key);
+        }
         call
     }
 
@@ -317,13 +319,13 @@ impl Store {
     /// key, built straight into one command (a `ScriptInvocation` holds
     /// each key and argument in an allocation of its own, then copies them
     /// all into the command: ~70 allocations per commit, on every step).
-    pub(super) fn evalsha(&self, script: &redis::Script, args: usize) -> redis::Cmd {
-        let keys = self.keys.script_keys();
-        let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args, 64 * (keys.len() + args));
-        cmd.arg("EVALSHA")
-            .arg(script.get_hash())
-            .arg(keys.len())
-            .arg(keys);
+    pub(super) fn evalsha(&self, script: &LuaScript, args: usize) -> redis::Cmd {
+        let keys = script.keys.len();
+        let mut cmd = redis::Cmd::with_capacity(3 + keys + args, 64 * (keys + args));
+        cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
+        for key in self.keys.used(&script.keys) {
+            cmd.arg(key);
+        }
         cmd
     }
 

@@ -6,9 +6,12 @@
 //! Sentinel, or on a Redis Cluster.
 //!
 //! [`SCRIPT_KEYS`] is the one list of key names: [`Keys`] builds them for
-//! Rust, and every script receives all of them in `KEYS`, in that order,
-//! bound to names by a prelude generated from the same list (see
-//! [`lua_prelude`]): `K.leases`, `K.due`, … and `job_key(id)`, ….
+//! Rust, and every script receives those it uses in `KEYS`, in that list's
+//! order, bound to names by a prelude generated from the same list (see
+//! [`lua_prelude`]): `K.leases`, `K.due`, … and `job_key(id)`, …. Which keys
+//! a script uses is read from its text (`scripts.rs`); a name it was not
+//! given fails loudly (`K` errors on it, a missing `<name>_key` is an
+//! undefined global), never reads nil.
 //!
 //! # The one exception: per-record keys
 //!
@@ -80,20 +83,25 @@ fn suffix(name: &str) -> &'static str {
 }
 
 /// The Lua lines that bind `KEYS` to names, prepended to every script:
-/// `K.<name>` for a fixed key, `<name>_key(record)` for a per-record one.
-pub fn lua_prelude() -> String {
-    let mut fixed = String::from("local K = {\n");
+/// `K.<name>` for a fixed key, `<name>_key(record)` for a per-record one,
+/// for the [`SCRIPT_KEYS`] entries at `used` (ascending), which the script
+/// receives in that order.
+pub fn lua_prelude(used: &[usize]) -> String {
+    let mut fixed = String::from("local K = setmetatable({\n");
     let mut per_record = String::new();
-    for (i, key) in SCRIPT_KEYS.iter().enumerate() {
+    for (i, at) in used.iter().enumerate() {
         let slot = i + 1;
-        match key {
+        match SCRIPT_KEYS[*at] {
             KeyName::Fixed(name, _) => fixed.push_str(&format!("  {name} = KEYS[{slot}],\n")),
             KeyName::PerRecord(name, _) => per_record.push_str(&format!(
                 "local function {name}_key(record) return KEYS[{slot}] .. record end\n"
             )),
         }
     }
-    fixed.push_str("}\n");
+    // a key the script was not given is a bug: an error, not a nil key
+    fixed.push_str(
+        "}, { __index = function(_, name) error('key ' .. tostring(name) .. ' was not passed to this script') end })\n",
+    );
     // the product of a job hash without a `product` field (stored before
     // products existed): named by the Rust table, never written in Lua
     let default_product = format!("local DEFAULT_PRODUCT = '{}'\n", Product::DEFAULT.as_str());
@@ -140,16 +148,15 @@ impl Keys {
         &self.prefix
     }
 
-    /// Every script's `KEYS`, in [`SCRIPT_KEYS`] order.
+    /// Every script key, in [`SCRIPT_KEYS`] order.
     pub fn script_keys(&self) -> &[String] {
         &self.script_keys
     }
 
-    /// Adds every script key to a script call, in [`SCRIPT_KEYS`] order.
-    pub(crate) fn pass_to(&self, call: &mut redis::ScriptInvocation<'_>) {
-        for key in &self.script_keys {
-            call.key(key);
-        }
+    /// The script keys at `used` (positions in [`SCRIPT_KEYS`]), in order:
+    /// a script's `KEYS`.
+    pub(crate) fn used<'a>(&'a self, used: &'a [usize]) -> impl Iterator<Item = &'a String> + 'a {
+        used.iter().map(|at| &self.script_keys[*at])
     }
 
     fn named(&self, name: &str, record: impl std::fmt::Display) -> String {
@@ -305,21 +312,18 @@ mod tests {
     }
 
     #[test]
-    fn the_lua_prelude_binds_every_script_key_by_its_position() {
-        let prelude = lua_prelude();
-        assert!(prelude.contains("  due_high = KEYS[1],\n"), "{prelude}");
-        assert!(prelude.contains("  leases = KEYS[4],\n"), "{prelude}");
-        let job = SCRIPT_KEYS
-            .iter()
-            .position(|k| *k == KeyName::PerRecord("job", "job:"))
-            .expect("job key")
-            + 1;
+    fn the_lua_prelude_binds_the_used_script_keys_by_their_position() {
+        let position = |key: KeyName| SCRIPT_KEYS.iter().position(|k| *k == key).expect("key");
+        let leases = position(KeyName::Fixed("leases", "leases"));
+        let job = position(KeyName::PerRecord("job", "job:"));
+        let prelude = lua_prelude(&[leases, job]);
+        assert!(prelude.contains("  leases = KEYS[1],\n"), "{prelude}");
         assert!(
-            prelude.contains(&format!(
-                "local function job_key(record) return KEYS[{job}] .. record end"
-            )),
+            prelude.contains("local function job_key(record) return KEYS[2] .. record end"),
             "{prelude}"
         );
+        assert!(!prelude.contains("due_high"), "{prelude}");
+        assert!(prelude.contains("__index = function"), "{prelude}");
         assert!(
             prelude.contains(&format!(
                 "local DEFAULT_PRODUCT = '{}'",

@@ -66,31 +66,26 @@ impl JobFields for HashMap<String, String> {
     }
 }
 
-/// A script's flat `field, value, field, value` list, read where it lies:
+/// Fields a script returned as values alone, in the order of a list of
+/// names (a claim's [`super::claim::CLAIMED_FIELDS`]), read where they lie:
 /// no map and no copies. A claim reads every claimed job this way, on every
 /// step's path; a map of owned strings cost each job some 60 allocations.
-/// Reads as [`field_map`] would: the last of repeated names wins, and pairs
-/// whose name or value is not UTF-8 text are skipped.
+/// A nil value (a field the hash lacks) or one that is not UTF-8 text reads
+/// as unset.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FlatFields<'a>(pub(crate) &'a [Value]);
+pub(crate) struct Positional<'a> {
+    pub(crate) names: &'static [&'static str],
+    pub(crate) values: &'a [Value],
+}
 
-impl JobFields for FlatFields<'_> {
+impl JobFields for Positional<'_> {
     fn field(&self, name: &str) -> Option<&str> {
-        self.0.chunks_exact(2).rev().find_map(|pair| {
-            let named = match &pair[0] {
-                Value::BulkString(bytes) => bytes.as_slice() == name.as_bytes(),
-                Value::SimpleString(text) => text == name,
-                _ => false,
-            };
-            if !named {
-                return None;
-            }
-            match &pair[1] {
-                Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-                Value::SimpleString(text) => Some(text.as_str()),
-                _ => None,
-            }
-        })
+        let at = self.names.iter().position(|known| *known == name)?;
+        match self.values.get(at)? {
+            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+            Value::SimpleString(text) => Some(text.as_str()),
+            _ => None,
+        }
     }
 }
 
@@ -192,26 +187,24 @@ mod tests {
     }
 
     #[test]
-    fn flat_fields_read_as_the_field_map_does() {
-        let items = [
-            bulk(b"state"),
+    fn positional_fields_read_by_their_names_place() {
+        let names: &'static [&'static str] = &["state", "due", "bad", "login", "gone"];
+        let values = [
             bulk(b"queued"),
-            bulk(b"due"),
             bulk(b"1"),
-            bulk(b"bad"),
             bulk(&[0xff]),
-            Value::SimpleString("login".into()),
             Value::SimpleString("abc".into()),
-            bulk(b"due"),
-            bulk(b"2"),
-            bulk(b"due"),
-            bulk(&[0xfe]),
-            bulk(b"odd"),
+            Value::Nil,
         ];
-        let map = field_map(&items);
-        let flat = FlatFields(&items);
-        for name in ["state", "due", "bad", "login", "odd", "missing"] {
-            assert_eq!(flat.field(name), map.field(name), "field {name}");
-        }
+        let read = Positional {
+            names,
+            values: &values,
+        };
+        assert_eq!(read.field("state"), Some("queued"));
+        assert_eq!(read.field("due"), Some("1"));
+        assert_eq!(read.field("bad"), None, "not UTF-8");
+        assert_eq!(read.field("login"), Some("abc"));
+        assert_eq!(read.field("gone"), None, "absent from the hash");
+        assert_eq!(read.field("missing"), None, "not a claimed field");
     }
 }
