@@ -436,11 +436,7 @@ impl ConsoleBrowser {
             let value = HeaderValue::from_str(&cookie).expect("a Cookie header");
             request.headers_mut().insert(COOKIE, value);
         }
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .expect("console request");
+        let response = self.client.execute(request).await.expect("console request");
         let set = response
             .headers()
             .get_all(SET_COOKIE)
