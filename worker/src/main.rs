@@ -31,6 +31,11 @@ async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
         let signal = signal.await;
         tracing::info!(%signal, "shutdown signal");
     };
-    run(config, listener, shutdown).await?;
+    // On the runtime's threads, not on this one (`block_on`'s): apalis
+    // hands every step over from this future, and from here each hand-off
+    // and each step's end would wake a thread of its own.
+    tokio::spawn(run(config, listener, shutdown))
+        .await
+        .context("the worker task panicked")??;
     Ok(())
 }
