@@ -309,6 +309,11 @@ pub fn schemathesis() -> std::path::PathBuf {
 pub struct ConsoleBrowser {
     client: reqwest::Client,
     base: String,
+    /// The console's cookies, kept and sent back as a browser does. Kept
+    /// here rather than by reqwest's `cookies` feature: a workspace build
+    /// unifies features, and that one would put a cookie layer (a URL parse
+    /// and a lock per call) into the worker's Flinks client.
+    cookies: std::sync::Mutex<cookie_store::CookieStore>,
 }
 
 /// One console answer.
@@ -361,13 +366,13 @@ impl ConsoleBrowser {
     /// A browser with no session yet.
     pub fn new(serve: &ServeProcess) -> ConsoleBrowser {
         let client = reqwest::Client::builder()
-            .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client");
         ConsoleBrowser {
             client,
             base: serve.url(""),
+            cookies: Default::default(),
         }
     }
 
@@ -390,12 +395,13 @@ impl ConsoleBrowser {
 
     /// GET `path`.
     pub async fn get(&self, path: &str) -> ConsolePage {
-        Self::read(self.client.get(format!("{}{path}", self.base))).await
+        self.read(self.client.get(format!("{}{path}", self.base)))
+            .await
     }
 
     /// POST `fields` as a form to `path`.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> ConsolePage {
-        Self::read(
+        self.read(
             self.client
                 .post(format!("{}{path}", self.base))
                 .form(fields),
@@ -416,8 +422,28 @@ impl ConsoleBrowser {
         self.post("/dead/action", &form).await
     }
 
-    async fn read(request: reqwest::RequestBuilder) -> ConsolePage {
-        let response = request.send().await.expect("console request");
+    async fn read(&self, request: reqwest::RequestBuilder) -> ConsolePage {
+        use reqwest::header::{COOKIE, HeaderValue, SET_COOKIE};
+        let mut request = request.build().expect("console request");
+        let url = request.url().clone();
+        let cookie = self
+            .jar()
+            .get_request_values(&url)
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !cookie.is_empty() {
+            let value = HeaderValue::from_str(&cookie).expect("a Cookie header");
+            request.headers_mut().insert(COOKIE, value);
+        }
+        let response = self.client.execute(request).await.expect("console request");
+        let set = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|value| cookie_store::RawCookie::parse(value.to_owned()).ok());
+        self.jar().store_response_cookies(set, &url);
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.expect("console body");
@@ -426,5 +452,11 @@ impl ConsoleBrowser {
             headers,
             body,
         }
+    }
+
+    fn jar(&self) -> std::sync::MutexGuard<'_, cookie_store::CookieStore> {
+        self.cookies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

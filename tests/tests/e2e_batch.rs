@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flinkq_shared::{JobState, LoginId};
 use flinkq_tests::scenario::Scenario;
-use flinkq_tests::sim::Script;
+use flinkq_tests::sim::{Fault, Script, ScriptedFault};
 use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,4 +145,41 @@ async fn sigterm_mid_batch_loses_nothing() {
         assert_eq!(world.sim.login_stats(&login.to_string()).authorize_calls, 1);
     }
     assert_eq!(world.sim.violations(), vec![]);
+}
+
+/// FLINKQ_WORKER_THREADS=1 runs the whole worker on one thread: a step
+/// that blocked it (a payload read or a file written on the runtime's
+/// thread) would stall every other step, the claim loop and the heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_one_thread_is_never_stalled_by_a_step() {
+    let mut world = Scenario::start(Duration::from_millis(100)).await;
+    world
+        .setup
+        .extra_env
+        .push(("FLINKQ_WORKER_THREADS".into(), "1".into()));
+    let mut logins = world.logins(40, &Script::pending(1));
+    // payloads of a megabyte: parsed on a blocking thread, chunk by chunk
+    let large = Script {
+        faults: vec![ScriptedFault::poll(
+            1,
+            Fault::HugeBody {
+                status: 200,
+                megabytes: 1,
+            },
+        )],
+        ..Script::default()
+    };
+    logins.extend(world.logins(4, &large));
+    world.enqueue("one-thread", &logins).await;
+    let _worker = WorkerProcess::spawn(&world.setup);
+    let counts = world
+        .wait_finished("one-thread", Duration::from_secs(120))
+        .await;
+    assert_eq!(counts.succeeded, 44, "{counts:?}");
+    for login in &logins {
+        assert!(
+            world.setup.result_file(Product::DEFAULT, login).exists(),
+            "{login}: result file"
+        );
+    }
 }

@@ -88,6 +88,12 @@ pub struct WorkerConfig {
     #[arg(long, env = "FLINKQ_POLL_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub poll_timeout: Duration,
 
+    /// Threads of the worker's runtime; default: one per CPU. 1 runs
+    /// everything on one thread: the least CPU per step (no wake-ups
+    /// between threads), at most one core's worth of steps.
+    #[arg(long, env = "FLINKQ_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// Steps this process runs at once.
     #[arg(long, env = "FLINKQ_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
@@ -336,6 +342,20 @@ impl WorkerConfig {
         Ok(())
     }
 
+    /// The runtime the worker runs on, as FLINKQ_WORKER_THREADS says.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = match self.worker_threads {
+            Some(1) => tokio::runtime::Builder::new_current_thread(),
+            Some(threads) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(usize::from(threads));
+                builder
+            }
+            None => tokio::runtime::Builder::new_multi_thread(),
+        };
+        builder.enable_all().build()
+    }
+
     /// Where each Flinks call goes.
     pub fn flinks_urls(&self) -> FlinksUrls {
         FlinksUrls {
@@ -514,6 +534,29 @@ mod tests {
         assert!(parse("lots").is_err());
         assert!(parse("-1").is_err());
         assert!(parse("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn one_worker_thread_is_a_single_threaded_runtime_and_zero_is_refused() {
+        use tokio::runtime::RuntimeFlavor;
+        let flavor = |args: &[&str]| {
+            let config = WorkerConfig::try_parse_from(args).expect("parse");
+            let runtime = config.runtime().expect("runtime");
+            (
+                runtime.handle().runtime_flavor(),
+                runtime.metrics().num_workers(),
+            )
+        };
+        assert_eq!(
+            flavor(&["w", "--worker-threads", "1"]),
+            (RuntimeFlavor::CurrentThread, 1)
+        );
+        assert_eq!(
+            flavor(&["w", "--worker-threads", "3"]),
+            (RuntimeFlavor::MultiThread, 3)
+        );
+        assert_eq!(flavor(&["w"]).0, RuntimeFlavor::MultiThread);
+        assert!(WorkerConfig::try_parse_from(["w", "--worker-threads", "0"]).is_err());
     }
 
     #[test]

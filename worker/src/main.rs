@@ -5,14 +5,20 @@ use clap::Parser;
 use flinkq_worker::{WorkerConfig, run};
 use tokio::net::TcpListener;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = WorkerConfig::parse();
     // refused like clap's own parse errors (exit 2), before anything starts
     if let Err(error) = config.validate() {
         eprintln!("flinkq-worker: {error}");
         std::process::exit(2);
     }
+    let runtime = config
+        .runtime()
+        .context("cannot start the async runtime; try another FLINKQ_WORKER_THREADS")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
     flinkq_shared::telemetry::init(config.log_format);
     let signal = flinkq_shared::shutdown::on_signal()?;
     let listener = TcpListener::bind(config.metrics_addr).await.with_context(|| {
@@ -25,6 +31,11 @@ async fn main() -> anyhow::Result<()> {
         let signal = signal.await;
         tracing::info!(%signal, "shutdown signal");
     };
-    run(config, listener, shutdown).await?;
+    // On the runtime's threads, not on this one (`block_on`'s): apalis
+    // hands every step over from this future, and from here each hand-off
+    // and each step's end would wake a thread of its own.
+    tokio::spawn(run(config, listener, shutdown))
+        .await
+        .context("the worker task panicked")??;
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::fmt;
 
 use flinkq_shared::LoginId;
 use flinkq_shared::product::{Call, Part, Shape};
-use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// `POST /Authorize` body.
@@ -61,12 +61,11 @@ impl Envelope {
     /// The envelope of a body that may be anything: JSON or not, an object
     /// or not. Whatever cannot be read is left out.
     pub fn read(body: &[u8]) -> Envelope {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(mut fields)) => Envelope::from_fields(
-                fields.remove("FlinksCode"),
-                fields.remove("Message"),
-                fields.remove("RequestId"),
-            ),
+        // The three fields only: the others are skipped, never built into
+        // a map of values (a third of the instructions of a small answer).
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match de.deserialize_map(EnvelopeOnly) {
+            Ok(envelope) if de.end().is_ok() => envelope,
             _ => Envelope::default(),
         }
     }
@@ -87,6 +86,43 @@ impl Envelope {
             message,
             request_id: token(request_id),
         }
+    }
+}
+
+/// The envelope's fields, by name; any other is skipped unread.
+#[derive(Deserialize)]
+#[serde(field_identifier)]
+enum EnvelopeField {
+    FlinksCode,
+    Message,
+    RequestId,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads an answer object's envelope fields and nothing else.
+struct EnvelopeOnly;
+
+impl<'de> Visitor<'de> for EnvelopeOnly {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Flinks answer object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let (mut code, mut message, mut request_id) = (None, None, None);
+        while let Some(field) = map.next_key::<EnvelopeField>()? {
+            match field {
+                EnvelopeField::FlinksCode => code = Some(map.next_value::<Value>()?),
+                EnvelopeField::Message => message = Some(map.next_value::<Value>()?),
+                EnvelopeField::RequestId => request_id = Some(map.next_value::<Value>()?),
+                EnvelopeField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Envelope::from_fields(code, message, request_id))
     }
 }
 

@@ -43,8 +43,17 @@ pub(super) enum PayloadError {
 /// The payload parser's read buffer: chunks of any size pass through it.
 const PARSE_BUFFER: usize = 8 * 1024;
 
+/// A payload whose whole body is at most this is checked where it arrived,
+/// once whole: a thread hand-off per payload (a wake-up, a channel hop per
+/// chunk, a reader fed byte by byte) costs more than parsing one this
+/// small. A larger one goes to a blocking thread chunk by chunk, so no
+/// payload is held whole by the client and no parse holds up the runtime.
+const PARSE_IN_PLACE: usize = 16 * 1024;
+
 /// Streams the body into `target`, at most `limit` bytes, and reads its
-/// fields as `check` says (the stage's payload key and shape). The JSON parser runs on a blocking thread fed chunk by chunk, so
+/// fields as `check` says (the stage's payload key and shape). Up to
+/// [`PARSE_IN_PLACE`] bytes are kept and parsed in place at the end; past
+/// that the JSON parser runs on a blocking thread fed chunk by chunk, so
 /// the payload is never held whole in memory by the client.
 pub(super) async fn stream_payload<T: PayloadTarget>(
     response: &mut Response,
@@ -55,20 +64,12 @@ pub(super) async fn stream_payload<T: PayloadTarget>(
     if response.content_length().is_some_and(|len| len > limit) {
         return Err(PayloadError::TooLarge { limit });
     }
-    // A few chunks in flight: the parser keeps up with the socket, and a
-    // slow parser holds back the reading instead of growing a queue.
-    let (chunks, rx) = mpsc::channel::<Bytes>(4);
-    let parser = tokio::task::spawn_blocking(move || {
-        // Small: the reader zero-fills its whole buffer before the first
-        // read (64 KiB cost ~33k instructions per payload, more than the
-        // parse of a typical one); the chunks queue in the channel anyway.
-        let reader = BufReader::with_capacity(PARSE_BUFFER, ChannelReader::new(rx));
-        read_payload(reader, check)
-    });
     let mut utf8 = Utf8Check::default();
     let mut total: u64 = 0;
-    // On every early return `chunks` is dropped: the parser sees the end of
-    // the input, fails and ends on its own.
+    let mut head = Vec::new();
+    let mut parser: Option<BlockingParser> = None;
+    // On every early return the parser's input is dropped: it sees the end
+    // of the input, fails and ends on its own.
     while let Some(chunk) = response.chunk().await.map_err(PayloadError::Network)? {
         total += chunk.len() as u64;
         if total > limit {
@@ -80,24 +81,77 @@ pub(super) async fn stream_payload<T: PayloadTarget>(
             .write_chunk(&chunk)
             .await
             .map_err(|e| PayloadError::Write(e.to_string()))?;
-        if chunks.send(chunk).await.is_err() {
-            // The parser stopped before the end: the JSON is already known
-            // to be bad, and its error says why.
-            return Err(parser_error(parser.await));
+        match parser.as_mut() {
+            Some(parser) => parser.feed(chunk).await?,
+            None if head.len() + chunk.len() <= PARSE_IN_PLACE => {
+                head.extend_from_slice(&chunk);
+            }
+            None => {
+                let mut started = BlockingParser::start(check);
+                if !head.is_empty() {
+                    started.feed(Bytes::from(std::mem::take(&mut head))).await?;
+                }
+                started.feed(chunk).await?;
+                parser = Some(started);
+            }
         }
     }
     utf8.finish()
         .map_err(|offset| PayloadError::NotUtf8 { offset })?;
-    drop(chunks);
-    match parser.await {
-        Ok(Ok(fields)) => Ok(fields),
-        other => Err(parser_error(other)),
+    match parser {
+        Some(parser) => parser.finish().await,
+        // from the slice, not through `Read`: serde_json reads a slice in
+        // place, a reader byte by byte (~4x the instructions)
+        None => read_payload(serde_json::Deserializer::from_slice(&head), check)
+            .map_err(PayloadError::NotPayload),
+    }
+}
+
+/// The JSON parser of a payload too large to keep, on a blocking thread,
+/// fed the body chunk by chunk.
+struct BlockingParser {
+    chunks: mpsc::Sender<Bytes>,
+    parsed: tokio::task::JoinHandle<serde_json::Result<PayloadFields>>,
+}
+
+impl BlockingParser {
+    fn start(check: PayloadCheck) -> Self {
+        // A few chunks in flight: the parser keeps up with the socket, and a
+        // slow parser holds back the reading instead of growing a queue.
+        let (chunks, rx) = mpsc::channel::<Bytes>(4);
+        let parsed = tokio::task::spawn_blocking(move || {
+            // Small: the reader zero-fills its whole buffer before the first
+            // read (64 KiB cost ~33k instructions per payload, more than the
+            // parse of a typical one); the chunks queue in the channel anyway.
+            let reader = BufReader::with_capacity(PARSE_BUFFER, ChannelReader::new(rx));
+            read_payload(serde_json::Deserializer::from_reader(reader), check)
+        });
+        BlockingParser { chunks, parsed }
+    }
+
+    async fn feed(&mut self, chunk: Bytes) -> Result<(), PayloadError> {
+        if self.chunks.send(chunk).await.is_err() {
+            // The parser stopped before the end: the JSON is already known
+            // to be bad, and its error says why.
+            return Err(parser_error((&mut self.parsed).await));
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<PayloadFields, PayloadError> {
+        drop(self.chunks);
+        match self.parsed.await {
+            Ok(Ok(fields)) => Ok(fields),
+            other => Err(parser_error(other)),
+        }
     }
 }
 
 /// One JSON value of the stage's shape, then nothing but whitespace.
-fn read_payload<R: Read>(reader: R, check: PayloadCheck) -> serde_json::Result<PayloadFields> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
+fn read_payload<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    check: PayloadCheck,
+) -> serde_json::Result<PayloadFields> {
     let fields = check.deserialize(&mut de)?;
     de.end()?;
     Ok(fields)
@@ -266,7 +320,102 @@ mod tests {
             key: "Investments",
             shape: flinkq_shared::product::Shape::Array,
         };
-        let fields = read_payload(BufReader::new(ChannelReader::new(rx)), check).expect("parse");
+        let reader = BufReader::new(ChannelReader::new(rx));
+        let fields =
+            read_payload(serde_json::Deserializer::from_reader(reader), check).expect("parse");
         assert_eq!(fields.entries, Some(3));
+    }
+
+    const INVESTMENTS: PayloadCheck = PayloadCheck {
+        key: "Investments",
+        shape: flinkq_shared::product::Shape::Array,
+    };
+
+    /// A 200 whose body arrives as `chunks`.
+    fn answer_in_chunks(body: &[u8], chunk: usize) -> Response {
+        use http_body::Frame;
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = body
+            .chunks(chunk)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+        Response::from(axum::http::Response::new(reqwest::Body::wrap(body)))
+    }
+
+    #[derive(Default)]
+    struct Kept(Vec<u8>);
+
+    impl PayloadTarget for Kept {
+        type Error = std::convert::Infallible;
+
+        async fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), Self::Error> {
+            self.0.extend_from_slice(chunk);
+            Ok(())
+        }
+    }
+
+    /// `{"Investments":[0,1,…]}` of about `bytes` bytes.
+    fn investments_of(bytes: usize) -> (Vec<u8>, usize) {
+        let mut text = String::from("{\"Investments\":[0");
+        let mut entries = 1;
+        while text.len() < bytes {
+            text.push_str(&format!(",{entries}"));
+            entries += 1;
+        }
+        text.push_str("]}");
+        (text.into_bytes(), entries)
+    }
+
+    #[tokio::test]
+    async fn a_payload_checked_in_place_or_on_a_blocking_thread_reads_the_same() {
+        // whole in one chunk or many, below the in-place size or past it
+        // (its first chunks kept, then handed to the blocking parser)
+        for size in [
+            40,
+            PARSE_IN_PLACE - 10,
+            PARSE_IN_PLACE + 10,
+            5 * PARSE_IN_PLACE,
+        ] {
+            let (body, entries) = investments_of(size);
+            for chunk in [body.len(), 4096, 1000, 7] {
+                let mut answer = answer_in_chunks(&body, chunk);
+                let mut kept = Kept::default();
+                let fields = stream_payload(&mut answer, &mut kept, u64::MAX, INVESTMENTS)
+                    .await
+                    .unwrap_or_else(|e| panic!("{size} bytes in chunks of {chunk}: {e:?}"));
+                assert_eq!(fields.entries, Some(entries), "{size} in chunks of {chunk}");
+                assert_eq!(kept.0, body, "{size} in chunks of {chunk}: every byte kept");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_is_not_json_fails_alike_in_place_and_on_a_blocking_thread() {
+        for size in [40, 5 * PARSE_IN_PLACE] {
+            let (mut body, _) = investments_of(size);
+            // cut short: the array never closes
+            body.truncate(body.len() - 2);
+            for chunk in [body.len(), 1000] {
+                let mut answer = answer_in_chunks(&body, chunk);
+                let outcome =
+                    stream_payload(&mut answer, &mut Kept::default(), u64::MAX, INVESTMENTS).await;
+                assert!(
+                    matches!(&outcome, Err(PayloadError::NotPayload(e)) if e.is_eof()),
+                    "{size} in chunks of {chunk}: {outcome:?}"
+                );
+            }
+            // not of the shape: an object where an array is due
+            let wrong = format!(
+                "{{\"Investments\":{{\"a\":1}},\"pad\":\"{}\"}}",
+                " ".repeat(size)
+            );
+            let mut answer = answer_in_chunks(wrong.as_bytes(), 1000);
+            let outcome =
+                stream_payload(&mut answer, &mut Kept::default(), u64::MAX, INVESTMENTS).await;
+            assert!(
+                matches!(&outcome, Err(PayloadError::NotPayload(e)) if e.to_string().contains("the `Investments` array")),
+                "{size}: {outcome:?}"
+            );
+        }
     }
 }
