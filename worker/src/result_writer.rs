@@ -183,25 +183,30 @@ fn run(dir: &File, rx: &mpsc::Receiver<Request>) {
     }
 }
 
-/// Creates the temp file of an in-memory payload (its parent directory too,
-/// should it have been removed since the start) and writes it.
+/// Creates the temp file of an in-memory payload and writes it.
 fn write(publish: &Publish) -> io::Result<()> {
-    let bytes = match &publish.body {
-        Body::Written => return Ok(()),
-        Body::Memory(bytes) => bytes,
-    };
+    match &publish.body {
+        Body::Written => Ok(()),
+        Body::Memory(bytes) => create_temp(&publish.tmp)?.write_all(bytes),
+    }
+}
+
+/// Creates a result's temp file, mode 0600 and never over an existing
+/// file, and its directory too, should the product's have been removed
+/// since the start. Blocking: the writer thread's, or a spilling payload's
+/// (on tokio's blocking pool).
+pub(crate) fn create_temp(tmp: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true).mode(0o600);
-    let mut file = match options.open(&publish.tmp) {
+    match options.open(tmp) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = publish.tmp.parent() {
+            if let Some(dir) = tmp.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            options.open(&publish.tmp)?
+            options.open(tmp)
         }
-        opened => opened?,
-    };
-    file.write_all(bytes)
+        opened => opened,
+    }
 }
 
 /// The staged link first: once `<loginId>.json` is this job's, a lost

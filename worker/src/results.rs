@@ -18,7 +18,7 @@ use std::fmt::Display;
 use flinkq_shared::{LoginId, Product};
 use tokio::io::AsyncWriteExt;
 
-use crate::result_writer::{Body, Publish, ResultWriter};
+use crate::result_writer::{Body, Publish, ResultWriter, create_temp};
 
 /// Writing a result failed.
 #[derive(Debug, thiserror::Error)]
@@ -206,29 +206,20 @@ impl ResultFile {
         }
     }
 
-    /// Creates the temp file (and its directory, should the product's have
-    /// been removed since the start) and moves what memory holds into it.
+    /// Creates the temp file and moves what memory holds into it.
     async fn spill(&mut self) -> Result<(), ResultWriteError> {
         self.spilled = true;
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create_new(true).mode(0o600);
-        let open = || options.open(&self.tmp);
-        let mut file = match open().await {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = self.tmp.parent() {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| self.failed(e))?;
-                }
-                open().await
-            }
-            opened => opened,
-        }
-        .map_err(|e| self.failed(e))?;
-        let memory = std::mem::take(&mut self.memory);
-        let written = file.write_all(&memory).await;
-        self.file = Some(file);
-        written.map_err(|e| self.failed(e))
+        let (tmp, memory) = (self.tmp.clone(), std::mem::take(&mut self.memory));
+        let created = tokio::task::spawn_blocking(move || {
+            let mut file = create_temp(&tmp)?;
+            std::io::Write::write_all(&mut file, &memory)?;
+            Ok(file)
+        })
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        let file = created.map_err(|e| self.failed(e))?;
+        self.file = Some(tokio::fs::File::from_std(file));
+        Ok(())
     }
 
     /// Appends one chunk.
