@@ -457,25 +457,15 @@ mod tests {
 
     #[test]
     fn the_claim_script_reads_only_fields_the_binding_names() {
-        let script = include_str!("../../lua/claim.lua");
-        let mut read = 0;
-        for line in script
-            .lines()
-            .map(|line| line.split("--").next().unwrap_or_default())
-        {
-            for (at, _) in line.match_indices("F.") {
-                let name: String = line[at + 2..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                assert!(
-                    CLAIMED_FIELDS.contains(&name.as_str()),
-                    "claim.lua reads F.{name}"
-                );
-                read += 1;
-            }
+        let read =
+            super::super::scripts::names_read_through(include_str!("../../lua/claim.lua"), "F.");
+        for name in &read {
+            assert!(
+                CLAIMED_FIELDS.contains(&name.as_str()),
+                "claim.lua reads F.{name}"
+            );
         }
-        assert!(read > 0, "claim.lua reads no field through F");
+        assert!(!read.is_empty(), "claim.lua reads no field through F");
     }
 
     #[test]

@@ -391,37 +391,26 @@ mod tests {
     #[test]
     fn the_commit_script_reads_its_arguments_through_the_binding_only() {
         let script = include_str!("../../lua/commit.lua");
-        let code = script
+        for line in script
             .lines()
-            .map(|line| line.split("--").next().unwrap_or_default());
-        let mut read = 0;
-        for line in code {
+            .map(|line| line.split("--").next().unwrap_or_default())
+        {
             // the changed fields' pairs are read from ARGV[CHANGED] on; a
             // fixed position is the binding's
             assert!(
                 !line.contains("ARGV[") || line.contains("ARGV[i]"),
                 "commit.lua reads ARGV by position: {line}"
             );
-            // every `a.<name>` (a name the binding lacks would read nil, silently)
-            let bytes = line.as_bytes();
-            for (at, _) in line.match_indices("a.") {
-                let word_start =
-                    at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
-                if !word_start {
-                    continue;
-                }
-                let name: String = line[at + 2..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                assert!(
-                    COMMIT_ARGS.contains(&name.as_str()),
-                    "commit.lua reads a.{name}"
-                );
-                read += 1;
-            }
         }
-        assert!(read > 0, "commit.lua reads no argument through `a`");
+        // every `a.<name>` (a name the binding lacks would read nil, silently)
+        let read = super::super::scripts::names_read_through(script, "a.");
+        for name in &read {
+            assert!(
+                COMMIT_ARGS.contains(&name.as_str()),
+                "commit.lua reads a.{name}"
+            );
+        }
+        assert!(!read.is_empty(), "commit.lua reads no argument through `a`");
     }
 
     fn polling_job() -> JobSnapshot {

@@ -65,6 +65,23 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
+/// The names a script reads through a generated binding table `prefix`
+/// (`"F."`, `"a."`), in its code (comments left out), in order: how the
+/// bindings' tests check a script reads no name the Rust list lacks.
+#[cfg(test)]
+pub(super) fn names_read_through(script: &str, prefix: &str) -> Vec<String> {
+    let code = code(script);
+    code.match_indices(prefix)
+        .filter(|(at, _)| !code[..*at].chars().next_back().is_some_and(is_word))
+        .map(|(at, _)| {
+            code[at + prefix.len()..]
+                .chars()
+                .take_while(|c| is_word(*c))
+                .collect()
+        })
+        .collect()
+}
+
 /// Whether `text` names `word` (not as part of a longer name).
 fn names(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(at, _)| {
