@@ -5,6 +5,13 @@ use clap::Parser;
 use flinkq_worker::{WorkerConfig, run};
 use tokio::net::TcpListener;
 
+// Every step allocates and frees many small buffers (Redis replies, HTTP
+// headers, JSON) from several runtime threads: glibc's malloc and free took
+// ~18% of the worker's CPU per step in a perf profile of a drain, mimalloc's
+// thread-local free lists take a fraction of that (BENCHMARKS.md, issue 14).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = WorkerConfig::parse();
     // refused like clap's own parse errors (exit 2), before anything starts
