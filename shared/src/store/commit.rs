@@ -257,6 +257,19 @@ impl CommitParams {
         }
     }
 
+    /// How many bytes of values [`CommitParams::pass_to`] appends (a
+    /// succeeded job's payload, with the `redis` sink, is most of it).
+    pub(super) fn byte_len(&self) -> usize {
+        let values: usize = self.args.values.iter().map(Vec::len).sum();
+        let changed: usize = self
+            .args
+            .changed
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum();
+        values + changed
+    }
+
     /// How many arguments [`CommitParams::pass_to`] appends.
     pub(super) fn arg_count(&self) -> usize {
         COMMIT_ARGS.len() + 1 + 2 * self.args.changed.len()

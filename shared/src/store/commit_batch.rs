@@ -18,8 +18,11 @@
 //!
 //! Bounded by configuration: the queue holds at most `queue` commits (the
 //! worker's concurrency: one per running step), a call at most
-//! `max_commits` commits and `max_args` arguments (a commit larger than
-//! that goes alone), and at most `in_flight` calls run at once.
+//! `max_commits` commits, `max_args` arguments and `max_bytes` bytes of
+//! values (a commit larger than that goes alone: payloads stored in Redis
+//! can be megabytes, and a call past Redis' query buffer limit would fail
+//! every commit in it, again on each retry), and at most `in_flight` calls
+//! run at once.
 
 use std::sync::Arc;
 
@@ -38,6 +41,9 @@ pub struct CommitBatching {
     pub max_commits: usize,
     /// Arguments of one call, at most (a single larger commit goes alone).
     pub max_args: usize,
+    /// Bytes of values in one call, at most (a single larger commit goes
+    /// alone).
+    pub max_bytes: usize,
     /// Calls in flight at once: 1, or one per `WAIT` lane so a slow replica
     /// confirmation does not hold every other commit back.
     pub in_flight: usize,
@@ -45,12 +51,13 @@ pub struct CommitBatching {
 
 impl CommitBatching {
     /// The worker's grouping: as many waiting as it runs steps, up to 64
-    /// commits (a commit is some 12 to 40 arguments) in a call.
+    /// commits (a commit is some 12 to 40 arguments) and 4 MiB in a call.
     pub fn for_concurrency(concurrency: usize, in_flight: usize) -> Self {
         CommitBatching {
             queue: concurrency.max(1),
             max_commits: 64,
             max_args: 2048,
+            max_bytes: 4 << 20,
             in_flight: in_flight.max(1),
         }
     }
@@ -112,17 +119,20 @@ async fn send_calls(store: Store, limits: CommitBatching, mut waiting: mpsc::Rec
             },
         };
         let mut args = first.params.arg_count();
+        let mut bytes = first.params.byte_len();
         let mut batch = vec![first];
         while batch.len() < limits.max_commits {
             let Ok(next) = waiting.try_recv() else {
                 break;
             };
-            let more = next.params.arg_count();
-            if args + more > limits.max_args {
+            let (more_args, more_bytes) = (next.params.arg_count(), next.params.byte_len());
+            if args + more_args > limits.max_args || bytes + more_bytes > limits.max_bytes {
+                // the first of the next call
                 carried = Some(next);
                 break;
             }
-            args += more;
+            args += more_args;
+            bytes += more_bytes;
             batch.push(next);
         }
         let store = store.clone();
