@@ -290,17 +290,31 @@ async fn an_unanswered_call_fails_every_commit_in_it_and_its_retry_applies_each_
 
 /// Redis CPU (`INFO cpu`, user + sys) per commit, by commits per call:
 /// `cargo test --release -p flinkq-tests --test group_commit -- --ignored --nocapture`.
-/// A measurement, not a test: it asserts nothing about the figures.
+/// Two ways: one call at a time (each call its own round trip, as a lone
+/// worker step's commit), and 64 commits per round trip (calls pipelined on
+/// the connection, as a busy worker's commits were before they were
+/// grouped), so that what grouping saves inside Redis shows apart from the
+/// round trips. A measurement, not a test: it asserts nothing about the figures.
 #[tokio::test]
 #[ignore = "a measurement: run by hand"]
 async fn redis_cpu_per_commit_by_commits_per_call() {
     const COMMITS: usize = 12_000;
+    const PER_ROUND_TRIP: usize = 64;
     let redis = RedisServer::start().expect("redis-server");
     let store = store(&redis).await;
     let mut conn = store.connection();
     // the first round warms Redis up (its memory taken from the system):
     // its figure is not comparable
-    for (round, per_call) in [64usize, 1, 8, 16, 32, 64].into_iter().enumerate() {
+    let rounds = [
+        (64usize, false),
+        (1, false),
+        (8, false),
+        (32, false),
+        (64, false),
+    ]
+    .into_iter()
+    .chain([(1usize, true), (8, true), (32, true), (64, true)]);
+    for (round, (per_call, pipelined)) in rounds.enumerate() {
         // each round on an empty keyspace (an earlier round's keys would
         // make it pay for a bigger dictionary), rehashed before it counts
         let _: () = redis::cmd("FLUSHALL")
@@ -329,17 +343,29 @@ async fn redis_cpu_per_commit_by_commits_per_call() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let cpu_before = redis_cpu_seconds(&mut conn).await;
         let started = Instant::now();
-        for chunk in params.chunks(per_call) {
-            let batch: Vec<&CommitParams> = chunk.iter().collect();
-            for answer in store.commit_in_one_call(&batch).await {
-                assert_eq!(answer.expect("commit"), CommitOutcome::Applied);
+        let trip = if pipelined { PER_ROUND_TRIP } else { per_call };
+        for round_trip in params.chunks(trip) {
+            let calls = round_trip.chunks(per_call).map(|chunk| {
+                let batch: Vec<&CommitParams> = chunk.iter().collect();
+                let store = &store;
+                async move { store.commit_in_one_call(&batch).await }
+            });
+            for answers in futures::future::join_all(calls).await {
+                for answer in answers {
+                    assert_eq!(answer.expect("commit"), CommitOutcome::Applied);
+                }
             }
         }
         let elapsed = started.elapsed();
         let cpu = redis_cpu_seconds(&mut conn).await - cpu_before;
         println!(
-            "{}commits per call {per_call:>3}: Redis CPU {:.1} µs per commit ({COMMITS} commits, {:.0} commits/s, one at a time)",
+            "{}commits per call {per_call:>3}, {}: Redis CPU {:.1} µs per commit ({COMMITS} commits, {:.0} commits/s)",
             if round == 0 { "(warm-up) " } else { "" },
+            if pipelined {
+                "64 commits per round trip"
+            } else {
+                "one call per round trip"
+            },
             cpu * 1e6 / COMMITS as f64,
             COMMITS as f64 / elapsed.as_secs_f64()
         );
