@@ -200,14 +200,14 @@ async fn a_batch_whose_last_jobs_finish_in_one_call_completes_exactly_once() {
     );
 }
 
-#[tokio::test]
-async fn commits_waiting_behind_a_call_go_in_the_next_one_each_with_its_own_outcome() {
+/// Six good commits and a stale one, committed through a store batching
+/// with `limits`, queued behind the first one's call while Redis answers
+/// nothing: each one's outcome, and how many `commit.lua` calls they took.
+async fn queued_behind_a_call(limits: CommitBatching) -> (Vec<CommitOutcome>, u64) {
     let redis = RedisServer::start().expect("redis-server");
     let plain = store(&redis).await;
     let (jobs, now) = claimed(&plain, "b", 6).await;
-    let store = plain
-        .clone()
-        .with_commit_batching(CommitBatching::for_concurrency(16, 1));
+    let store = plain.clone().with_commit_batching(limits);
     // the claims commit through the batching store, as a worker's do
     let mut claims: Vec<Claim> = jobs
         .iter()
@@ -217,11 +217,14 @@ async fn commits_waiting_behind_a_call_go_in_the_next_one_each_with_its_own_outc
     // loaded as a worker does at start: a NOSCRIPT answer would count as a call
     plain.load_worker_scripts().await.expect("load scripts");
     let mut conn: RedisConnection = plain.connection();
-    let before = command_calls(&mut conn)
-        .await
-        .get("evalsha")
-        .copied()
-        .unwrap_or(0);
+    let evalsha = async |conn: &mut RedisConnection| {
+        command_calls(conn)
+            .await
+            .get("evalsha")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = evalsha(&mut conn).await;
     // Redis answers nothing: the first commit's call stays in flight, and the
     // others queue behind it (a current-thread runtime runs them as this
     // test yields)
@@ -242,16 +245,41 @@ async fn commits_waiting_behind_a_call_go_in_the_next_one_each_with_its_own_outc
     for task in tasks {
         answers.push(task.await.expect("commit task").expect("commit"));
     }
+    (answers, evalsha(&mut conn).await - before)
+}
+
+fn six_applied_and_the_stale_one_fenced() -> Vec<CommitOutcome> {
     let mut expected = vec![CommitOutcome::Applied; 6];
     expected.push(CommitOutcome::Fenced);
-    assert_eq!(answers, expected);
-    let calls = command_calls(&mut conn)
-        .await
-        .get("evalsha")
-        .copied()
-        .unwrap_or(0)
-        - before;
+    expected
+}
+
+#[tokio::test]
+async fn commits_waiting_behind_a_call_go_in_the_next_one_each_with_its_own_outcome() {
+    let (answers, calls) = queued_behind_a_call(CommitBatching::for_concurrency(16, 1)).await;
+    assert_eq!(answers, six_applied_and_the_stale_one_fenced());
     assert_eq!(calls, 2, "the lone first commit, then the six that waited");
+}
+
+#[tokio::test]
+async fn commits_past_a_calls_bounds_wait_for_the_next_call() {
+    // a call of at most 3 commits: 1, then 3 and 3
+    let by_count = CommitBatching {
+        max_commits: 3,
+        ..CommitBatching::for_concurrency(16, 1)
+    };
+    let (answers, calls) = queued_behind_a_call(by_count).await;
+    assert_eq!(answers, six_applied_and_the_stale_one_fenced());
+    assert_eq!(calls, 3, "{by_count:?}");
+    // a call of at most one commit's bytes (a payload stored in Redis can
+    // be megabytes): each commit alone
+    let by_bytes = CommitBatching {
+        max_bytes: 1,
+        ..CommitBatching::for_concurrency(16, 1)
+    };
+    let (answers, calls) = queued_behind_a_call(by_bytes).await;
+    assert_eq!(answers, six_applied_and_the_stale_one_fenced());
+    assert_eq!(calls, 7, "{by_bytes:?}");
 }
 
 #[tokio::test]
