@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use apalis_core::monitor::Monitor;
 use apalis_core::worker::builder::WorkerBuilder;
-use flinkq_shared::store::{Store, StoreConfig};
+use flinkq_shared::store::{CommitBatching, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -45,14 +45,26 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     config.validate()?;
     let auth_key = config.resolved_auth_key()?;
+    // one commit lane per 16 concurrent steps (at least 2, at most 8):
+    // a commit waits behind the WAITs of the commits before it on its
+    // lane, never behind claims or heartbeats (see `store::Durable`)
+    let commit_connections = (config.concurrency as usize / 16).clamp(2, 8);
     let store = Store::connect(&StoreConfig {
-        // one commit lane per 16 concurrent steps (at least 2, at most 8):
-        // a commit waits behind the WAITs of the commits before it on its
-        // lane, never behind claims or heartbeats (see `store::Durable`)
-        commit_connections: (config.concurrency as usize / 16).clamp(2, 8),
+        commit_connections,
         ..config.redis.store_config()
     })
     .await?;
+    // the steps' commits go several to a call (group commit, see
+    // `store::commit_batch`): one call in flight, or one per WAIT lane
+    let in_flight = if config.redis.redis_wait_replicas > 0 {
+        commit_connections
+    } else {
+        1
+    };
+    let store = store.with_commit_batching(CommitBatching::for_concurrency(
+        config.concurrency as usize,
+        in_flight,
+    ));
     if config.redis.redis_wait_replicas > 0 {
         info!(
             replicas = config.redis.redis_wait_replicas,

@@ -2,9 +2,13 @@
 //! bound to names by a line generated from [`COMMIT_ARGS`]), and the
 //! read-back that settles a commit whose answer was lost.
 
+use std::sync::Arc;
+
+use redis::Value;
+
 use super::connection::Acked;
 use super::fields;
-use super::{Claim, StoreError, millis, reply};
+use super::{Claim, Store, StoreError, millis, reply};
 use crate::{CommitId, JobSnapshot, ResultRecord, StepError, Transition};
 
 /// What a commit did.
@@ -74,9 +78,17 @@ pub const RECORD_FIELDS: [&str; 13] = [
 /// One commit, ready to send (and to send again, unchanged, after a lost
 /// answer): built in one place from the job as claimed, the transition, the
 /// commit id and where a succeeded job's payload is.
+///
+/// Cheap to clone (shared): a commit waiting for its group's call (see
+/// `commit_batch.rs`) holds it while its step keeps it for a retry, and a
+/// succeeded job's values carry its payload.
 #[derive(Clone)]
 pub struct CommitParams {
     commit_id: CommitId,
+    args: Arc<CommitArgs>,
+}
+
+struct CommitArgs {
     /// Values in [`COMMIT_ARGS`] order.
     values: [Vec<u8>; COMMIT_ARGS.len()],
     /// The [`RECORD_FIELDS`] the transition changes, with their new values.
@@ -93,21 +105,25 @@ impl std::fmt::Debug for CommitParams {
 }
 
 /// The Lua lines that name `commit.lua`'s positional arguments, prepended
-/// to it: `local a = { id = ARGV[1], token = ARGV[2], ... }`, and where the
-/// changed fields' pairs start.
+/// to it: `args_at(offset)`, the arguments of the commit whose segment
+/// starts after `ARGV[offset]` (`{ id = ARGV[offset + 1], token =
+/// ARGV[offset + 2], ... }`), and `COMMIT_ARGC`, their count: the count of
+/// changed fields' pairs follows them, then the pairs.
 pub(super) fn lua_binding() -> String {
     let fields: Vec<String> = COMMIT_ARGS
         .iter()
         .enumerate()
-        .map(|(i, name)| format!("{name} = ARGV[{}]", i + 1))
+        .map(|(i, name)| format!("{name} = ARGV[offset + {}]", i + 1))
         .collect();
     format!(
         "-- commit's arguments by name (generated from COMMIT_ARGS in shared/src/store/commit.rs)\n\
-         local a = {{ {} }}\n\
-         -- ARGV[CHANGED..]: (field, value) pairs of the record's changed fields\n\
-         local CHANGED = {}\n",
+         local function args_at(offset)\n\
+         \x20 return {{ {} }}\n\
+         end\n\
+         -- a commit's segment: COMMIT_ARGC values, the count of (field, value) pairs, the pairs\n\
+         local COMMIT_ARGC = {}\n",
         fields.join(", "),
-        COMMIT_ARGS.len() + 1
+        COMMIT_ARGS.len()
     )
 }
 
@@ -214,15 +230,14 @@ impl CommitParams {
             .collect();
         CommitParams {
             commit_id,
-            values,
-            changed,
+            args: Arc::new(CommitArgs { values, changed }),
         }
     }
 
     /// The record fields this commit writes besides those it always writes
     /// (state, `updated`, `commit_id`, the spent token, `claims`).
     pub fn changed_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.changed.iter().map(|(name, _)| *name)
+        self.args.changed.iter().map(|(name, _)| *name)
     }
 
     /// The id every retry of this commit carries.
@@ -230,17 +245,34 @@ impl CommitParams {
         self.commit_id
     }
 
+    /// Appends this commit's segment of a `commit.lua` call: its values,
+    /// the count of changed fields, their (name, value) pairs.
     fn pass_to(&self, call: &mut redis::Cmd) {
-        for value in &self.values {
+        for value in &self.args.values {
             call.arg(value.as_slice());
         }
-        for (name, value) in &self.changed {
+        call.arg(self.args.changed.len());
+        for (name, value) in &self.args.changed {
             call.arg(*name).arg(value.as_slice());
         }
     }
 
-    fn arg_count(&self) -> usize {
-        COMMIT_ARGS.len() + 2 * self.changed.len()
+    /// How many bytes of values [`CommitParams::pass_to`] appends (a
+    /// succeeded job's payload, with the `redis` sink, is most of it).
+    pub(super) fn byte_len(&self) -> usize {
+        let values: usize = self.args.values.iter().map(Vec::len).sum();
+        let changed: usize = self
+            .args
+            .changed
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum();
+        values + changed
+    }
+
+    /// How many arguments [`CommitParams::pass_to`] appends.
+    pub(super) fn arg_count(&self) -> usize {
+        COMMIT_ARGS.len() + 1 + 2 * self.args.changed.len()
     }
 }
 
@@ -271,23 +303,20 @@ impl Claim {
     /// ([`StoreError::NotReplicated`]): the caller retries it like a commit
     /// whose answer was lost (the retry reads "already applied" and waits
     /// for the replicas again), and never counts it as applied.
+    ///
+    /// On a store with commit batching (see [`Store::with_commit_batching`])
+    /// the commit goes in one call with the others waiting then: an error of
+    /// that call (a timeout, a lost connection, replicas short) is this
+    /// commit's error, and its retry reads "already applied" the same way.
     pub async fn commit(&self, params: &CommitParams) -> Result<CommitOutcome, StoreError> {
-        const OP: &str = "commit";
-        let mut call = self
-            .store
-            .evalsha(&self.store.scripts.commit, params.arg_count());
-        params.pass_to(&mut call);
-        let mut pipe = redis::pipe();
-        pipe.add_command(call);
-        let (replies, acked) = self
-            .store
-            .write_durably(OP, pipe, &[&self.store.scripts.commit])
-            .await?;
-        let outcome = match replies.first().and_then(reply::int) {
-            Some(1) => CommitOutcome::Applied,
-            Some(2) => CommitOutcome::AlreadyApplied,
-            Some(_) => CommitOutcome::Fenced,
-            None => return Err(StoreError::reply(OP, format!("not a number: {replies:?}"))),
+        let (outcome, acked) = match &self.store.batcher {
+            Some(batcher) => batcher.commit(params.clone()).await?,
+            None => {
+                let mut answers = self.store.commit_together(&[params]).await;
+                answers.pop().unwrap_or_else(|| {
+                    Err(StoreError::reply(COMMIT_OP, "no answer for the commit"))
+                })?
+            }
         };
         if outcome.is_applied() {
             self.trace_commit(params, outcome, &acked);
@@ -351,6 +380,80 @@ impl Claim {
     }
 }
 
+/// The operation name of a commit, in errors and metrics.
+const COMMIT_OP: &str = "commit";
+
+/// One commit's answer from a call of `commit.lua`: what it did and whether
+/// the replicas confirmed the call, or the error that is its answer.
+pub(super) type CommitAnswer = Result<(CommitOutcome, Acked), StoreError>;
+
+impl Store {
+    /// Sends `batch` in one call of `commit.lua`, through
+    /// [`Store::write_durably`] (so `WAIT` covers every commit of it), and
+    /// returns one answer per commit, in order. An error of the call is
+    /// every commit's error; a commit the script failed on is its own.
+    pub(super) async fn commit_together(&self, batch: &[&CommitParams]) -> Vec<CommitAnswer> {
+        let every = |error: StoreError| batch.iter().map(|_| Err(error.clone())).collect();
+        let script = &self.scripts.commit;
+        let args = batch.iter().map(|params| params.arg_count()).sum();
+        let mut call = self.evalsha(script, args);
+        for params in batch {
+            params.pass_to(&mut call);
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(call);
+        let (mut replies, acked) = match self.write_durably(COMMIT_OP, pipe, &[script]).await {
+            Ok(answer) => answer,
+            Err(error) => return every(error),
+        };
+        let results = match replies.pop() {
+            Some(Value::Array(results)) if results.len() == batch.len() => results,
+            other => {
+                return every(StoreError::reply(
+                    COMMIT_OP,
+                    format!("expected {} results, got {other:?}", batch.len()),
+                ));
+            }
+        };
+        results
+            .iter()
+            .map(|result| {
+                let outcome = match reply::int(result) {
+                    Some(1) => CommitOutcome::Applied,
+                    Some(2) => CommitOutcome::AlreadyApplied,
+                    Some(0) => CommitOutcome::Fenced,
+                    _ => {
+                        let detail = reply::text(result).unwrap_or_default();
+                        return Err(StoreError::reply(
+                            COMMIT_OP,
+                            format!("commit.lua failed on this commit: {detail}"),
+                        ));
+                    }
+                };
+                Ok((outcome, acked.clone()))
+            })
+            .collect()
+    }
+
+    /// Sends `batch` in one call of `commit.lua`, as the commit batcher
+    /// does: lets a test put chosen commits (a stale one among good ones, a
+    /// retry) in one call.
+    #[cfg(feature = "test-kit")]
+    pub async fn commit_in_one_call(
+        &self,
+        batch: &[&CommitParams],
+    ) -> Vec<Result<CommitOutcome, StoreError>> {
+        self.commit_together(batch)
+            .await
+            .into_iter()
+            .map(|answer| match answer? {
+                (outcome, Acked::Enough) => Ok(outcome),
+                (_, Acked::Short(error)) => Err(error),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,18 +467,21 @@ mod tests {
     }
 
     #[test]
-    fn the_lua_binding_names_every_commit_arg_by_its_position() {
+    fn the_lua_binding_names_every_commit_arg_by_its_position_in_its_segment() {
         let binding = lua_binding();
         let line = binding
             .lines()
-            .find(|line| line.starts_with("local a = {"))
-            .expect("the binding line");
+            .find(|line| line.trim_start().starts_with("return {"))
+            .expect("the binding's table");
         let bound: Vec<(String, usize)> = line
-            .trim_start_matches("local a = {")
+            .trim()
+            .trim_start_matches("return {")
             .trim_end_matches('}')
             .split(',')
             .map(|pair| {
-                let (name, slot) = pair.split_once(" = ARGV[").expect("name = ARGV[n]");
+                let (name, slot) = pair
+                    .split_once(" = ARGV[offset + ")
+                    .expect("name = ARGV[offset + n]");
                 let slot = slot.trim().trim_end_matches(']').parse().expect("a slot");
                 (name.trim().to_owned(), slot)
             })
@@ -386,6 +492,10 @@ mod tests {
             .map(|(i, name)| ((*name).to_owned(), i + 1))
             .collect();
         assert_eq!(bound, expected);
+        assert!(
+            binding.contains(&format!("local COMMIT_ARGC = {}\n", COMMIT_ARGS.len())),
+            "{binding}"
+        );
     }
 
     #[test]
@@ -395,12 +505,13 @@ mod tests {
             .lines()
             .map(|line| line.split("--").next().unwrap_or_default())
         {
-            // the changed fields' pairs are read from ARGV[CHANGED] on; a
-            // fixed position is the binding's
-            assert!(
-                !line.contains("ARGV[") || line.contains("ARGV[i]"),
-                "commit.lua reads ARGV by position: {line}"
-            );
+            // a segment starts anywhere: a fixed position is the binding's
+            for (at, _) in line.match_indices("ARGV[") {
+                assert!(
+                    !line[at + 5..].starts_with(|c: char| c.is_ascii_digit()),
+                    "commit.lua reads ARGV at a fixed position: {line}"
+                );
+            }
         }
         // every `a.<name>` (a name the binding lacks would read nil, silently)
         let read = super::super::scripts::names_read_through(script, "a.");
@@ -484,7 +595,7 @@ mod tests {
         );
         assert_eq!(
             params.arg_count(),
-            COMMIT_ARGS.len() + 2 * RECORD_FIELDS.len()
+            COMMIT_ARGS.len() + 1 + 2 * RECORD_FIELDS.len()
         );
     }
 }

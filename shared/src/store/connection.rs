@@ -9,6 +9,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 
+use super::commit_batch::{CommitBatcher, CommitBatching};
 use super::keys::Keys;
 use super::scripts::{LuaScript, Scripts};
 use super::topology::{
@@ -121,6 +122,9 @@ pub struct Store {
     /// Commit and enqueue connections with `WAIT`, when
     /// `FLINKQ_REDIS_WAIT_REPLICAS` is set.
     durable: Option<Arc<Durable>>,
+    /// Where [`super::Claim::commit`] sends commits when they go in groups
+    /// (see `commit_batch.rs`); none: each commit is a call of its own.
+    pub(super) batcher: Option<Arc<CommitBatcher>>,
     url: String,
 }
 
@@ -164,8 +168,26 @@ impl Store {
             keys: Keys::new(&config.namespace),
             scripts: Arc::new(Scripts::new()),
             durable,
+            batcher: None,
             url,
         })
+    }
+
+    /// This store, with the commits of the claims it makes sent in groups
+    /// (see `commit_batch.rs`): a worker's. Starts the batcher's task, so
+    /// it needs a Tokio runtime; the task ends once the last clone of the
+    /// returned store is dropped.
+    pub fn with_commit_batching(self, limits: CommitBatching) -> Store {
+        // the task's store has no batcher: its own handle would keep its
+        // queue open forever
+        let plain = Store {
+            batcher: None,
+            ..self.clone()
+        };
+        Store {
+            batcher: Some(Arc::new(CommitBatcher::start(plain, limits))),
+            ..self
+        }
     }
 
     /// Runs a write (one script call, or a pipeline of them) that must
@@ -389,7 +411,7 @@ fn slot_range_primary(range: &redis::Value, slot: u16) -> Option<String> {
 }
 
 /// Whether a write's replicas confirmed it (see [`Store::write_durably`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Acked {
     /// Enough replicas confirmed it (or `WAIT` is off).
     Enough,

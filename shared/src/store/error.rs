@@ -74,6 +74,12 @@ pub enum StoreError {
         /// `FLINKQ_REDIS_WAIT_TIMEOUT`.
         timeout: std::time::Duration,
     },
+    /// A commit handed to the commit batcher (see `commit_batch.rs`) got
+    /// no answer: its task stopped. The commit may or may not be applied.
+    #[error(
+        "Redis commit got no answer: the worker's commit batcher stopped (is the worker shutting down?); the step's commit is read back, or the step runs again after its lease"
+    )]
+    BatcherStopped,
     /// A script answered something flinkq cannot read: a version mismatch or
     /// a key written by something else.
     #[error(
@@ -87,6 +93,59 @@ pub enum StoreError {
     },
 }
 
+// By hand: a group commit's call fails every commit in it with the same
+// error (see `commit_batch.rs`). An I/O error (reading a CA file) is not
+// `Clone`: its copy keeps its kind and message.
+impl Clone for StoreError {
+    fn clone(&self) -> Self {
+        match self {
+            StoreError::BadUrl { url, source } => StoreError::BadUrl {
+                url: url.clone(),
+                source: source.clone(),
+            },
+            StoreError::CaFile { path, source } => StoreError::CaFile {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::Unreachable { url, source } => StoreError::Unreachable {
+                url: url.clone(),
+                source: source.clone(),
+            },
+            StoreError::Command { op, source } => StoreError::Command {
+                op,
+                source: source.clone(),
+            },
+            StoreError::ForeignResult {
+                key,
+                login,
+                product,
+                owner,
+            } => StoreError::ForeignResult {
+                key: key.clone(),
+                login: login.clone(),
+                product: *product,
+                owner: owner.clone(),
+            },
+            StoreError::NotReplicated {
+                op,
+                acked,
+                wanted,
+                timeout,
+            } => StoreError::NotReplicated {
+                op,
+                acked: *acked,
+                wanted: *wanted,
+                timeout: *timeout,
+            },
+            StoreError::BatcherStopped => StoreError::BatcherStopped,
+            StoreError::Reply { op, detail } => StoreError::Reply {
+                op,
+                detail: detail.clone(),
+            },
+        }
+    }
+}
+
 impl StoreError {
     /// Did Redis fail to answer (connection refused, dropped, timed out)?
     /// Then a write may or may not have been applied, and a retry once
@@ -95,7 +154,9 @@ impl StoreError {
     pub fn is_unanswered(&self) -> bool {
         match self {
             // applied on a primary that may yet lose it: as good as no answer
-            StoreError::Unreachable { .. } | StoreError::NotReplicated { .. } => true,
+            StoreError::Unreachable { .. }
+            | StoreError::NotReplicated { .. }
+            | StoreError::BatcherStopped => true,
             StoreError::Command { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()

@@ -36,7 +36,8 @@
 //! One file per concern: `connection` (config, connecting, script calls),
 //! `claim` (claiming and the [`Claim`] that owns a claimed job's fenced
 //! operations, the reaper), `commit` (named commit arguments, commit and its
-//! read-back), `enqueue`, `dead` (dead letters and cancel), `registry`,
+//! read-back), `commit_batch` (group commit: a worker's commits several to
+//! a call), `enqueue`, `dead` (dead letters and cancel), `registry`,
 //! `read` (jobs, counts, batches, queue gauges), `api_read` (the HTTP
 //! API's read models and its live feed), `results`, `schedule`,
 //! `workers` (workers seen), `event_group`, `server`, `topology` (standalone, Sentinel or Cluster
@@ -46,6 +47,7 @@
 mod api_read;
 mod claim;
 mod commit;
+mod commit_batch;
 mod connection;
 mod counts;
 mod dead;
@@ -69,6 +71,7 @@ use std::time::Duration;
 pub use api_read::{BadCursor, ProductCounts, StreamCursor, StreamEvent};
 pub use claim::{Begin, Claim, Claimed, HeldClaim, RateLimit, Reaped};
 pub use commit::{COMMIT_ARGS, CommitOutcome, CommitParams};
+pub use commit_batch::CommitBatching;
 pub use connection::{Store, StoreConfig};
 pub use counts::StateCounts;
 pub use dead::{DeadPage, DeadWalk, PurgeSet};

@@ -164,8 +164,9 @@ pub struct Scripts {
     /// `claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)`:
     /// each job's values in [`super::claim::CLAIMED_FIELDS`] order.
     pub claim: LuaScript,
-    /// `commit(id, token, login, commit_id, ...)`: positional, in
-    /// [`super::COMMIT_ARGS`] order.
+    /// `commit(segment, ...)`: one segment per commit, each positional in
+    /// [`super::COMMIT_ARGS`] order, then its changed fields' count and
+    /// pairs; one result per segment.
     pub commit: LuaScript,
     /// `resolve_commit(id, token, commit_id)`.
     pub resolve_commit: LuaScript,

@@ -11,6 +11,8 @@ mod scenarios;
 mod yardsticks;
 
 pub use bullmq::{BullmqError, BullmqFigures, BullmqSetup, measure_bullmq};
+// also for the group-commit tests' call count and CPU measurement
+pub use redis_stats::{command_calls, redis_cpu_seconds};
 pub use report::{Figure, Report};
 pub use scenarios::{Scenario as BenchScenario, Sizes, run_scenario};
 pub use yardsticks::{Yardsticks, measure_yardsticks};
