@@ -1,7 +1,11 @@
 -- claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)
---   -> {now, next_due or -1, {{id, {value, value, ...}}, ...}}
+--   -> {now, next_due or -1, {{id, cmsgpack.pack({value, value, ...})}, ...}}
 -- Each job's values are those of CLAIMED_FIELDS in shared/src/store/claim.rs,
--- in its order (nil: not in the hash), bound here by the generated
+-- in its order (false: not in the hash), packed by cmsgpack into one
+-- string: Redis converts one value per job out of Lua instead of one per
+-- field, and the worker reads the values in place. Every slot holds text or
+-- false, never nil (a table with a hole would pack as a map, which the
+-- worker refuses). The values are bound here by the generated
 -- STORED_FIELDS (the HMGET list) and F.<name> (a field's position): the
 -- stored fields a claimer reads, then the job's due time (`due`) and, when
 -- the claim also began the step, the spacing it recorded (`begun`).
@@ -34,6 +38,11 @@ local leases, deadlines = {}, {}
 local function text(number)
   return string.format('%d', number)
 end
+-- every lease and authorize deadline of this call has the same score:
+-- formatted once (a Lua number becomes a string through printf's %.14g,
+-- some 3k instructions, each time it is passed to redis.call or joined)
+local lease_until = text(now + lease)
+local authorize_by = text(now + authorize_timeout)
 for _, queue in ipairs(DUE_QUEUES) do
   local want = n - #claimed
   if want <= 0 then break end
@@ -50,7 +59,7 @@ for _, queue in ipairs(DUE_QUEUES) do
       local values = redis.call('HMGET', job, unpack(STORED_FIELDS))
       local state = values[F.state]
       if state and not TERMINAL[state] then
-        local token = token_base .. '.' .. (#claimed + 1)
+        local token = token_base .. '.' .. text(#claimed + 1)
         local claims = text((tonumber(values[F.claims]) or 0) + 1)
         local updates = { 'token', token, 'claims', claims }
         -- the values as they are now
@@ -59,7 +68,7 @@ for _, queue in ipairs(DUE_QUEUES) do
           values[F.started] = text(now)
           updates[#updates + 1] = 'started'
           updates[#updates + 1] = values[F.started]
-          deadlines[#deadlines + 1] = now + authorize_timeout
+          deadlines[#deadlines + 1] = authorize_by
           deadlines[#deadlines + 1] = id
         end
         values[F.due] = due_at
@@ -72,9 +81,9 @@ for _, queue in ipairs(DUE_QUEUES) do
           values[F.begun] = text(begun)
         end
         redis.call('HSET', job, unpack(updates))
-        leases[#leases + 1] = now + lease
+        leases[#leases + 1] = lease_until
         leases[#leases + 1] = id
-        claimed[#claimed + 1] = { id, values }
+        claimed[#claimed + 1] = { id, cmsgpack.pack(values) }
       end
     end
   end

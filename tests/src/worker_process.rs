@@ -438,8 +438,9 @@ impl Drop for KeepLogOnPanic {
     }
 }
 
-/// Log text without its colour codes (the worker's `tracing` output keeps
-/// ANSI escapes even in a file).
+/// Log text without its colour codes (the worker writes ANSI escapes only
+/// when its stderr is a terminal; this keeps a test's reading of a log
+/// independent of that).
 pub fn plain_log(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

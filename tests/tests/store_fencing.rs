@@ -225,3 +225,85 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_field_absent_from_the_hash_reads_as_absent_after_the_claim_packs_it() {
+    // claim.lua packs each job's values into one string: a field the hash
+    // lacks must come back unset, not as an empty or shifted value, and a
+    // value of any length must come back whole
+    let redis = RedisServer::start().expect("redis-server");
+    let store = store(&redis).await;
+    let login = LoginId::random();
+    store.enqueue("b", &[login]).await.expect("enqueue");
+    let claimed = store
+        .claim_to_run(
+            1,
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+        )
+        .await
+        .expect("claim");
+    let job = &claimed.jobs[0];
+    assert_eq!((job.login, job.state), (login, JobState::Queued));
+    assert_eq!(job.batch, "b");
+    assert_eq!(job.claims, 1);
+    assert!(job.token.is_some(), "the claim's token");
+    assert_eq!(
+        job.started_ms,
+        Some(claimed.now_ms),
+        "started by this claim"
+    );
+    assert!(job.due_ms.is_some(), "the due time the claim adds");
+    assert_eq!(job.begun(), Some(Duration::ZERO), "an authorize begins now");
+    for (name, absent) in [
+        ("request_id", job.request_id.is_none()),
+        ("deadline", job.deadline_ms.is_none()),
+        ("finished", job.finished_ms.is_none()),
+        ("err_code", job.error.is_none()),
+        ("last", job.last.is_none()),
+    ] {
+        assert!(absent, "{name} is not in the hash: {job:?}");
+    }
+    let untouched = store
+        .claim_bounded(1, Duration::from_secs(10), Duration::from_secs(60))
+        .await
+        .expect("claim nothing");
+    assert!(untouched.jobs.is_empty());
+
+    // the same job, its hash holding long values (str8, str16, str32 when
+    // packed) and an empty one, claimed again without beginning
+    let mut conn = store.connection();
+    let request_id = "r".repeat(40);
+    let message = "m".repeat(70_000);
+    let _: () = redis::cmd("HSET")
+        .arg(store.keys().job(job.id))
+        .arg("request_id")
+        .arg(&request_id)
+        .arg("err_code")
+        .arg("E".repeat(300))
+        .arg("err_msg")
+        .arg(&message)
+        .arg("last")
+        .arg("")
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    assert!(job.release().await.expect("release"), "released");
+    let again = store
+        .claim_bounded(1, Duration::from_secs(10), Duration::from_secs(60))
+        .await
+        .expect("claim again");
+    let job = &again.jobs[0];
+    assert_eq!(job.request_id.as_deref(), Some(request_id.as_str()));
+    let error = job.error.as_ref().expect("the stored error");
+    assert_eq!(error.code, "E".repeat(300));
+    assert_eq!(error.message, message);
+    assert_eq!(job.last, None, "an empty value reads as unset");
+    assert_eq!(job.begun(), None, "a claim that did not begin the step");
+    assert_eq!(
+        job.started_ms,
+        Some(claimed.now_ms),
+        "kept from the first claim"
+    );
+}

@@ -17,7 +17,12 @@ use crate::{ClaimToken, JobId, JobSnapshot};
 /// trace), then the two the claim adds (`due`, `begun`). Not `HGETALL`:
 /// the hash holds fields no claimer reads, and names alone would double
 /// what Redis copies into Lua and back out to the worker, on every step.
-/// `claim.lua` reads them through the binding [`lua_binding`] generates.
+/// `claim.lua` reads them through the binding [`lua_binding`] generates,
+/// and returns them packed in one string per job (see [`reply::Packed`]).
+/// A claimed job is a whole snapshot: the step plans, transitions and
+/// commits from it. Three (`batch`, `updated`, `finished`) no step reads
+/// today; packed, they cost Redis little, and a partial snapshot would
+/// read them as unset to whatever code reads them next.
 pub const CLAIMED_FIELDS: [&str; 26] = [
     fields::LOGIN,
     fields::PRODUCT,
@@ -334,12 +339,15 @@ impl Store {
                     return Err(StoreError::reply(OP, "expected a job's id and values"));
                 };
                 let id = reply::job_id(OP, id)?;
-                let values = reply::array(values)
-                    .ok_or_else(|| StoreError::reply(OP, "job values not an array"))?;
-                let claimed = reply::Positional {
-                    names: &CLAIMED_FIELDS,
-                    values,
+                let Value::BulkString(packed) = values else {
+                    return Err(StoreError::reply(
+                        OP,
+                        format!("job {id}: its values are not one packed string"),
+                    ));
                 };
+                let claimed = reply::Packed::unpack(&CLAIMED_FIELDS, packed).map_err(|detail| {
+                    StoreError::reply(OP, format!("job {id}: packed values: {detail}"))
+                })?;
                 let job = reply::snapshot(OP, id, &claimed)?;
                 let prior = claimed
                     .field(fields::COMMIT_ID)

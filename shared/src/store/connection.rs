@@ -117,7 +117,10 @@ impl Durable {
 #[derive(Clone)]
 pub struct Store {
     pub(super) conn: RedisConnection,
-    pub(super) keys: Keys,
+    /// Shared, not copied: every claimed job's [`super::Claim`] holds a
+    /// `Store`, and a copy of the key schema (every script key's name) cost
+    /// each step some 25 allocations.
+    pub(super) keys: Arc<Keys>,
     pub(super) scripts: Arc<Scripts>,
     /// Commit and enqueue connections with `WAIT`, when
     /// `FLINKQ_REDIS_WAIT_REPLICAS` is set.
@@ -125,7 +128,7 @@ pub struct Store {
     /// Where [`super::Claim::commit`] sends commits when they go in groups
     /// (see `commit_batch.rs`); none: each commit is a call of its own.
     pub(super) batcher: Option<Arc<CommitBatcher>>,
-    url: String,
+    url: Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -165,11 +168,11 @@ impl Store {
         };
         Ok(Store {
             conn,
-            keys: Keys::new(&config.namespace),
+            keys: Arc::new(Keys::new(&config.namespace)),
             scripts: Arc::new(Scripts::new()),
             durable,
             batcher: None,
-            url,
+            url: url.into(),
         })
     }
 
@@ -280,7 +283,7 @@ impl Store {
     pub async fn topology(&self) -> Result<Topology, StoreError> {
         match &self.conn {
             RedisConnection::Standalone(_) => Ok(Topology::Standalone {
-                node: self.url.clone(),
+                node: self.url.to_string(),
             }),
             RedisConnection::Sentinel(sentinel) => {
                 let (primary, master_name) = sentinel.primary();

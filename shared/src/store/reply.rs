@@ -35,8 +35,16 @@ pub(crate) fn array(value: &Value) -> Option<&[Value]> {
 
 /// A job id a script returned.
 pub(crate) fn job_id(op: &'static str, value: &Value) -> Result<JobId, StoreError> {
-    let text = text(value).ok_or_else(|| StoreError::reply(op, "job id is not text"))?;
-    parse_job_id(op, &text)
+    // read in place: a claim reads one per claimed job
+    let text = match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text.as_str()),
+        _ => None,
+    };
+    parse_job_id(
+        op,
+        text.ok_or_else(|| StoreError::reply(op, "job id is not text"))?,
+    )
 }
 
 /// A job id read from an index or a pointer.
@@ -67,25 +75,104 @@ impl JobFields for HashMap<String, String> {
 }
 
 /// Fields a script returned as values alone, in the order of a list of
-/// names (a claim's [`super::claim::CLAIMED_FIELDS`]), read where they lie:
-/// no map and no copies. A claim reads every claimed job this way, on every
-/// step's path; a map of owned strings cost each job some 60 allocations.
-/// A nil value (a field the hash lacks) or one that is not UTF-8 text reads
-/// as unset.
+/// names (a claim's [`super::claim::CLAIMED_FIELDS`]), packed by Redis'
+/// `cmsgpack.pack` into one string: a MessagePack array of exactly as many
+/// values, each text or `false` (a field the hash lacks: a Lua table with a
+/// hole would pack as a map). One string per job instead of one RESP value
+/// per field: Redis converts one value out of Lua instead of dozens, and the
+/// worker allocates nothing per field, each value borrowed where it lies in
+/// the reply. A value that is not UTF-8 text reads as unset.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Positional<'a> {
-    pub(crate) names: &'static [&'static str],
-    pub(crate) values: &'a [Value],
+pub(crate) struct Packed<'a, const N: usize> {
+    names: &'static [&'static str; N],
+    values: [Option<&'a str>; N],
 }
 
-impl JobFields for Positional<'_> {
+impl<'a, const N: usize> Packed<'a, N> {
+    /// Reads `packed`, one value per name in `names`. Anything else (not an
+    /// array, another count, a value neither text nor false, bytes missing
+    /// or left over) is an error saying what was found.
+    pub(crate) fn unpack(
+        names: &'static [&'static str; N],
+        packed: &'a [u8],
+    ) -> Result<Self, String> {
+        use rmp::Marker;
+        let mut rest = packed;
+        let Some(&first) = rest.first() else {
+            return Err("an empty string, not packed values".into());
+        };
+        let count = rmp::decode::read_array_len(&mut rest).map_err(|_| {
+            format!(
+                "{} where an array of {N} values was expected",
+                kind(Marker::from_u8(first))
+            )
+        })?;
+        if count as usize != N {
+            return Err(format!("{count} values where {N} were expected"));
+        }
+        let mut values = [None; N];
+        for (at, value) in values.iter_mut().enumerate() {
+            let name = names[at];
+            let Some(&byte) = rest.first() else {
+                return Err(format!("cut short before value {} ({name})", at + 1));
+            };
+            match Marker::from_u8(byte) {
+                Marker::False | Marker::Null => rest = &rest[1..],
+                Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                    let len = rmp::decode::read_str_len(&mut rest).map_err(|_| {
+                        format!("cut short in the length of value {} ({name})", at + 1)
+                    })? as usize;
+                    let Some((text, tail)) = rest.split_at_checked(len) else {
+                        return Err(format!("cut short in value {} ({name})", at + 1));
+                    };
+                    *value = std::str::from_utf8(text).ok();
+                    rest = tail;
+                }
+                marker => {
+                    return Err(format!(
+                        "value {} ({name}) is {}, not text or false",
+                        at + 1,
+                        kind(marker)
+                    ));
+                }
+            }
+        }
+        if !rest.is_empty() {
+            return Err(format!("{} byte(s) left after the last value", rest.len()));
+        }
+        Ok(Packed { names, values })
+    }
+}
+
+/// What a MessagePack value starting with `marker` is, in words.
+fn kind(marker: rmp::Marker) -> &'static str {
+    use rmp::Marker;
+    match marker {
+        Marker::FixPos(_)
+        | Marker::FixNeg(_)
+        | Marker::U8
+        | Marker::U16
+        | Marker::U32
+        | Marker::U64
+        | Marker::I8
+        | Marker::I16
+        | Marker::I32
+        | Marker::I64 => "an integer",
+        Marker::F32 | Marker::F64 => "a float",
+        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => "a string",
+        Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => "an array",
+        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => "a map (a table with holes?)",
+        Marker::Null => "nil",
+        Marker::True | Marker::False => "a boolean",
+        Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => "binary",
+        _ => "an extension or reserved value",
+    }
+}
+
+impl<const N: usize> JobFields for Packed<'_, N> {
     fn field(&self, name: &str) -> Option<&str> {
         let at = self.names.iter().position(|known| *known == name)?;
-        match self.values.get(at)? {
-            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-            Value::SimpleString(text) => Some(text.as_str()),
-            _ => None,
-        }
+        self.values[at]
     }
 }
 
@@ -182,29 +269,78 @@ pub(crate) fn snapshot(
 mod tests {
     use super::*;
 
-    fn bulk(text: &[u8]) -> Value {
-        Value::BulkString(text.to_vec())
+    use rmp::encode;
+
+    const NAMES: [&str; 5] = ["state", "due", "bad", "gone", "long"];
+
+    /// `values` packed as `cmsgpack.pack` packs a claimed job's table:
+    /// text, or false for a field the hash lacks.
+    fn pack(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut packed = Vec::new();
+        encode::write_array_len(&mut packed, values.len() as u32).expect("len");
+        for value in values {
+            match value {
+                Some(bytes) => {
+                    encode::write_str_len(&mut packed, bytes.len() as u32).expect("str len");
+                    packed.extend_from_slice(bytes);
+                }
+                None => encode::write_bool(&mut packed, false).expect("false"),
+            }
+        }
+        packed
     }
 
     #[test]
-    fn positional_fields_read_by_their_names_place() {
-        let names: &'static [&'static str] = &["state", "due", "bad", "login", "gone"];
-        let values = [
-            bulk(b"queued"),
-            bulk(b"1"),
-            bulk(&[0xff]),
-            Value::SimpleString("abc".into()),
-            Value::Nil,
-        ];
-        let read = Positional {
-            names,
-            values: &values,
-        };
+    fn packed_fields_read_by_their_names_place_borrowed_from_the_reply() {
+        let long = "x".repeat(70_000);
+        let packed = pack(&[
+            Some(b"queued"),
+            Some(b"1"),
+            Some(&[0xff]),
+            None,
+            Some(long.as_bytes()),
+        ]);
+        let read = Packed::unpack(&NAMES, &packed).expect("unpack");
         assert_eq!(read.field("state"), Some("queued"));
         assert_eq!(read.field("due"), Some("1"));
         assert_eq!(read.field("bad"), None, "not UTF-8");
-        assert_eq!(read.field("login"), Some("abc"));
         assert_eq!(read.field("gone"), None, "absent from the hash");
+        assert_eq!(read.field("long"), Some(long.as_str()), "a str32");
         assert_eq!(read.field("missing"), None, "not a claimed field");
+        let borrowed = read.field("state").expect("state").as_ptr();
+        assert!(packed.as_ptr_range().contains(&borrowed), "copied");
+    }
+
+    #[test]
+    fn packed_values_of_the_wrong_shape_are_an_error_saying_what_was_found() {
+        let four = pack(&[Some(b"a"), None, None, None]);
+        let error = Packed::unpack(&NAMES, &four).expect_err("four values");
+        assert!(error.contains("4 values where 5"), "{error}");
+
+        let mut map = Vec::new();
+        encode::write_map_len(&mut map, 5).expect("map");
+        let error = Packed::unpack(&NAMES, &map).expect_err("a map");
+        assert!(error.contains("a map"), "{error}");
+
+        let error = Packed::unpack(&NAMES, b"").expect_err("empty");
+        assert!(error.contains("empty"), "{error}");
+
+        let mut number = Vec::new();
+        encode::write_array_len(&mut number, 5).expect("len");
+        encode::write_str(&mut number, "queued").expect("str");
+        encode::write_uint(&mut number, 17).expect("int");
+        let error = Packed::unpack(&NAMES, &number).expect_err("a number");
+        assert!(error.contains("value 2 (due) is an integer"), "{error}");
+
+        let whole = pack(&[Some(b"a"), Some(b"bcd"), None, None, Some(b"e")]);
+        for cut in 1..whole.len() {
+            let error = Packed::unpack(&NAMES, &whole[..cut]).expect_err("cut short");
+            assert!(error.contains("cut short"), "{cut}: {error}");
+        }
+        let mut longer = whole.clone();
+        longer.push(0xc2);
+        let error = Packed::unpack(&NAMES, &longer).expect_err("left over");
+        assert!(error.contains("1 byte(s) left after"), "{error}");
+        Packed::unpack(&NAMES, &whole).expect("the whole of it reads");
     }
 }
