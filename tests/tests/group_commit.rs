@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use flinkq_shared::store::{
     Claim, CommitBatching, CommitOutcome, CommitParams, RedisConnection, Store, StoreConfig,
 };
-use flinkq_shared::{ClaimToken, JobState, LoginId, Outcome, Policy, Tick, Transition, transition};
+use flinkq_shared::{
+    ClaimToken, JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
+};
 use flinkq_tests::bench::{command_calls, redis_cpu_seconds};
 use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::redis_harness::RedisServer;
@@ -27,6 +29,23 @@ async fn claimed(store: &Store, batch: &str, n: usize) -> (Vec<Claim>, u64) {
         .expect("claim");
     assert_eq!(claimed.jobs.len(), n);
     (claimed.jobs, claimed.now_ms)
+}
+
+/// A fresh redis-server, a store on it and `n` claimed jobs of `batch`
+/// (the server lives as long as the returned handle).
+async fn fresh(batch: &str, n: usize) -> (RedisServer, Store, Vec<Claim>, u64) {
+    let redis = RedisServer::start().expect("redis-server");
+    let store = store(&redis).await;
+    let (jobs, now) = claimed(&store, batch, n).await;
+    (redis, store, jobs, now)
+}
+
+/// The claimed jobs as the store holds them now.
+async fn as_stored(store: &Store, jobs: &[Claim]) -> Vec<JobSnapshot> {
+    store
+        .jobs(&jobs.iter().map(|job| job.id).collect::<Vec<_>>())
+        .await
+        .expect("read the jobs back")
 }
 
 /// The transition an Authorize 200 causes: the job goes on polling.
@@ -57,32 +76,33 @@ fn outcomes(
         .collect()
 }
 
+/// Sends `params` as one `commit.lua` call: each commit's outcome, in order.
+async fn in_one_call(store: &Store, params: &[CommitParams]) -> Vec<CommitOutcome> {
+    outcomes(
+        store
+            .commit_in_one_call(&params.iter().collect::<Vec<_>>())
+            .await,
+    )
+}
+
 #[tokio::test]
 async fn commits_sent_together_are_fenced_one_by_one() {
-    let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
-    let (jobs, now) = claimed(&store, "b", 3).await;
+    let (_redis, store, jobs, now) = fresh("b", 3).await;
     let impostor = stale(&store, &jobs[1]);
     let params = [
         jobs[0].prepare(&authorized(&jobs[0], now), None),
         impostor.prepare(&authorized(&impostor, now), None),
         jobs[2].prepare(&authorized(&jobs[2], now), None),
     ];
-    let answers = store
-        .commit_in_one_call(&params.iter().collect::<Vec<_>>())
-        .await;
     assert_eq!(
-        outcomes(answers),
+        in_one_call(&store, &params).await,
         [
             CommitOutcome::Applied,
             CommitOutcome::Fenced,
             CommitOutcome::Applied
         ]
     );
-    let after = store
-        .jobs(&jobs.iter().map(|job| job.id).collect::<Vec<_>>())
-        .await
-        .expect("read");
+    let after = as_stored(&store, &jobs).await;
     let states: Vec<JobState> = after.iter().map(|job| job.state).collect();
     assert_eq!(
         states,
@@ -101,9 +121,7 @@ async fn commits_sent_together_are_fenced_one_by_one() {
 
 #[tokio::test]
 async fn a_retried_call_whose_commits_were_applied_reads_already_applied_for_each() {
-    let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
-    let (jobs, now) = claimed(&store, "b", 4).await;
+    let (_redis, store, jobs, now) = fresh("b", 4).await;
     let params: Vec<CommitParams> = jobs
         .iter()
         .enumerate()
@@ -117,14 +135,13 @@ async fn a_retried_call_whose_commits_were_applied_reads_already_applied_for_eac
             job.prepare(&t, None)
         })
         .collect();
-    let batch: Vec<&CommitParams> = params.iter().collect();
     assert_eq!(
-        outcomes(store.commit_in_one_call(&batch).await),
+        in_one_call(&store, &params).await,
         [CommitOutcome::Applied; 4]
     );
     // the answer was lost: the same call again changes nothing
     assert_eq!(
-        outcomes(store.commit_in_one_call(&batch).await),
+        in_one_call(&store, &params).await,
         [CommitOutcome::AlreadyApplied; 4]
     );
     let counts = store.counts(Some("b")).await.expect("counts");
@@ -137,26 +154,17 @@ async fn a_retried_call_whose_commits_were_applied_reads_already_applied_for_eac
 
 #[tokio::test]
 async fn terminal_and_non_terminal_commits_in_one_call_each_finish_or_advance_their_job() {
-    let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
-    let (jobs, now) = claimed(&store, "mixed", 3).await;
+    let (_redis, store, jobs, now) = fresh("mixed", 3).await;
     let params = [
         jobs[0].prepare(&invalid_login(&jobs[0], now), None),
         jobs[1].prepare(&authorized(&jobs[1], now), None),
         jobs[2].prepare(&invalid_login(&jobs[2], now), None),
     ];
     assert_eq!(
-        outcomes(
-            store
-                .commit_in_one_call(&params.iter().collect::<Vec<_>>())
-                .await
-        ),
+        in_one_call(&store, &params).await,
         [CommitOutcome::Applied; 3]
     );
-    let after = store
-        .jobs(&jobs.iter().map(|job| job.id).collect::<Vec<_>>())
-        .await
-        .expect("read");
+    let after = as_stored(&store, &jobs).await;
     let states: Vec<JobState> = after.iter().map(|job| job.state).collect();
     assert_eq!(
         states,
@@ -177,19 +185,13 @@ async fn terminal_and_non_terminal_commits_in_one_call_each_finish_or_advance_th
 
 #[tokio::test]
 async fn a_batch_whose_last_jobs_finish_in_one_call_completes_exactly_once() {
-    let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
-    let (jobs, now) = claimed(&store, "last", 3).await;
+    let (_redis, store, jobs, now) = fresh("last", 3).await;
     let params: Vec<CommitParams> = jobs
         .iter()
         .map(|job| job.prepare(&invalid_login(job, now), None))
         .collect();
     assert_eq!(
-        outcomes(
-            store
-                .commit_in_one_call(&params.iter().collect::<Vec<_>>())
-                .await
-        ),
+        in_one_call(&store, &params).await,
         [CommitOutcome::Applied; 3]
     );
     let events = store.batch_events(10).await.expect("events");
