@@ -321,10 +321,7 @@ impl Claim {
         if outcome.is_applied() {
             self.trace_commit(params, outcome, &acked);
         }
-        match acked {
-            Acked::Enough => Ok(outcome),
-            Acked::Short(error) => Err(error),
-        }
+        acked.answer(outcome)
     }
 
     /// One debug line (target `flinkq_shared::store::commit`) per commit the
@@ -373,10 +370,7 @@ impl Claim {
         if applied {
             self.trace_commit(params, CommitOutcome::AlreadyApplied, &acked);
         }
-        match acked {
-            Acked::Enough => Ok(applied),
-            Acked::Short(error) => Err(error),
-        }
+        acked.answer(applied)
     }
 }
 
@@ -446,9 +440,9 @@ impl Store {
         self.commit_together(batch)
             .await
             .into_iter()
-            .map(|answer| match answer? {
-                (outcome, Acked::Enough) => Ok(outcome),
-                (_, Acked::Short(error)) => Err(error),
+            .map(|answer| {
+                let (outcome, acked) = answer?;
+                acked.answer(outcome)
             })
             .collect()
     }

@@ -422,6 +422,17 @@ pub(super) enum Acked {
     Short(StoreError),
 }
 
+impl Acked {
+    /// `value` once the replicas confirmed the write it comes from; the
+    /// unconfirmed write's error otherwise.
+    pub(super) fn answer<T>(self, value: T) -> Result<T, StoreError> {
+        match self {
+            Acked::Enough => Ok(value),
+            Acked::Short(error) => Err(error),
+        }
+    }
+}
+
 fn is_noscript(error: &redis::RedisError) -> bool {
     error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
         || error.to_string().contains("NOSCRIPT")
@@ -494,7 +505,7 @@ fn certificates(config: &StoreConfig) -> Result<Option<redis::TlsCertificates>, 
     };
     let root_cert = std::fs::read(path).map_err(|source| StoreError::CaFile {
         path: path.clone(),
-        source,
+        source: Arc::new(source),
     })?;
     Ok(Some(redis::TlsCertificates {
         client_tls: None,

@@ -1,7 +1,6 @@
 //! Enqueueing: one job per (login, product) not already active, in
 //! pipelined chunks.
 
-use super::connection::Acked;
 use super::{Store, StoreError};
 use crate::{JobId, LoginId, Priority, Product};
 
@@ -71,9 +70,7 @@ impl Store {
         let (replies, acked) = self
             .write_durably("enqueue", pipe, &[&self.scripts.enqueue])
             .await?;
-        if let Acked::Short(error) = acked {
-            return Err(error);
-        }
+        acked.answer(())?;
         let replies: Vec<(u64, u64, u64)> =
             redis::from_redis_value(redis::Value::Array(replies))
                 .map_err(|error| StoreError::reply("enqueue", error.to_string()))?;

@@ -1,7 +1,8 @@
 //! Errors of the Redis store. Each says what failed and what to do.
 
-/// A store operation failed.
-#[derive(Debug, thiserror::Error)]
+/// A store operation failed. `Clone`: a group commit's call fails every
+/// commit in it with the same error (see `commit_batch.rs`).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The Redis URL does not parse.
     #[error(
@@ -18,8 +19,8 @@ pub enum StoreError {
     CaFile {
         /// The file.
         path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shared: an I/O error is not `Clone`).
+        source: std::sync::Arc<std::io::Error>,
     },
     /// No connection to Redis could be made.
     #[error(
@@ -91,59 +92,6 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
-}
-
-// By hand: a group commit's call fails every commit in it with the same
-// error (see `commit_batch.rs`). An I/O error (reading a CA file) is not
-// `Clone`: its copy keeps its kind and message.
-impl Clone for StoreError {
-    fn clone(&self) -> Self {
-        match self {
-            StoreError::BadUrl { url, source } => StoreError::BadUrl {
-                url: url.clone(),
-                source: source.clone(),
-            },
-            StoreError::CaFile { path, source } => StoreError::CaFile {
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            StoreError::Unreachable { url, source } => StoreError::Unreachable {
-                url: url.clone(),
-                source: source.clone(),
-            },
-            StoreError::Command { op, source } => StoreError::Command {
-                op,
-                source: source.clone(),
-            },
-            StoreError::ForeignResult {
-                key,
-                login,
-                product,
-                owner,
-            } => StoreError::ForeignResult {
-                key: key.clone(),
-                login: login.clone(),
-                product: *product,
-                owner: owner.clone(),
-            },
-            StoreError::NotReplicated {
-                op,
-                acked,
-                wanted,
-                timeout,
-            } => StoreError::NotReplicated {
-                op,
-                acked: *acked,
-                wanted: *wanted,
-                timeout: *timeout,
-            },
-            StoreError::BatcherStopped => StoreError::BatcherStopped,
-            StoreError::Reply { op, detail } => StoreError::Reply {
-                op,
-                detail: detail.clone(),
-            },
-        }
-    }
 }
 
 impl StoreError {
