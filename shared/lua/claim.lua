@@ -7,8 +7,10 @@
 -- false, never nil (a table with a hole would pack as a map, which the
 -- worker refuses). The values are bound here by the generated
 -- STORED_FIELDS (the HMGET list) and F.<name> (a field's position): the
--- stored fields a claimer reads, then the job's due time (`due`) and, when
--- the claim also began the step, the spacing it recorded (`begun`).
+-- stored fields a claimer reads, then those the claim sets itself: its
+-- token, `finished` (false: a claimed job is never in a terminal state),
+-- the job's due time (`due`) and, when the claim also began the step, the
+-- spacing it recorded (`begun`).
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
 -- range), high priority first, then normal, then low; gives each job a
 -- fresh fencing token (`token`: the caller's random base and the job's index
@@ -71,6 +73,7 @@ for _, queue in ipairs(DUE_QUEUES) do
           deadlines[#deadlines + 1] = authorize_by
           deadlines[#deadlines + 1] = id
         end
+        values[F.finished] = false
         values[F.due] = due_at
         values[F.begun] = false
         if poll_spacing then

@@ -27,20 +27,24 @@
 -- An applied commit resets `claims` (see claim.lua): the job did not kill
 -- the worker that ran this step; a fenced one gives its claim back.
 -- Cost: one HMGET reads everything the script decides on (the fencing
--- fields and the job's state, batch, priority, deadline, result), the lease
--- removal is the lease check, and the job's changed fields go in one HSET;
--- counters move only when the state changes, `deadlines` only when the
+-- fields and the job's state, batch, priority, deadline; a succeeded job's
+-- stored result only when it sends none), the lease removal is the lease
+-- check, and the job's changed fields go in one HSET; counters move only
+-- when the state changes, summed over the call (one HINCRBY per counter
+-- and state at its end, see count_move), `deadlines` only when the
 -- deadline does. Numbers stay the strings Rust sent, and the clock is read
 -- once per call and made text once: Redis turns a Lua number into text with
 -- a floating-point printf at every command that gets one.
 local now = string.format('%d', now_ms())
+-- the counters' moves of every commit of the call, applied at its end
+sum_counts()
 
 -- One commit: `a` its arguments, ARGV[from..to] its changed fields' pairs.
 local function commit(a, from, to)
   local id, login, commit_id, state = a.id, a.login, a.commit_id, a.state
   local job = job_key(id)
   local held = redis.call('HMGET', job, 'login', 'token', 'commit_id', 'product',
-    'state', 'batch', 'prio', 'deadline', 'result_sink', 'result_at')
+    'state', 'batch', 'prio', 'deadline')
   if held[3] == commit_id then return 2 end
   if held[1] ~= login then return 0 end
   -- removing the lease is its check: only the holder of a live lease goes on
@@ -56,7 +60,7 @@ local function commit(a, from, to)
     set[#set + 1] = ARGV[i]
   end
   local product = product_of(held[4])
-  local sink, at = held[9], held[10]
+  local sink, at = false, false
   if state == 'succeeded' and a.result_sink ~= '' then
     -- every field of the pointer is written: no DEL needed first
     local result = result_key(login_record(login, product))
@@ -71,6 +75,12 @@ local function commit(a, from, to)
     set[#set + 1] = at
   end
   if TERMINAL[state] then
+    if state == 'succeeded' and not sink then
+      -- read only here: a job lacks these until it succeeds, and a field
+      -- the hash lacks costs HMGET a search to the listpack's end
+      local stored = redis.call('HMGET', job, 'result_sink', 'result_at')
+      sink, at = stored[1], stored[2]
+    end
     finish_job(id, state, now, { login = login, batch = batch, old = old, product = held[4],
       err_code = a.err_code, result_sink = sink, result_at = at }, set, true)
   else
@@ -104,4 +114,5 @@ while offset < last do
   results[#results + 1] = result
   offset = to
 end
+flush_counts()
 return results

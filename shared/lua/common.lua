@@ -70,19 +70,78 @@ local function in_slices(command, key, args, option)
   end
 end
 
+-- Counter moves summed over one script call, when the script asked for it
+-- with sum_counts() (commit.lua: many commits per call move the same few
+-- counters, one HINCRBY per distinct (key, field) at its end instead of
+-- four per state change); nil: every move is applied at once.
+local summed = nil
+
+local function sum_counts()
+  summed = { order = {}, deltas = {} }
+end
+
+local function add_count(key, field, by)
+  local fields = summed.deltas[key]
+  if not fields then
+    fields = { order = {}, by = {} }
+    summed.deltas[key] = fields
+    summed.order[#summed.order + 1] = key
+  end
+  if not fields.by[field] then
+    fields.by[field] = 0
+    fields.order[#fields.order + 1] = field
+  end
+  fields.by[field] = fields.by[field] + by
+end
+
+-- What a summed count of `key`'s `field` still owes to the stored one.
+local function count_owed(key, field)
+  local fields = summed and summed.deltas[key]
+  return (fields and fields.by[field]) or 0
+end
+
+-- Applies the summed moves, in the order first made (a script's writes are
+-- replicated as they run: the same order every time), and starts again.
+local function flush_counts()
+  if not summed then return end
+  for _, key in ipairs(summed.order) do
+    local fields = summed.deltas[key]
+    for _, field in ipairs(fields.order) do
+      if fields.by[field] ~= 0 then
+        redis.call('HINCRBY', key, field, fields.by[field])
+      end
+    end
+  end
+  summed = { order = {}, deltas = {} }
+end
+
 -- Move one job between per-state counters, globally and for its batch.
--- Touches nothing when the state does not change. Returns the batch's count
--- of `from` after the move (nil when nothing moved out of a state).
-local function count_move(batch, from, to)
+-- Touches nothing when the state does not change. With `left`, returns the
+-- batch's count of `from` after the move (nil when nothing moved out of a
+-- state): exact also while moves are summed, read by the one HINCRBY it
+-- then applies at once plus what the sum still owes.
+local function count_move(batch, from, to, left)
   if from == to then return nil end
-  local left = nil
+  local batch_hash = batch_key(batch)
+  if summed then
+    add_count(K.counts, to, 1)
+    add_count(batch_hash, to, 1)
+    if not from then return nil end
+    add_count(K.counts, from, -1)
+    if left then
+      return redis.call('HINCRBY', batch_hash, from, -1) + count_owed(batch_hash, from)
+    end
+    add_count(batch_hash, from, -1)
+    return nil
+  end
+  local count = nil
   if from then
     redis.call('HINCRBY', K.counts, from, -1)
-    left = redis.call('HINCRBY', batch_key(batch), from, -1)
+    count = redis.call('HINCRBY', batch_hash, from, -1)
   end
   redis.call('HINCRBY', K.counts, to, 1)
-  redis.call('HINCRBY', batch_key(batch), to, 1)
-  return left
+  redis.call('HINCRBY', batch_hash, to, 1)
+  return count
 end
 
 -- Every sorted set that indexes job ids.
@@ -113,7 +172,7 @@ local function finish_job(id, state, now, f, set, leased)
   local login, batch = f.login, f.batch
   local product = product_of(f.product)
   redis.call('HSET', job, 'state', state, 'finished', now, 'updated', now, unpack(set or {}))
-  local left = count_move(batch, f.old, state)
+  local left = count_move(batch, f.old, state, true)
   -- one `results` stream entry per finished job, so a downstream service
   -- can consume results as they arrive (trimmed by retention, see purge)
   local entry = { 'job', id, 'login', login, 'product', product, 'batch', batch, 'state', state }
@@ -133,6 +192,8 @@ local function finish_job(id, state, now, f, set, leased)
   -- open: only a count that reached zero needs the batch's other counts.
   local batch_hash = batch_key(batch)
   if not (UNFINISHED[f.old] and left and left > 0) then
+    -- the batch's counts as they are: the summed moves applied first
+    flush_counts()
     local b = redis.call('HMGET', batch_hash, 'queued', 'authorizing', 'polling', 'total')
     local open = (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)
     if open == 0 and (tonumber(b[4]) or 0) > 0 and redis.call('HSETNX', batch_hash, 'completed', now) == 1 then

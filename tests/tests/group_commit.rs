@@ -202,6 +202,48 @@ async fn a_batch_whose_last_jobs_finish_in_one_call_completes_exactly_once() {
     );
 }
 
+#[tokio::test]
+async fn counters_summed_over_one_call_match_the_jobs_states_of_each_batch_and_all() {
+    // commit.lua sums the counters' moves of a call and applies them at its
+    // end, except when a batch's completion must be decided mid-call: batch
+    // "done" completes first (its pending moves applied for the check),
+    // batch "open" keeps moving after that in the same call
+    let redis = RedisServer::start().expect("redis-server");
+    let store = store(&redis).await;
+    let (done, now) = claimed(&store, "done", 2).await;
+    let (open, _) = claimed(&store, "open", 3).await;
+    let params = [
+        done[0].prepare(&invalid_login(&done[0], now), None),
+        open[0].prepare(&authorized(&open[0], now), None),
+        done[1].prepare(&invalid_login(&done[1], now), None),
+        open[1].prepare(&invalid_login(&open[1], now), None),
+        open[2].prepare(&authorized(&open[2], now), None),
+    ];
+    assert_eq!(
+        in_one_call(&store, &params).await,
+        [CommitOutcome::Applied; 5]
+    );
+    let counts = |c: flinkq_shared::store::StateCounts| (c.queued, c.polling, c.failed, c.total);
+    let batch = |name: &'static str| {
+        let store = store.clone();
+        async move { counts(store.counts(Some(name)).await.expect("batch counts")) }
+    };
+    assert_eq!(batch("done").await, (0, 0, 2, 2));
+    assert_eq!(batch("open").await, (0, 2, 1, 3));
+    let all = store.counts(None).await.expect("counts");
+    assert_eq!(counts(all), (0, 2, 3, 5));
+    let events = store.batch_events(10).await.expect("events");
+    assert_eq!(events.len(), 1, "only \"done\" completed: {events:?}");
+    assert_eq!(
+        (
+            events[0].batch.as_str(),
+            events[0].counts.failed,
+            events[0].counts.queued
+        ),
+        ("done", 2, 0)
+    );
+}
+
 /// Six good commits and a stale one, committed through a store batching
 /// with `limits`, queued behind the first one's call while Redis answers
 /// nothing: each one's outcome, and how many `commit.lua` calls they took.

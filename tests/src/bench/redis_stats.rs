@@ -7,6 +7,29 @@ use flinkq_shared::store::RedisConnection;
 
 /// `INFO commandstats`: calls per command.
 pub async fn command_calls(conn: &mut RedisConnection) -> HashMap<String, u64> {
+    calls_of(&command_costs(conn).await)
+}
+
+/// The calls of each command of a [`command_costs`] snapshot.
+pub fn calls_of(costs: &HashMap<String, CommandCost>) -> HashMap<String, u64> {
+    costs
+        .iter()
+        .map(|(name, cost)| (name.clone(), cost.calls))
+        .collect()
+}
+
+/// One command's line of `INFO commandstats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandCost {
+    /// Times it ran (in scripts too).
+    pub calls: u64,
+    /// Microseconds Redis spent in it. A script call's time includes the
+    /// commands it ran, which count their own time as well.
+    pub usec: u64,
+}
+
+/// `INFO commandstats`: calls and time per command.
+pub async fn command_costs(conn: &mut RedisConnection) -> HashMap<String, CommandCost> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -15,14 +38,72 @@ pub async fn command_calls(conn: &mut RedisConnection) -> HashMap<String, u64> {
     info.lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
+            let field = |key: &str| -> Option<u64> {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+                    .parse()
+                    .ok()
+            };
+            let cost = CommandCost {
+                calls: field("calls")?,
+                usec: field("usec")?,
+            };
+            Some((name.to_owned(), cost))
         })
         .collect()
+}
+
+/// Where Redis' time went between two `INFO commandstats` snapshots, per
+/// step: one line per command, most expensive first, each with its calls
+/// and microseconds per step. A script call's line includes its commands';
+/// the `(script overhead)` line is its time without them: EVALSHA itself,
+/// the Lua around the commands and the reply.
+pub fn cost_table(
+    before: &HashMap<String, CommandCost>,
+    after: &HashMap<String, CommandCost>,
+    steps: f64,
+) -> String {
+    let mut rows: Vec<(String, CommandCost)> = after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, now)| {
+            let was = before.get(name).copied().unwrap_or_default();
+            let delta = CommandCost {
+                calls: now.calls.saturating_sub(was.calls),
+                usec: now.usec.saturating_sub(was.usec),
+            };
+            (name.clone(), delta)
+        })
+        .filter(|(_, delta)| delta.calls > 0)
+        .collect();
+    let scripts: u64 = rows
+        .iter()
+        .filter(|(name, _)| name.starts_with("eval") || name.starts_with("fcall"))
+        .map(|(_, cost)| cost.usec)
+        .sum();
+    let inner: u64 = rows
+        .iter()
+        .filter(|(name, _)| !CLIENT_ONLY.contains(&name.as_str()))
+        .map(|(_, cost)| cost.usec)
+        .sum();
+    rows.push((
+        "(script overhead)".into(),
+        CommandCost {
+            calls: 0,
+            usec: scripts.saturating_sub(inner),
+        },
+    ));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1.usec));
+    let mut out = format!("{:<20} {:>12} {:>12}\n", "command", "calls/step", "µs/step");
+    for (name, cost) in rows {
+        out += &format!(
+            "{:<20} {:>12.3} {:>12.2}\n",
+            name,
+            cost.calls as f64 / steps,
+            cost.usec as f64 / steps
+        );
+    }
+    out
 }
 
 /// Commands only a client can send: script calls, connection set-up and

@@ -9,7 +9,8 @@ use flinkq_shared::store::{Store, StoreConfig};
 
 use super::bullmq::BullmqFigures;
 use super::redis_stats::{
-    command_calls, delta, process_cpu_seconds, redis_cpu_seconds, used_memory,
+    calls_of, command_calls, command_costs, cost_table, delta, process_cpu_seconds,
+    redis_cpu_seconds, used_memory,
 };
 use super::report::Report;
 use super::yardsticks::Yardsticks;
@@ -224,7 +225,8 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     // as fast as the worker allows: it refuses a zero interval (10 ms minimum)
     setup.poll_interval = Duration::from_millis(10);
     let mut conn = w.store.connection();
-    let before = command_calls(&mut conn).await;
+    let costs_before = command_costs(&mut conn).await;
+    let before = calls_of(&costs_before);
     let cpu = CpuShare::start(&mut conn).await;
     let started = Instant::now();
     let mut worker = WorkerProcess::spawn(&setup);
@@ -242,12 +244,19 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
         .report(report, "drain", &mut conn, &worker, elapsed)
         .await;
     worker.sigterm(Duration::from_secs(30));
-    let commands = delta(&before, &command_calls(&mut conn).await).without_harness(polls);
+    let costs_after = command_costs(&mut conn).await;
+    let commands = delta(&before, &calls_of(&costs_after)).without_harness(polls);
     let counts = w.store.counts(None).await.expect("counts");
     assert_eq!(counts.succeeded, n as u64, "every drained job succeeded");
     let totals = w.sim.totals();
     // Authorize + 2 pending polls + the 200, as the simulator counted them
     let steps = (totals.authorize_calls + totals.product_calls) as f64;
+    // where Redis' time went, for the reader of a run (not a figure: Redis'
+    // own timing of each command, which adds to what INFO cpu counts)
+    eprintln!(
+        "drain: Redis time per step by command (INFO commandstats)\n{}",
+        cost_table(&costs_before, &costs_after, steps)
+    );
     let bullmq = yard.bullmq.as_ref();
     let vs_bullmq = |pick: fn(&BullmqFigures) -> f64| bullmq.map(|b| (BULLMQ, pick(b)));
     report.add_vs_each(
