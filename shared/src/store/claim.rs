@@ -25,9 +25,10 @@ use crate::{ClaimToken, JobId, JobSnapshot};
 /// `claim.lua` reads them through the binding [`lua_binding`] generates,
 /// and returns them packed in one string per job (see [`reply::Packed`]).
 /// A claimed job is a whole snapshot: the step plans, transitions and
-/// commits from it. Two (`batch`, `updated`) no step reads today; near the
-/// listpack's head, they cost Redis little, and a partial snapshot would
-/// read them as unset to whatever code reads them next.
+/// commits from it. Two (`batch`, `updated`) no step reads today; present
+/// in every claimed job's hash (no search to the end), they cost Redis
+/// little, and a partial snapshot would read them as unset to whatever code
+/// reads them next.
 pub const CLAIMED_FIELDS: [&str; 26] = [
     fields::LOGIN,
     fields::PRODUCT,
