@@ -94,9 +94,9 @@ local function add_count(key, field, by)
   fields.by[field] = fields.by[field] + by
 end
 
--- What a summed count of `key`'s `field` still owes to the stored one.
+-- What the sum of `key`'s `field` still owes to the stored count.
 local function count_owed(key, field)
-  local fields = summed and summed.deltas[key]
+  local fields = summed.deltas[key]
   return (fields and fields.by[field]) or 0
 end
 

@@ -223,15 +223,19 @@ async fn counters_summed_over_one_call_match_the_jobs_states_of_each_batch_and_a
         in_one_call(&store, &params).await,
         [CommitOutcome::Applied; 5]
     );
-    let counts = |c: flinkq_shared::store::StateCounts| (c.queued, c.polling, c.failed, c.total);
-    let batch = |name: &'static str| {
-        let store = store.clone();
-        async move { counts(store.counts(Some(name)).await.expect("batch counts")) }
-    };
-    assert_eq!(batch("done").await, (0, 0, 2, 2));
-    assert_eq!(batch("open").await, (0, 2, 1, 3));
-    let all = store.counts(None).await.expect("counts");
-    assert_eq!(counts(all), (0, 2, 3, 5));
+    // (queued, polling, failed, total) of each batch, then of every job
+    for (batch, expected) in [
+        (Some("done"), (0, 0, 2, 2)),
+        (Some("open"), (0, 2, 1, 3)),
+        (None, (0, 2, 3, 5)),
+    ] {
+        let c = store.counts(batch).await.expect("counts");
+        assert_eq!(
+            (c.queued, c.polling, c.failed, c.total),
+            expected,
+            "{batch:?}"
+        );
+    }
     let events = store.batch_events(10).await.expect("events");
     assert_eq!(events.len(), 1, "only \"done\" completed: {events:?}");
     assert_eq!(
