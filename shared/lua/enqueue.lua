@@ -11,51 +11,80 @@
 -- (running the same enqueue twice is idempotent, even after the batch
 -- finished); a login with an unfinished job of the product
 -- (active:<login>:<product>) is skipped, so enqueueing the same (login,
--- product) twice while it is active creates one job. Per login: one GET, one SET NX
--- (dedupe and claim of the id in one command) and one HSET; the due entries,
--- latest pointers and counters are written once per call.
+-- product) twice while it is active creates one job, also when it appears
+-- twice in one call.
+-- Per login: one HSET (the job); its latest and active pointers are read by
+-- one MGET each and written by one MSET per call, and the due entries and
+-- counters are written once per call. Each command a script runs costs
+-- Redis about a microsecond on top of its work, so a command per login is
+-- the figure enqueue's rate follows (BENCHMARKS.md, "Enqueue").
 local batch, prio, product = ARGV[1], ARGV[2], ARGV[3]
 local queue = K.due
 if prio == 'high' then queue = K.due_high elseif prio == 'low' then queue = K.due_low end
-local now = now_ms()
--- The login's `active` pointer names a job whose hash is gone (evicted,
--- deleted): the pointer is stale, take it over instead of skipping the login
--- forever.
-local function orphan_active(record, id)
-  local active = active_key(record)
-  local held = redis.call('GET', active)
-  if held and redis.call('EXISTS', job_key(held)) == 0 then
-    redis.call('SET', active, id)
-    return true
+-- the clock made text once: Redis turns a Lua number into text with a
+-- floating-point printf at every command that gets one, and each login's
+-- HSET and due entry would
+local now = string.format('%d', now_ms())
+
+-- MGET of any number of keys, in bounded slices (see in_slices).
+local function mget(keys)
+  local values = {}
+  for from = 1, #keys, 512 do
+    local got = redis.call('MGET', unpack(keys, from, math.min(from + 511, #keys)))
+    for i = 1, #got do values[from + i - 1] = got[i] end
   end
-  return false
+  return values
 end
-local created = 0
-local due, latest = {}, {}
-local in_batch = 0
+
+local logins, ids, records, latests = {}, {}, {}, {}
 for i = 4, #ARGV, 2 do
-  local login, id = ARGV[i], ARGV[i + 1]
-  local record = login_record(login, product)
-  local newest = redis.call('GET', latest_key(record))
-  if newest and redis.call('HGET', job_key(newest), 'batch') == batch then
+  local record = login_record(ARGV[i], product)
+  logins[#logins + 1] = ARGV[i]
+  ids[#ids + 1] = ARGV[i + 1]
+  records[#records + 1] = record
+  latests[#latests + 1] = latest_key(record)
+end
+local newest = mget(latests)
+
+-- the logins whose newest job is not of this batch may be created
+local in_batch = 0
+local candidates, actives = {}, {}
+for i = 1, #logins do
+  if newest[i] and redis.call('HGET', job_key(newest[i]), 'batch') == batch then
     in_batch = in_batch + 1
-  elseif redis.call('SET', active_key(record), id, 'NX')
-      or orphan_active(record, id) then
+  else
+    candidates[#candidates + 1] = i
+    actives[#actives + 1] = active_key(records[i])
+  end
+end
+local held = mget(actives)
+
+local created = 0
+local due, pointers, seen = {}, {}, {}
+for c, i in ipairs(candidates) do
+  local id = ids[i]
+  -- a login's `active` pointer that names a job whose hash is gone
+  -- (evicted, deleted) is stale: taken over instead of skipping the login
+  -- forever. A login met twice in the call is active after its first.
+  if not seen[records[i]] and (not held[c] or redis.call('EXISTS', job_key(held[c])) == 0) then
+    seen[records[i]] = true
     created = created + 1
     if queue == K.due then
-      redis.call('HSET', job_key(id), 'login', login, 'product', product, 'batch', batch, 'state', 'queued', 'created', now)
+      redis.call('HSET', job_key(id), 'login', logins[i], 'product', product, 'batch', batch, 'state', 'queued', 'created', now)
     else
-      redis.call('HSET', job_key(id), 'login', login, 'product', product, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
+      redis.call('HSET', job_key(id), 'login', logins[i], 'product', product, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
     end
     due[#due + 1] = now
     due[#due + 1] = id
-    latest[#latest + 1] = latest_key(record)
-    latest[#latest + 1] = id
+    pointers[#pointers + 1] = actives[c]
+    pointers[#pointers + 1] = id
+    pointers[#pointers + 1] = latests[i]
+    pointers[#pointers + 1] = id
   end
 end
 if created > 0 then
   in_slices('ZADD', queue, due)
-  in_slices('MSET', nil, latest)
+  in_slices('MSET', nil, pointers)
   redis.call('HINCRBY', K.counts, 'queued', created)
   redis.call('HINCRBY', K.counts, 'total', created)
   redis.call('HINCRBY', K.counts, 'enqueued', created)
@@ -64,4 +93,4 @@ if created > 0 then
   redis.call('HDEL', batch_key(batch), 'completed')
   redis.call('ZADD', K.batches, 'NX', now, batch)
 end
-return { created, (#ARGV - 3) / 2 - created - in_batch, in_batch }
+return { created, #logins - created - in_batch, in_batch }

@@ -83,6 +83,80 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
 }
 
 #[tokio::test]
+async fn a_login_listed_twice_in_one_enqueue_creates_one_job() {
+    // enqueue reads every pointer of a call before it writes any: the second
+    // mention must still see the job the first one created
+    let redis = RedisServer::start().expect("redis-server");
+    let store = store(&redis).await;
+    let (login, other) = (LoginId::random(), LoginId::random());
+
+    let report = store
+        .enqueue("b1", &[login, other, login])
+        .await
+        .expect("enqueue");
+    assert_eq!(
+        (
+            report.enqueued,
+            report.already_active,
+            report.already_in_batch
+        ),
+        (2, 1, 0)
+    );
+    let counts = store.counts(None).await.expect("counts");
+    assert_eq!((counts.queued, counts.total), (2, 2));
+    let claimed = store
+        .claim(10, Duration::from_secs(10))
+        .await
+        .expect("claim");
+    let mut logins: Vec<String> = claimed
+        .jobs
+        .iter()
+        .map(|job| job.login.to_string())
+        .collect();
+    logins.sort();
+    let mut expected = vec![login.to_string(), other.to_string()];
+    expected.sort();
+    assert_eq!(logins, expected, "one job per login, none twice");
+}
+
+#[tokio::test]
+async fn an_active_pointer_whose_job_is_gone_is_taken_over_by_the_next_enqueue() {
+    // a job hash evicted or deleted by hand leaves its login's `active`
+    // pointer naming nothing: the login must not be skipped forever
+    let redis = RedisServer::start().expect("redis-server");
+    let store = store(&redis).await;
+    let login = LoginId::random();
+    store.enqueue("b1", &[login]).await.expect("enqueue");
+    let lost = store
+        .job_for_login(&login, Product::DEFAULT)
+        .await
+        .expect("read")
+        .expect("job");
+    let mut conn = store.connection();
+    let _: i64 = redis::AsyncCommands::del(&mut conn, store.keys().job(lost.id))
+        .await
+        .expect("DEL the job hash");
+
+    let again = store.enqueue("b2", &[login]).await.expect("enqueue again");
+    assert_eq!((again.enqueued, again.already_active), (1, 0));
+    let newest = store
+        .job_for_login(&login, Product::DEFAULT)
+        .await
+        .expect("read")
+        .expect("job");
+    assert_ne!(newest.id, lost.id);
+    assert_eq!(
+        (newest.batch.as_str(), newest.state),
+        ("b2", JobState::Queued)
+    );
+    let active: Option<String> =
+        redis::AsyncCommands::get(&mut conn, store.keys().active(&login, Product::DEFAULT))
+            .await
+            .expect("GET active");
+    assert_eq!(active, Some(newest.id.to_string()));
+}
+
+#[tokio::test]
 async fn stale_worker_is_fenced_after_lease_expiry() {
     let redis = RedisServer::start().expect("redis-server");
     let store = store(&redis).await;
