@@ -36,50 +36,55 @@ local function mget(keys)
   return values
 end
 
-local logins, ids, records, latests = {}, {}, {}, {}
-for i = 4, #ARGV, 2 do
-  local record = login_record(ARGV[i], product)
-  logins[#logins + 1] = ARGV[i]
-  ids[#ids + 1] = ARGV[i + 1]
-  records[#records + 1] = record
-  latests[#latests + 1] = latest_key(record)
+-- Tables grow by explicit counts, not `t[#t + 1]`: Lua finds a table's
+-- length by a binary search each time, a few percent of an enqueue's
+-- Redis time at a thousand logins per call.
+-- Login k of the call is ARGV[2k + 2], its job id ARGV[2k + 3].
+local count = (#ARGV - 3) / 2
+local records, latests = {}, {}
+for k = 1, count do
+  local record = login_record(ARGV[2 * k + 2], product)
+  records[k] = record
+  latests[k] = latest_key(record)
 end
 local newest = mget(latests)
 
 -- the logins whose newest job is not of this batch may be created
 local in_batch = 0
-local candidates, actives = {}, {}
-for i = 1, #logins do
-  if newest[i] and redis.call('HGET', job_key(newest[i]), 'batch') == batch then
+local candidates, actives, nc = {}, {}, 0
+for k = 1, count do
+  if newest[k] and redis.call('HGET', job_key(newest[k]), 'batch') == batch then
     in_batch = in_batch + 1
   else
-    candidates[#candidates + 1] = i
-    actives[#actives + 1] = active_key(records[i])
+    nc = nc + 1
+    candidates[nc] = k
+    actives[nc] = active_key(records[k])
   end
 end
 local held = mget(actives)
 
 local created = 0
 local due, pointers, seen = {}, {}, {}
-for c, i in ipairs(candidates) do
-  local id = ids[i]
+for c = 1, nc do
+  local k = candidates[c]
+  local login, id = ARGV[2 * k + 2], ARGV[2 * k + 3]
   -- a login's `active` pointer that names a job whose hash is gone
   -- (evicted, deleted) is stale: taken over instead of skipping the login
   -- forever. A login met twice in the call is active after its first.
-  if not seen[records[i]] and (not held[c] or redis.call('EXISTS', job_key(held[c])) == 0) then
-    seen[records[i]] = true
+  if not seen[records[k]] and (not held[c] or redis.call('EXISTS', job_key(held[c])) == 0) then
+    seen[records[k]] = true
     created = created + 1
     if queue == K.due then
-      redis.call('HSET', job_key(id), 'login', logins[i], 'product', product, 'batch', batch, 'state', 'queued', 'created', now)
+      redis.call('HSET', job_key(id), 'login', login, 'product', product, 'batch', batch, 'state', 'queued', 'created', now)
     else
-      redis.call('HSET', job_key(id), 'login', logins[i], 'product', product, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
+      redis.call('HSET', job_key(id), 'login', login, 'product', product, 'batch', batch, 'state', 'queued', 'created', now, 'prio', prio)
     end
-    due[#due + 1] = now
-    due[#due + 1] = id
-    pointers[#pointers + 1] = actives[c]
-    pointers[#pointers + 1] = id
-    pointers[#pointers + 1] = latests[i]
-    pointers[#pointers + 1] = id
+    due[2 * created - 1] = now
+    due[2 * created] = id
+    pointers[4 * created - 3] = actives[c]
+    pointers[4 * created - 2] = id
+    pointers[4 * created - 1] = latests[k]
+    pointers[4 * created] = id
   end
 end
 if created > 0 then
@@ -93,4 +98,4 @@ if created > 0 then
   redis.call('HDEL', batch_key(batch), 'completed')
   redis.call('ZADD', K.batches, 'NX', now, batch)
 end
-return { created, #logins - created - in_batch, in_batch }
+return { created, count - created - in_batch, in_batch }
