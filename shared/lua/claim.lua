@@ -1,9 +1,12 @@
 -- claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)
---   -> {now, next_due or -1, {{id, cmsgpack.pack({value, value, ...})}, ...}}
+--   -> {now, next_due or -1, {id, cmsgpack.pack({value, value, ...}), id, ...}}
 -- Each job's values are those of CLAIMED_FIELDS in shared/src/store/claim.rs,
 -- in its order (false: not in the hash), packed by cmsgpack into one
 -- string: Redis converts one value per job out of Lua instead of one per
--- field, and the worker reads the values in place. Every slot holds text or
+-- field, and the worker reads the values in place. The (id, values) pairs
+-- follow each other in one list: Redis converts a nested table of a reply
+-- only after asking it for each of its special fields (err, ok, double, map,
+-- set...), some 7k instructions per job. Every slot holds text or
 -- false, never nil (a table with a hole would pack as a map, which the
 -- worker refuses). The values are bound here by the generated
 -- STORED_FIELDS (the HMGET list) and F.<name> (a field's position): the
@@ -45,10 +48,15 @@ end
 -- some 3k instructions, each time it is passed to redis.call or joined)
 local lease_until = text(now + lease)
 local authorize_by = text(now + authorize_timeout)
+local now_text = text(now)
+-- a step's `not_before` and `begun`: an authorize's, then a poll's
+local spacing_text = poll_spacing and text(poll_spacing)
+local not_before = { now_text, poll_spacing and text(now + poll_spacing) }
+local claimed_count, leased_count = 0, 0
 for _, queue in ipairs(DUE_QUEUES) do
-  local want = n - #claimed
+  local want = n - claimed_count
   if want <= 0 then break end
-  local due = redis.call('ZRANGE', queue, '-inf', now, 'BYSCORE', 'LIMIT', 0, want, 'WITHSCORES')
+  local due = redis.call('ZRANGE', queue, '-inf', now_text, 'BYSCORE', 'LIMIT', '0', text(want), 'WITHSCORES')
   if #due > 0 then
     -- removed first: an entry whose hash is gone (evicted, deleted) is
     -- dropped here instead of blocking the queue
@@ -61,13 +69,14 @@ for _, queue in ipairs(DUE_QUEUES) do
       local values = redis.call('HMGET', job, unpack(STORED_FIELDS))
       local state = values[F.state]
       if state and not TERMINAL[state] then
-        local token = token_base .. '.' .. text(#claimed + 1)
+        claimed_count = claimed_count + 1
+        local token = token_base .. '.' .. text(claimed_count)
         local claims = text((tonumber(values[F.claims]) or 0) + 1)
         local updates = { 'token', token, 'claims', claims }
         -- the values as they are now
         values[F.token], values[F.claims] = token, claims
         if not values[F.started] then
-          values[F.started] = text(now)
+          values[F.started] = now_text
           updates[#updates + 1] = 'started'
           updates[#updates + 1] = values[F.started]
           deadlines[#deadlines + 1] = authorize_by
@@ -77,16 +86,17 @@ for _, queue in ipairs(DUE_QUEUES) do
         values[F.due] = due_at
         values[F.begun] = false
         if poll_spacing then
-          local begun = 0
-          if state == 'polling' and (values[F.request_id] or '') ~= '' then begun = poll_spacing end
+          local poll = state == 'polling' and (values[F.request_id] or '') ~= ''
           updates[#updates + 1] = 'not_before'
-          updates[#updates + 1] = text(now + begun)
-          values[F.begun] = text(begun)
+          updates[#updates + 1] = not_before[poll and 2 or 1]
+          values[F.begun] = poll and spacing_text or '0'
         end
         redis.call('HSET', job, unpack(updates))
-        leases[#leases + 1] = lease_until
-        leases[#leases + 1] = id
-        claimed[#claimed + 1] = { id, cmsgpack.pack(values) }
+        leased_count = leased_count + 2
+        leases[leased_count - 1] = lease_until
+        leases[leased_count] = id
+        claimed[2 * claimed_count - 1] = id
+        claimed[2 * claimed_count] = cmsgpack.pack(values)
       end
     end
   end
@@ -95,7 +105,7 @@ in_slices('ZADD', K.leases, leases)
 in_slices('ZADD', K.deadlines, deadlines, 'NX')
 local next_due = nil
 for _, queue in ipairs(DUE_QUEUES) do
-  local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+  local head = redis.call('ZRANGE', queue, '0', '0', 'WITHSCORES')
   if head[2] and (not next_due or tonumber(head[2]) < tonumber(next_due)) then
     next_due = head[2]
   end

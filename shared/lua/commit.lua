@@ -8,7 +8,7 @@
 -- finish; one fenced or failing commit changes nothing for the others.
 -- A segment is one commit's positional arguments, built in one place,
 -- `CommitParams` in shared/src/store/commit.rs, whose list COMMIT_ARGS names
--- them; read here as `a.<name>` through `args_at(offset)`, generated from
+-- them; read here as `a.<name>` through `args_at(offset, a)`, generated from
 -- that list and prepended to this script. After them comes the count of
 -- (field, value) pairs that follow: the job's record fields this transition
 -- changes (RECORD_FIELDS), written as they are; the held job's hash holds
@@ -84,7 +84,12 @@ local function commit(a, from, to)
     finish_job(id, state, now, { login = login, batch = batch, old = old, product = held[4],
       err_code = a.err_code, result_sink = sink, result_at = at }, set, true)
   else
-    redis.call('HSET', job, 'state', state, unpack(set))
+    -- a poll that stays polling leaves `state` as it is
+    if state ~= old then
+      set[#set + 1] = 'state'
+      set[#set + 1] = state
+    end
+    redis.call('HSET', job, unpack(set))
     count_move(batch, old, state)
     local queue = K.due
     if held[7] == 'high' then queue = K.due_high elseif held[7] == 'low' then queue = K.due_low end
@@ -102,8 +107,10 @@ end
 -- string: an error inside the reply would fail the whole call's reply).
 local results = {}
 local offset, last = 0, #ARGV
+-- each commit's arguments, in one table set anew for each (see args_at)
+local args = {}
 while offset < last do
-  local a = args_at(offset)
+  local a = args_at(offset, args)
   local from = offset + COMMIT_ARGC + 2
   local to = from + 2 * tonumber(ARGV[from - 1]) - 1
   local ok, result = pcall(commit, a, from, to)

@@ -447,3 +447,90 @@ async fn redis_cpu_per_commit_by_commits_per_call() {
         );
     }
 }
+
+#[tokio::test]
+#[ignore = "a measurement: run by hand"]
+async fn redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll() {
+    // Redis' own CPU time for the two calls a step makes, as the worker
+    // makes them, without the worker and the simulator sharing the cores:
+    // claims that also begin the step, and commits of as many jobs per
+    // call (FLINKQ_MEASURE_PER_CALL, 25 unless given; one call per round
+    // trip); every job keeps polling (202), so each round claims and
+    // commits the same jobs again, as a drain's middle steps do
+    const JOBS: usize = 10_000;
+    const ROUNDS: usize = 4;
+    let per_call: usize = std::env::var("FLINKQ_MEASURE_PER_CALL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    let redis = RedisServer::start().expect("redis-server");
+    let store = store(&redis).await;
+    let mut conn = store.connection();
+    let logins: Vec<LoginId> = (0..JOBS).map(|_| LoginId::random()).collect();
+    store.enqueue("cpu", &logins).await.expect("enqueue");
+    let spacing = Duration::from_millis(1);
+    let (mut claim_cpu, mut commit_cpu, mut steps) = (0.0, 0.0, 0usize);
+    for round in 0..=ROUNDS {
+        let before = redis_cpu_seconds(&mut conn).await;
+        let mut jobs = Vec::new();
+        let mut now = 0;
+        while jobs.len() < JOBS {
+            let claimed = store
+                .claim_to_run(
+                    per_call,
+                    Duration::from_secs(600),
+                    Duration::from_secs(600),
+                    spacing,
+                )
+                .await
+                .expect("claim");
+            assert!(!claimed.jobs.is_empty(), "every job due again");
+            now = claimed.now_ms;
+            jobs.extend(claimed.jobs);
+        }
+        let claimed_at = redis_cpu_seconds(&mut conn).await;
+        let params: Vec<CommitParams> = jobs
+            .iter()
+            .map(|job| {
+                let outcome = if round == 0 {
+                    Outcome::Authorized {
+                        request_id: format!("session-{}", job.id),
+                    }
+                } else {
+                    Outcome::Pending
+                };
+                let tick = Tick {
+                    now_ms: now,
+                    jitter: 0.0,
+                };
+                let t = transition(job, outcome, tick, &Policy::default());
+                // due again at once: the next round claims it
+                let t = Transition {
+                    due_ms: Some(now),
+                    ..t
+                };
+                job.prepare(&t, None)
+            })
+            .collect();
+        let committed_from = redis_cpu_seconds(&mut conn).await;
+        for chunk in params.chunks(per_call) {
+            let batch: Vec<&CommitParams> = chunk.iter().collect();
+            for answer in store.commit_in_one_call(&batch).await {
+                assert_eq!(answer.expect("commit"), CommitOutcome::Applied);
+            }
+        }
+        let committed = redis_cpu_seconds(&mut conn).await;
+        // round 0 authorizes (a first claim and commit do more): not counted
+        if round > 0 {
+            claim_cpu += claimed_at - before;
+            commit_cpu += committed - committed_from;
+            steps += JOBS;
+        }
+    }
+    println!(
+        "Redis CPU per polling step: claim {:.2} µs, commit {:.2} µs, both {:.2} µs ({steps} steps, {per_call} per call)",
+        claim_cpu * 1e6 / steps as f64,
+        commit_cpu * 1e6 / steps as f64,
+        (claim_cpu + commit_cpu) * 1e6 / steps as f64,
+    );
+}

@@ -335,13 +335,18 @@ impl Store {
         };
         let now_ms = reply::int(now).ok_or_else(|| StoreError::reply(OP, "bad clock"))?;
         let next_due_ms = reply::int(next_due).filter(|n| *n >= 0).map(|n| n as u64);
-        let jobs = reply::array(jobs)
-            .unwrap_or_default()
-            .iter()
+        // (id, packed values) of each job, one after the other
+        let pairs = reply::array(jobs).unwrap_or_default();
+        if !pairs.len().is_multiple_of(2) {
+            return Err(StoreError::reply(
+                OP,
+                "expected each job's id and values, in pairs",
+            ));
+        }
+        let jobs = pairs
+            .chunks_exact(2)
             .map(|job| {
-                let [id, values] =
-                    reply::array(job).ok_or_else(|| StoreError::reply(OP, "job not an array"))?
-                else {
+                let [id, values] = job else {
                     return Err(StoreError::reply(OP, "expected a job's id and values"));
                 };
                 let id = reply::job_id(OP, id)?;

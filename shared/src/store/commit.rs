@@ -105,24 +105,26 @@ impl std::fmt::Debug for CommitParams {
 }
 
 /// The Lua lines that name `commit.lua`'s positional arguments, prepended
-/// to it: `args_at(offset)`, the arguments of the commit whose segment
-/// starts after `ARGV[offset]` (`{ id = ARGV[offset + 1], token =
-/// ARGV[offset + 2], ... }`), and `COMMIT_ARGC`, their count: the count of
+/// to it: `args_at(offset, a)`, which sets in table `a` the arguments of
+/// the commit whose segment starts after `ARGV[offset]` (`a.id =
+/// ARGV[offset + 1]`, `a.token = ARGV[offset + 2]`, ...) and returns it
+/// (one table for every commit of a call: a table per commit is garbage
+/// Redis' Lua collects), and `COMMIT_ARGC`, their count: the count of
 /// changed fields' pairs follows them, then the pairs.
 pub(super) fn lua_binding() -> String {
-    let fields: Vec<String> = COMMIT_ARGS
+    let fields: String = COMMIT_ARGS
         .iter()
         .enumerate()
-        .map(|(i, name)| format!("{name} = ARGV[offset + {}]", i + 1))
+        .map(|(i, name)| format!("  a.{name} = ARGV[offset + {}]\n", i + 1))
         .collect();
     format!(
         "-- commit's arguments by name (generated from COMMIT_ARGS in shared/src/store/commit.rs)\n\
-         local function args_at(offset)\n\
-         \x20 return {{ {} }}\n\
+         local function args_at(offset, a)\n\
+         {fields}\
+         \x20 return a\n\
          end\n\
          -- a commit's segment: COMMIT_ARGC values, the count of (field, value) pairs, the pairs\n\
          local COMMIT_ARGC = {}\n",
-        fields.join(", "),
         COMMIT_ARGS.len()
     )
 }
@@ -463,19 +465,13 @@ mod tests {
     #[test]
     fn the_lua_binding_names_every_commit_arg_by_its_position_in_its_segment() {
         let binding = lua_binding();
-        let line = binding
+        let bound: Vec<(String, usize)> = binding
             .lines()
-            .find(|line| line.trim_start().starts_with("return {"))
-            .expect("the binding's table");
-        let bound: Vec<(String, usize)> = line
-            .trim()
-            .trim_start_matches("return {")
-            .trim_end_matches('}')
-            .split(',')
+            .filter_map(|line| line.trim().strip_prefix("a."))
             .map(|pair| {
                 let (name, slot) = pair
                     .split_once(" = ARGV[offset + ")
-                    .expect("name = ARGV[offset + n]");
+                    .expect("a.name = ARGV[offset + n]");
                 let slot = slot.trim().trim_end_matches(']').parse().expect("a slot");
                 (name.trim().to_owned(), slot)
             })
