@@ -43,9 +43,10 @@ local leases, deadlines = {}, {}
 local function text(number)
   return string.format('%d', number)
 end
--- every lease and authorize deadline of this call has the same score:
--- formatted once (a Lua number becomes a string through printf's %.14g,
--- some 3k instructions, each time it is passed to redis.call or joined)
+-- numbers go to Redis as text made once per call where they repeat (every
+-- lease and authorize deadline of this call has the same score) and with
+-- %d: a Lua number becomes a string through printf's %.14g, some 3k
+-- instructions, each time it is passed to redis.call or joined
 local lease_until = text(now + lease)
 local authorize_by = text(now + authorize_timeout)
 local now_text = text(now)

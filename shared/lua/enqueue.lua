@@ -15,9 +15,9 @@
 -- twice in one call.
 -- Per login: one HSET (the job); its latest and active pointers are read by
 -- one MGET each and written by one MSET per call, and the due entries and
--- counters are written once per call. Each command a script runs costs
--- Redis about a microsecond on top of its work, so a command per login is
--- the figure enqueue's rate follows (BENCHMARKS.md, "Enqueue").
+-- counters are written once per call. What is left of an enqueue's Redis
+-- time is mostly the three keys a job is made of (BENCHMARKS.md, the fifth
+-- pass of issue 14).
 local batch, prio, product = ARGV[1], ARGV[2], ARGV[3]
 local queue = K.due
 if prio == 'high' then queue = K.due_high elseif prio == 'low' then queue = K.due_low end
