@@ -50,10 +50,10 @@ end
 local lease_until = text(now + lease)
 local authorize_by = text(now + authorize_timeout)
 local now_text = text(now)
--- a step's `not_before` and `begun`: an authorize's, then a poll's
+-- a poll's `begun` and `not_before` (an authorize's: '0' and now)
 local spacing_text = poll_spacing and text(poll_spacing)
-local not_before = { now_text, poll_spacing and text(now + poll_spacing) }
-local claimed_count, leased_count = 0, 0
+local poll_not_before = poll_spacing and text(now + poll_spacing)
+local claimed_count = 0
 for _, queue in ipairs(DUE_QUEUES) do
   local want = n - claimed_count
   if want <= 0 then break end
@@ -89,13 +89,12 @@ for _, queue in ipairs(DUE_QUEUES) do
         if poll_spacing then
           local poll = state == 'polling' and (values[F.request_id] or '') ~= ''
           updates[#updates + 1] = 'not_before'
-          updates[#updates + 1] = not_before[poll and 2 or 1]
+          updates[#updates + 1] = poll and poll_not_before or now_text
           values[F.begun] = poll and spacing_text or '0'
         end
         redis.call('HSET', job, unpack(updates))
-        leased_count = leased_count + 2
-        leases[leased_count - 1] = lease_until
-        leases[leased_count] = id
+        leases[2 * claimed_count - 1] = lease_until
+        leases[2 * claimed_count] = id
         claimed[2 * claimed_count - 1] = id
         claimed[2 * claimed_count] = cmsgpack.pack(values)
       end

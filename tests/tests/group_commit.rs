@@ -492,18 +492,15 @@ async fn redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll() {
         let params: Vec<CommitParams> = jobs
             .iter()
             .map(|job| {
-                let outcome = if round == 0 {
-                    Outcome::Authorized {
-                        request_id: format!("session-{}", job.id),
-                    }
+                let t = if round == 0 {
+                    authorized(job, now)
                 } else {
-                    Outcome::Pending
+                    let tick = Tick {
+                        now_ms: now,
+                        jitter: 0.0,
+                    };
+                    transition(job, Outcome::Pending, tick, &Policy::default())
                 };
-                let tick = Tick {
-                    now_ms: now,
-                    jitter: 0.0,
-                };
-                let t = transition(job, outcome, tick, &Policy::default());
                 // due again at once: the next round claims it
                 let t = Transition {
                     due_ms: Some(now),

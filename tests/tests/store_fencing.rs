@@ -33,6 +33,15 @@ async fn store(redis: &RedisServer) -> Store {
         .expect("connect to the test redis")
 }
 
+/// The login's newest job of the default product; it must have one.
+async fn newest(store: &Store, login: &LoginId) -> JobSnapshot {
+    store
+        .job_for_login(login, Product::DEFAULT)
+        .await
+        .expect("read the login's newest job")
+        .unwrap_or_else(|| panic!("login {login} has no job"))
+}
+
 #[tokio::test]
 async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
     let redis = RedisServer::start().expect("redis-server");
@@ -48,11 +57,7 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
     assert_eq!((second.enqueued, second.already_active), (0, 2));
     let counts = store.counts(None).await.expect("counts");
     assert_eq!((counts.queued, counts.total), (1, 1));
-    let job = store
-        .job_for_login(&login, Product::DEFAULT)
-        .await
-        .expect("read")
-        .expect("job");
+    let job = newest(&store, &login).await;
     assert_eq!(job.batch, "b1");
 
     // once finished, the login can be enqueued again
@@ -71,13 +76,9 @@ async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
         .await
         .expect("enqueue after finish");
     assert_eq!(third.enqueued, 1);
-    let newest = store
-        .job_for_login(&login, Product::DEFAULT)
-        .await
-        .expect("read")
-        .expect("job");
+    let third_job = newest(&store, &login).await;
     assert_eq!(
-        (newest.batch.as_str(), newest.state),
+        (third_job.batch.as_str(), third_job.state),
         ("b3", JobState::Queued)
     );
 }
@@ -127,11 +128,7 @@ async fn an_active_pointer_whose_job_is_gone_is_taken_over_by_the_next_enqueue()
     let store = store(&redis).await;
     let login = LoginId::random();
     store.enqueue("b1", &[login]).await.expect("enqueue");
-    let lost = store
-        .job_for_login(&login, Product::DEFAULT)
-        .await
-        .expect("read")
-        .expect("job");
+    let lost = newest(&store, &login).await;
     let mut conn = store.connection();
     let _: i64 = redis::AsyncCommands::del(&mut conn, store.keys().job(lost.id))
         .await
@@ -139,21 +136,17 @@ async fn an_active_pointer_whose_job_is_gone_is_taken_over_by_the_next_enqueue()
 
     let again = store.enqueue("b2", &[login]).await.expect("enqueue again");
     assert_eq!((again.enqueued, again.already_active), (1, 0));
-    let newest = store
-        .job_for_login(&login, Product::DEFAULT)
-        .await
-        .expect("read")
-        .expect("job");
-    assert_ne!(newest.id, lost.id);
+    let taken_over = newest(&store, &login).await;
+    assert_ne!(taken_over.id, lost.id);
     assert_eq!(
-        (newest.batch.as_str(), newest.state),
+        (taken_over.batch.as_str(), taken_over.state),
         ("b2", JobState::Queued)
     );
     let active: Option<String> =
         redis::AsyncCommands::get(&mut conn, store.keys().active(&login, Product::DEFAULT))
             .await
             .expect("GET active");
-    assert_eq!(active, Some(newest.id.to_string()));
+    assert_eq!(active, Some(taken_over.id.to_string()));
 }
 
 #[tokio::test]
@@ -280,11 +273,7 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     let reaped = store.reap(100).await.expect("reap");
     assert_eq!(reaped.timed_out, 1);
-    let done = store
-        .job_for_login(&login, Product::DEFAULT)
-        .await
-        .expect("read")
-        .expect("job");
+    let done = newest(&store, &login).await;
     assert_eq!(done.state, JobState::TimedOut);
     assert_eq!(done.error.map(|e| e.code), Some("POLL_TIMEOUT".to_owned()));
     let counts = store.counts(None).await.expect("counts");
