@@ -12,8 +12,9 @@
 -- STORED_FIELDS (the HMGET list) and F.<name> (a field's position): the
 -- stored fields a claimer reads, then those the claim sets itself: its
 -- token, `finished` (false: a claimed job is never in a terminal state),
--- the job's due time (`due`) and, when the claim also began the step, the
--- spacing it recorded (`begun`).
+-- the job's due time (`due`), when the claim also began the step, the
+-- spacing it recorded (`begun`), and the priority of the queue it was
+-- claimed from (`queue`), the queue its commit puts it back in.
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
 -- range), high priority first, then normal, then low; gives each job a
 -- fresh fencing token (`token`: the caller's random base and the job's index
@@ -54,7 +55,7 @@ local now_text = text(now)
 local spacing_text = poll_spacing and text(poll_spacing)
 local poll_not_before = poll_spacing and text(now + poll_spacing)
 local claimed_count = 0
-for _, queue in ipairs(DUE_QUEUES) do
+for q, queue in ipairs(DUE_QUEUES) do
   local want = n - claimed_count
   if want <= 0 then break end
   local due = redis.call('ZRANGE', queue, '-inf', now_text, 'BYSCORE', 'LIMIT', '0', text(want), 'WITHSCORES')
@@ -86,6 +87,7 @@ for _, queue in ipairs(DUE_QUEUES) do
         values[F.finished] = false
         values[F.due] = due_at
         values[F.begun] = false
+        values[F.queue] = DUE_PRIORITIES[q]
         if poll_spacing then
           local poll = state == 'polling' and (values[F.request_id] or '') ~= ''
           updates[#updates + 1] = 'not_before'

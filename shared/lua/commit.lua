@@ -27,12 +27,17 @@
 -- An applied commit resets `claims` (see claim.lua): the job did not kill
 -- the worker that ran this step; a fenced one gives its claim back.
 -- Cost: one HMGET reads everything the script decides on (the fencing
--- fields and the job's state, batch, priority, deadline; a succeeded job's
--- stored result only when it sends none), the lease removal is the lease
--- check, and the job's changed fields go in one HSET; counters move only
--- when the state changes, summed over the call (one HINCRBY per counter
--- and state at its end, see count_move), `deadlines` only when the
--- deadline does. Numbers stay the strings Rust sent, and the clock is read
+-- fields and the job's product, state and batch, the first fields of its
+-- hash; a succeeded job's stored result only when it sends none), the
+-- lease removal is the lease check, and the job's changed fields go in one
+-- HSET; counters move only when the state changes, summed over the call
+-- (one HINCRBY per counter and state at its end, see count_move),
+-- `deadlines` only when the deadline does. What the holder knows it sends
+-- instead of the script reading it: the due queue it claimed the job from
+-- (`queue`; the job's `prio` never changes, and most jobs lack the field, a
+-- search to the end of the hash) and a deadline only when its transition
+-- moved it (`deadline_moved`); while its token holds, no one else writes
+-- either. Numbers stay the strings Rust sent, and the clock is read
 -- once per call and made text once: Redis turns a Lua number into text with
 -- a floating-point printf at every command that gets one.
 local now = string.format('%d', now_ms())
@@ -42,9 +47,14 @@ sum_counts()
 -- One commit: `a` its arguments, ARGV[from..to] its changed fields' pairs.
 local function commit(a, from, to)
   local id, login, commit_id, state = a.id, a.login, a.commit_id, a.state
+  local queue = DUE_QUEUE_OF[a.queue]
+  if not queue then
+    -- before any write: a commit fails whole or applies whole
+    error('commit: unknown due queue ' .. tostring(a.queue))
+  end
   local job = job_key(id)
   local held = redis.call('HMGET', job, 'login', 'token', 'commit_id', 'product',
-    'state', 'batch', 'prio', 'deadline')
+    'state', 'batch')
   if held[3] == commit_id then return 2 end
   if held[1] ~= login then return 0 end
   -- removing the lease is its check: only the holder of a live lease goes on
@@ -91,11 +101,9 @@ local function commit(a, from, to)
     end
     redis.call('HSET', job, unpack(set))
     count_move(batch, old, state)
-    local queue = K.due
-    if held[7] == 'high' then queue = K.due_high elseif held[7] == 'low' then queue = K.due_low end
     redis.call('ZADD', queue, a.due, id)
-    if a.deadline ~= '' and a.deadline ~= held[8] then
-      redis.call('ZADD', K.deadlines, a.deadline, id)
+    if a.deadline_moved ~= '' then
+      redis.call('ZADD', K.deadlines, a.deadline_moved, id)
     end
   end
   return 1

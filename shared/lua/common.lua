@@ -28,13 +28,15 @@ local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled 
 -- Due queues, claimed in this order: a small urgent batch is never stuck
 -- behind a large backlog of lower priority.
 local DUE_QUEUES = { K.due_high, K.due, K.due_low }
+-- The priority whose jobs each of DUE_QUEUES holds, by position (Rust's
+-- `Priority::as_str`): a claim tells its commit which queue the job goes
+-- back to, and the commit finds it here by name.
+local DUE_PRIORITIES = { 'high', 'normal', 'low' }
+local DUE_QUEUE_OF = { high = K.due_high, normal = K.due, low = K.due_low }
 
 -- The due queue of a job, by its `prio` field (absent: normal).
 local function due_key(id)
-  local prio = redis.call('HGET', job_key(id), 'prio')
-  if prio == 'high' then return K.due_high end
-  if prio == 'low' then return K.due_low end
-  return K.due
+  return DUE_QUEUE_OF[redis.call('HGET', job_key(id), 'prio') or 'normal'] or K.due
 end
 
 -- Take back one of the job's `claims` (claims since its last commit, see

@@ -199,6 +199,9 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every priority, in claim order.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
     /// The name stored in Redis.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -206,6 +209,21 @@ impl Priority {
             Priority::Normal => "normal",
             Priority::Low => "low",
         }
+    }
+}
+
+/// A priority name that flinkq does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown priority {0:?}")]
+pub struct UnknownPriority(pub String);
+
+impl FromStr for Priority {
+    type Err = UnknownPriority;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Priority::ALL
+            .into_iter()
+            .find(|priority| priority.as_str() == s)
+            .ok_or_else(|| UnknownPriority(s.to_owned()))
     }
 }
 

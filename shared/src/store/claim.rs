@@ -9,15 +9,15 @@ use redis::Value;
 
 use super::reply::JobFields;
 use super::{Store, StoreError, fields, millis, reply};
-use crate::{ClaimToken, JobId, JobSnapshot};
+use crate::{ClaimToken, JobId, JobSnapshot, Priority};
 
 /// What a claim returns of each claimed job, values alone, in this order:
 /// the first [`STORED_CLAIMED`] are job-hash fields, read with one `HMGET`
 /// (what a [`JobSnapshot`] reads, and the last commit id, for the commit
-/// trace), then the four the claim sets itself: the claim's own `token`,
+/// trace), then the five the claim sets itself: the claim's own `token`,
 /// `finished` (none: a job in a terminal state is never claimed, so its
-/// stored value, absent or emptied by a dead retry, is not read), `due`
-/// and `begun`. Not `HGETALL`: the hash holds fields no claimer reads, and
+/// stored value, absent or emptied by a dead retry, is not read), `due`,
+/// `begun` and `queue`. Not `HGETALL`: the hash holds fields no claimer reads, and
 /// names alone would double what Redis copies into Lua and back out to the
 /// worker, on every step. `HMGET` searches the hash's listpack once per
 /// field, to its end for a field the job lacks (`finished`, always): each
@@ -29,7 +29,7 @@ use crate::{ClaimToken, JobId, JobSnapshot};
 /// in every claimed job's hash (no search to the end), they cost Redis
 /// little, and a partial snapshot would read them as unset to whatever code
 /// reads them next.
-pub const CLAIMED_FIELDS: [&str; 26] = [
+pub const CLAIMED_FIELDS: [&str; 27] = [
     fields::LOGIN,
     fields::PRODUCT,
     fields::BATCH,
@@ -56,10 +56,11 @@ pub const CLAIMED_FIELDS: [&str; 26] = [
     fields::FINISHED,
     fields::DUE,
     fields::BEGUN,
+    fields::QUEUE,
 ];
 
 /// How many of [`CLAIMED_FIELDS`], from the first, are stored in the job hash.
-const STORED_CLAIMED: usize = CLAIMED_FIELDS.len() - 4;
+const STORED_CLAIMED: usize = CLAIMED_FIELDS.len() - 5;
 
 /// The Lua lines that name `claim.lua`'s fields, prepended to it:
 /// `STORED_FIELDS` (the `HMGET` list) and `F.<name>`, each field's position
@@ -110,6 +111,9 @@ pub struct Claim {
     /// The spacing the claim recorded as the step's begin, if it began it
     /// (see [`Store::claim_to_run`]).
     pub(super) begun: Option<Duration>,
+    /// The priority of the due queue the job was claimed from: its commit
+    /// puts it back there.
+    pub(super) queue: Priority,
 }
 
 impl std::ops::Deref for Claim {
@@ -181,6 +185,7 @@ impl Claim {
         job: JobSnapshot,
         prior_commit: Option<String>,
         begun: Option<Duration>,
+        queue: Priority,
     ) -> Self {
         // a claimed snapshot always carries its token; an empty one (never
         // stored) matches nothing
@@ -194,6 +199,7 @@ impl Claim {
             store: store.clone(),
             prior_commit,
             begun,
+            queue,
         }
     }
 
@@ -202,7 +208,7 @@ impl Claim {
     /// of an earlier claim).
     #[cfg(feature = "test-kit")]
     pub fn forged(store: &Store, job: JobSnapshot) -> Self {
-        Claim::new(store, job, None, None)
+        Claim::new(store, job, None, None, Priority::Normal)
     }
 
     /// The job as claimed.
@@ -368,7 +374,12 @@ impl Store {
                     .field(fields::BEGUN)
                     .and_then(|ms| ms.parse().ok())
                     .map(Duration::from_millis);
-                Ok(Claim::new(self, job, prior, begun))
+                let queue = claimed
+                    .field(fields::QUEUE)
+                    .unwrap_or_default()
+                    .parse::<Priority>()
+                    .map_err(|e| StoreError::reply(OP, format!("job {id}: its queue: {e}")))?;
+                Ok(Claim::new(self, job, prior, begun, queue))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Claimed {

@@ -9,7 +9,7 @@ use redis::Value;
 use super::connection::Acked;
 use super::fields;
 use super::{Claim, Store, StoreError, millis, reply};
-use crate::{CommitId, JobSnapshot, ResultRecord, StepError, Transition};
+use crate::{CommitId, JobSnapshot, Priority, ResultRecord, StepError, Transition};
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,19 +36,25 @@ impl CommitOutcome {
 /// [`lua_binding`] generates from this list. Positional, not (name, value)
 /// pairs: each argument costs Redis some 90 ns per call, on every step.
 /// After them come the record's changed fields (see [`RECORD_FIELDS`]).
-pub const COMMIT_ARGS: [&str; 11] = [
+pub const COMMIT_ARGS: [&str; 12] = [
     "id",
     fields::TOKEN,
     fields::LOGIN,
     fields::COMMIT_ID,
     fields::STATE,
     fields::DUE,
-    fields::DEADLINE,
+    fields::QUEUE,
+    DEADLINE_MOVED,
     fields::ERR_CODE,
     "result_sink",
     "result_data",
     "result_ttl_ms",
 ];
+
+/// The argument that carries a deadline the transition set, to index in
+/// `deadlines`; empty when the deadline is the one claimed (indexed then,
+/// or none), so the commit reads no `deadline` off the hash to compare.
+const DEADLINE_MOVED: &str = "deadline_moved";
 
 /// The job fields a transition sets. A commit sends, after [`COMMIT_ARGS`],
 /// a (name, value) pair for each one whose value differs from the job as
@@ -172,9 +178,12 @@ impl Record<'_> {
 
 impl CommitParams {
     /// The arguments that apply `t` to `job` under `commit_id`, recording
-    /// `result` (a succeeded job's payload or its location) in the same step.
+    /// `result` (a succeeded job's payload or its location) in the same step;
+    /// a job that waits again goes back to the due queue of `queue`, the
+    /// one it was claimed from.
     pub fn new(
         job: &JobSnapshot,
+        queue: Priority,
         t: &Transition,
         commit_id: CommitId,
         result: Option<&ResultRecord>,
@@ -190,7 +199,8 @@ impl CommitParams {
             text(&commit_id.to_string()),
             text(t.state.as_str()),
             optional(t.due_ms),
-            optional(t.deadline_ms),
+            text(queue.as_str()),
+            optional(t.deadline_ms.filter(|_| t.deadline_ms != job.deadline_ms)),
             text(error.map(|e| e.code.as_str()).unwrap_or_default()),
             text(result.map_or("", ResultRecord::sink)),
             result.map_or_else(Vec::new, |r| r.data().to_vec()),
@@ -282,7 +292,7 @@ impl Claim {
     /// The arguments of a commit of `t` under a fresh commit id; send them
     /// with [`Claim::commit`], again unchanged if the answer is lost.
     pub fn prepare(&self, t: &Transition, result: Option<&ResultRecord>) -> CommitParams {
-        let params = CommitParams::new(&self.job, t, CommitId::random(), result);
+        let params = CommitParams::new(&self.job, self.queue, t, CommitId::random(), result);
         // before it is sent: a commit applied whose answer never came back
         // (the primary killed right after applying it, a retry fenced by
         // the next claim) is still on its job's chain, and this line is the
@@ -555,11 +565,20 @@ mod tests {
             tick,
             &crate::Policy::default(),
         );
-        let params = CommitParams::new(&job, &snooze, CommitId::random(), None);
+        let params = CommitParams::new(&job, Priority::Normal, &snooze, CommitId::random(), None);
         assert_eq!(
             params.changed_fields().collect::<Vec<_>>(),
             vec![fields::POLLS],
             "a snooze counts a poll; its label is the same"
+        );
+        let moved = |params: &CommitParams| {
+            let at = COMMIT_ARGS.iter().position(|name| *name == DEADLINE_MOVED);
+            String::from_utf8(params.args.values[at.expect("an argument")].clone()).expect("text")
+        };
+        assert_eq!(
+            moved(&params),
+            "",
+            "the claimed deadline is indexed already"
         );
         // every record field a transition may change is sent when it does
         let mut all = snooze.clone();
@@ -578,11 +597,12 @@ mod tests {
         all.sessions = 9;
         all.stage = 9;
         all.stage_accepted = false;
-        let params = CommitParams::new(&job, &all, CommitId::random(), None);
+        let params = CommitParams::new(&job, Priority::Normal, &all, CommitId::random(), None);
         assert_eq!(
             params.changed_fields().collect::<Vec<_>>(),
             RECORD_FIELDS.to_vec()
         );
+        assert_eq!(moved(&params), "9", "a moved deadline is indexed anew");
         assert_eq!(
             params.arg_count(),
             COMMIT_ARGS.len() + 1 + 2 * RECORD_FIELDS.len()

@@ -36,5 +36,10 @@ pub const DUE: &str = "due";
 /// Not stored: `claim.lua` adds it to a claimed job's fields when the claim
 /// also began the step (recorded its `not_before`): the spacing it used, ms.
 pub const BEGUN: &str = "begun";
+/// Not stored: `claim.lua` adds the priority of the due queue it claimed
+/// the job from (`high`, `normal`, `low`), the queue its commit puts it
+/// back in: the commit needs no read of the job's `prio`, a field most
+/// jobs lack (a search to the end of the hash).
+pub const QUEUE: &str = "queue";
 /// The last applied commit.
 pub const COMMIT_ID: &str = "commit_id";
