@@ -203,9 +203,9 @@ impl Claim {
         }
     }
 
-    /// A claim on `job` as if it had been claimed with the token it carries:
-    /// lets a test forge a stale or foreign commit (another login, a token
-    /// of an earlier claim).
+    /// A claim on `job` as if it had been claimed with the token it carries,
+    /// from the normal-priority queue: lets a test forge a stale or foreign
+    /// commit (another login, a token of an earlier claim).
     #[cfg(feature = "test-kit")]
     pub fn forged(store: &Store, job: JobSnapshot) -> Self {
         Claim::new(store, job, None, None, Priority::Normal)
