@@ -32,7 +32,8 @@ local DUE_QUEUES = { K.due_high, K.due, K.due_low }
 -- `Priority::as_str`): a claim tells its commit which queue the job goes
 -- back to, and the commit finds it here by name.
 local DUE_PRIORITIES = { 'high', 'normal', 'low' }
-local DUE_QUEUE_OF = { high = K.due_high, normal = K.due, low = K.due_low }
+local DUE_QUEUE_OF = {}
+for q, priority in ipairs(DUE_PRIORITIES) do DUE_QUEUE_OF[priority] = DUE_QUEUES[q] end
 
 -- The due queue of a job, by its `prio` field (absent: normal).
 local function due_key(id)

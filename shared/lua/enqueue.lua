@@ -19,8 +19,7 @@
 -- time is mostly the three keys a job is made of (BENCHMARKS.md, the fifth
 -- pass of issue 14).
 local batch, prio, product = ARGV[1], ARGV[2], ARGV[3]
-local queue = K.due
-if prio == 'high' then queue = K.due_high elseif prio == 'low' then queue = K.due_low end
+local queue = DUE_QUEUE_OF[prio] or K.due
 -- the clock made text once: Redis turns a Lua number into text with a
 -- floating-point printf at every command that gets one, and each login's
 -- HSET and due entry would
