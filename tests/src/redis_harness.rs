@@ -52,6 +52,15 @@ impl RedisServer {
         Ok(server)
     }
 
+    /// A store on this server in namespace `t`, as the store-level tests
+    /// use one.
+    pub async fn store(&self) -> flinkq_shared::store::Store {
+        let config = flinkq_shared::store::StoreConfig::new(self.url(), "t");
+        flinkq_shared::store::Store::connect(&config)
+            .await
+            .expect("connect to the test redis")
+    }
+
     /// `redis://127.0.0.1:<port>` (`rediss://` with TLS; with the password
     /// when one is required).
     pub fn url(&self) -> String {

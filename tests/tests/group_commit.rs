@@ -13,12 +13,6 @@ use flinkq_tests::bench::{command_calls, redis_cpu_seconds};
 use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::redis_harness::RedisServer;
 
-async fn store(redis: &RedisServer) -> Store {
-    Store::connect(&StoreConfig::new(redis.url(), "t"))
-        .await
-        .expect("connect to the test redis")
-}
-
 /// `n` jobs of batch `batch`, claimed with a long lease.
 async fn claimed(store: &Store, batch: &str, n: usize) -> (Vec<Claim>, u64) {
     let logins: Vec<LoginId> = (0..n).map(|_| LoginId::random()).collect();
@@ -35,7 +29,7 @@ async fn claimed(store: &Store, batch: &str, n: usize) -> (Vec<Claim>, u64) {
 /// (the server lives as long as the returned handle).
 async fn fresh(batch: &str, n: usize) -> (RedisServer, Store, Vec<Claim>, u64) {
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let (jobs, now) = claimed(&store, batch, n).await;
     (redis, store, jobs, now)
 }
@@ -209,7 +203,7 @@ async fn counters_summed_over_one_call_match_the_jobs_states_of_each_batch_and_a
     // "done" completes first (its pending moves applied for the check),
     // batch "open" keeps moving after that in the same call
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let (done, now) = claimed(&store, "done", 2).await;
     let (open, _) = claimed(&store, "open", 3).await;
     let params = [
@@ -253,7 +247,7 @@ async fn counters_summed_over_one_call_match_the_jobs_states_of_each_batch_and_a
 /// nothing: each one's outcome, and how many `commit.lua` calls they took.
 async fn queued_behind_a_call(limits: CommitBatching) -> (Vec<CommitOutcome>, u64) {
     let redis = RedisServer::start().expect("redis-server");
-    let plain = store(&redis).await;
+    let plain = redis.store().await;
     let (jobs, now) = claimed(&plain, "b", 6).await;
     let store = plain.clone().with_commit_batching(limits);
     // the claims commit through the batching store, as a worker's do
@@ -377,7 +371,7 @@ async fn redis_cpu_per_commit_by_commits_per_call() {
     const COMMITS: usize = 12_000;
     const PER_ROUND_TRIP: usize = 64;
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let mut conn = store.connection();
     // the first round warms Redis up (its memory taken from the system):
     // its figure is not comparable
@@ -464,7 +458,7 @@ async fn redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(25);
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let mut conn = store.connection();
     let logins: Vec<LoginId> = (0..JOBS).map(|_| LoginId::random()).collect();
     store.enqueue("cpu", &logins).await.expect("enqueue");

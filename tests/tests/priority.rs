@@ -5,7 +5,7 @@
 use flinkq_shared::Product;
 use std::time::Duration;
 
-use flinkq_shared::store::{CommitOutcome, Store, StoreConfig};
+use flinkq_shared::store::CommitOutcome;
 use flinkq_shared::{LoginId, Outcome, Policy, Priority, Tick, transition};
 use flinkq_tests::redis_harness::RedisServer;
 use flinkq_tests::scenario::Scenario;
@@ -63,9 +63,7 @@ async fn high_priority_batch_overtakes_a_low_priority_backlog() {
 #[tokio::test]
 async fn a_job_that_waits_again_goes_back_to_the_queue_of_its_priority() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = Store::connect(&StoreConfig::new(redis.url(), "t"))
-        .await
-        .expect("connect to the test redis");
+    let store = redis.store().await;
     let (high, low) = (LoginId::random(), LoginId::random());
     for (login, priority) in [(high, Priority::High), (low, Priority::Low)] {
         store

@@ -4,7 +4,7 @@
 use flinkq_shared::Product;
 use std::time::Duration;
 
-use flinkq_shared::store::{CommitOutcome, Store, StoreConfig};
+use flinkq_shared::store::{CommitOutcome, Store};
 use flinkq_shared::{
     JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
 };
@@ -27,12 +27,6 @@ fn authorized(job: &JobSnapshot, request_id: &str, now_ms: u64, policy: &Policy)
     )
 }
 
-async fn store(redis: &RedisServer) -> Store {
-    Store::connect(&StoreConfig::new(redis.url(), "t"))
-        .await
-        .expect("connect to the test redis")
-}
-
 /// The login's newest job of the default product; it must have one.
 async fn newest(store: &Store, login: &LoginId) -> JobSnapshot {
     store
@@ -45,7 +39,7 @@ async fn newest(store: &Store, login: &LoginId) -> JobSnapshot {
 #[tokio::test]
 async fn enqueueing_the_same_login_twice_while_active_creates_one_job() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let login = LoginId::random();
 
     let first = store.enqueue("b1", &[login]).await.expect("enqueue");
@@ -88,7 +82,7 @@ async fn a_login_listed_twice_in_one_enqueue_creates_one_job() {
     // enqueue reads every pointer of a call before it writes any: the second
     // mention must still see the job the first one created
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let (login, other) = (LoginId::random(), LoginId::random());
 
     let report = store
@@ -125,7 +119,7 @@ async fn an_active_pointer_whose_job_is_gone_is_taken_over_by_the_next_enqueue()
     // a job hash evicted or deleted by hand leaves its login's `active`
     // pointer naming nothing: the login must not be skipped forever
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let login = LoginId::random();
     store.enqueue("b1", &[login]).await.expect("enqueue");
     let lost = newest(&store, &login).await;
@@ -152,7 +146,7 @@ async fn an_active_pointer_whose_job_is_gone_is_taken_over_by_the_next_enqueue()
 #[tokio::test]
 async fn stale_worker_is_fenced_after_lease_expiry() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     store
         .enqueue("b", &[LoginId::random()])
         .await
@@ -207,7 +201,7 @@ async fn stale_worker_is_fenced_after_lease_expiry() {
 #[tokio::test]
 async fn stale_worker_is_fenced_even_before_the_job_is_claimed_again() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     store
         .enqueue("b", &[LoginId::random()])
         .await
@@ -229,7 +223,7 @@ async fn stale_worker_is_fenced_even_before_the_job_is_claimed_again() {
 #[tokio::test]
 async fn claims_are_bounded_even_with_a_large_due_backlog() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let logins: Vec<_> = (0..20_000).map(|_| LoginId::random()).collect();
     let report = store.enqueue("big", &logins).await.expect("enqueue 20k");
     assert_eq!(report.enqueued, 20_000);
@@ -248,7 +242,7 @@ async fn claims_are_bounded_even_with_a_large_due_backlog() {
 #[tokio::test]
 async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let login = LoginId::random();
     store.enqueue("b", &[login]).await.expect("enqueue");
     let claimed = store
@@ -295,7 +289,7 @@ async fn a_field_absent_from_the_hash_reads_as_absent_after_the_claim_packs_it()
     // lacks must come back unset, not as an empty or shifted value, and a
     // value of any length must come back whole
     let redis = RedisServer::start().expect("redis-server");
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let login = LoginId::random();
     store.enqueue("b", &[login]).await.expect("enqueue");
     let claimed = store

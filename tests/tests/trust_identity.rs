@@ -10,7 +10,7 @@ use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::result_record::compress;
-use flinkq_shared::store::{Claim, CommitOutcome, Store, StoreConfig, StoreError};
+use flinkq_shared::store::{Claim, CommitOutcome, Store, StoreError};
 use flinkq_shared::{
     JobId, JobSnapshot, JobState, LoginId, Outcome, Policy, ResultRecord, Tick, Transition,
     transition,
@@ -174,9 +174,7 @@ async fn ids_and_tokens_never_repeat_after_a_restart_without_persistence() {
 #[tokio::test]
 async fn result_pointer_of_another_login_is_refused() {
     let redis = RedisServer::start().expect("redis-server");
-    let store = Store::connect(&StoreConfig::new(redis.url(), "t"))
-        .await
-        .expect("store");
+    let store = redis.store().await;
     let (a, b) = (LoginId::random(), LoginId::random());
     store.enqueue("b", &[a]).await.expect("enqueue");
     let claimed = store
