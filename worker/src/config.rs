@@ -10,7 +10,7 @@ use flinkq_shared::byte_size::parse_byte_size;
 use flinkq_shared::redis_args::RedisArgs;
 use flinkq_shared::store::RateLimit;
 use flinkq_shared::telemetry::LogFormat;
-use reqwest::Url;
+use url::Url;
 
 use crate::error::WorkerError;
 use crate::flinks::FlinksUrls;
@@ -368,11 +368,20 @@ impl WorkerConfig {
 
     /// The Flinks API key, from FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE.
     pub fn resolved_auth_key(&self) -> Result<Option<Secret>, WorkerError> {
-        Secret::from_value_or_file(self.auth_key.as_ref(), self.auth_key_file.as_deref()).map_err(
-            |error| WorkerError::AuthKey {
+        let key = Secret::from_value_or_file(self.auth_key.as_ref(), self.auth_key_file.as_deref())
+            .map_err(|error| WorkerError::AuthKey {
                 reason: error.to_string(),
-            },
-        )
+            })?;
+        // It travels as a header: sending it without the bad byte, or
+        // without it at all, would only surface later as 401s.
+        if let Some(key) = &key
+            && http::HeaderValue::from_str(key.expose()).is_err()
+        {
+            return Err(WorkerError::AuthKey {
+                reason: "it holds a control character (a line break inside?), which an HTTP header cannot carry".into(),
+            });
+        }
+        Ok(key)
     }
 
     /// The global rate limit.
@@ -596,6 +605,15 @@ mod tests {
         assert!(
             config.resolved_auth_key().is_err(),
             "an empty key file is an error"
+        );
+        // two keys on two lines: no header can carry it, so it is refused
+        // at start, not dropped from every call
+        std::fs::write(&path, "old-key\nnew-key\n").expect("write");
+        let refused = config.resolved_auth_key().expect_err("a line break inside");
+        assert!(
+            refused.to_string().contains("control character")
+                && !refused.to_string().contains("key\n"),
+            "{refused}"
         );
         std::fs::remove_file(&path).expect("cleanup");
         let missing = WorkerConfig::try_parse_from(["w", "--auth-key-file", "/nonexistent/key"])

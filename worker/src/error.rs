@@ -14,9 +14,9 @@ pub enum WorkerError {
     /// The results directory cannot be created.
     #[error(transparent)]
     Results(#[from] ResultWriteError),
-    /// The HTTP client could not be built (TLS backend).
+    /// The Flinks HTTP client could not be built (TLS, the auth key).
     #[error("cannot build the Flinks HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(#[from] crate::flinks::TransportBuildError),
     /// The batch webhook's HTTP client could not be built.
     #[error("cannot build the batch webhook's HTTP client (FLINKQ_BATCH_WEBHOOK): {0}")]
     WebhookClient(reqwest::Error),

@@ -12,14 +12,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flinkq_shared::product::{Method, Stage};
 use flinkq_shared::{Classification, LocalCode, LoginId, Outcome, Product, StepError, classify};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
-use reqwest::{Response, StatusCode, Url, redirect};
+use http::StatusCode;
+use http::header::LOCATION;
 use serde::Serialize;
+use url::Url;
 
 use super::bodies::{AuthorizeRequest, Envelope, PayloadCheck, call_body};
 use super::endpoints::FlinksUrls;
 use super::payload::{PayloadError, PayloadTarget, read_capped, stream_payload};
 use super::retry_after::retry_after;
+use super::transport::{Answer, Transport, TransportBuildError, TransportError};
 use crate::events::{Endpoint, Event, EventSink};
 use crate::secret::Secret;
 
@@ -49,7 +51,7 @@ pub enum DataAnswer {
 /// A Flinks API client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FlinksClient {
-    http: reqwest::Client,
+    http: Transport,
     endpoints: FlinksEndpoints,
     events: Arc<dyn EventSink>,
 }
@@ -64,30 +66,15 @@ const MAX_MESSAGE: usize = 300;
 pub const ERROR_BODY_CAP: usize = 64 * 1024;
 
 impl FlinksClient {
-    /// Builds the client (rustls, JSON headers, the auth key if any, no
-    /// redirects).
+    /// Builds the client (rustls, JSON headers, the auth key if any, the
+    /// environment's proxy if any). Redirects are never followed: one would
+    /// resend the auth key, possibly to another origin, so a 3xx is an
+    /// answer like any other, and a failed step.
     pub fn new(
         endpoints: FlinksEndpoints,
         events: Arc<dyn EventSink>,
-    ) -> Result<Self, reqwest::Error> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(key) = &endpoints.auth_key
-            && let Ok(mut value) = HeaderValue::from_str(key.expose())
-        {
-            value.set_sensitive(true);
-            headers.insert("flinks-auth-key", value);
-        }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            // A redirect would resend the auth key, possibly to another
-            // origin: a 3xx is an answer like any other, and a failed step.
-            .redirect(redirect::Policy::none())
-            .timeout(endpoints.timeout)
-            .connect_timeout(endpoints.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(1024)
-            .build()?;
+    ) -> Result<Self, TransportBuildError> {
+        let http = Transport::new(endpoints.auth_key.as_ref(), endpoints.timeout)?;
         Ok(FlinksClient {
             http,
             endpoints,
@@ -115,7 +102,7 @@ impl FlinksClient {
         outcome
     }
 
-    async fn authorize_answer(&self, response: Response) -> (Outcome, Report) {
+    async fn authorize_answer(&self, response: Answer) -> (Outcome, Report) {
         let answer = match SmallAnswer::read(response).await {
             Ok(answer) => answer,
             Err(refused) => return refused,
@@ -195,7 +182,7 @@ impl FlinksClient {
         &self,
         call: &'static str,
         check: PayloadCheck,
-        mut response: Response,
+        mut response: Answer,
         target: &mut T,
     ) -> (DataAnswer, Report) {
         let status = response.status();
@@ -230,7 +217,7 @@ impl FlinksClient {
         (answer, report)
     }
 
-    async fn not_ready_answer(&self, response: Response) -> (Outcome, Report) {
+    async fn not_ready_answer(&self, response: Answer) -> (Outcome, Report) {
         match SmallAnswer::read(response).await {
             Ok(answer) => {
                 let report = answer.report();
@@ -259,13 +246,28 @@ impl FlinksClient {
         method: Method,
         url: Url,
         body: Option<&B>,
-    ) -> Result<Response, Outcome> {
-        let request = match (method, body) {
-            (Method::Post, Some(body)) => self.http.post(url).json(body),
-            (Method::Post, None) => self.http.post(url),
-            (Method::Get, _) => self.http.get(url),
+    ) -> Result<Answer, Outcome> {
+        let (method, body) = match (method, body) {
+            (Method::Post, Some(body)) => {
+                // flinkq's own request types: serializing them cannot fail
+                let body = serde_json::to_vec(body).map_err(|error| {
+                    failed(
+                        Classification::BadRequest,
+                        LocalCode::Network.as_str(),
+                        None,
+                        truncate(format!("the request body could not be written: {error}")),
+                        None,
+                    )
+                })?;
+                (http::Method::POST, Some(body))
+            }
+            (Method::Post, None) => (http::Method::POST, Some(Vec::new())),
+            (Method::Get, _) => (http::Method::GET, None),
         };
-        request.send().await.map_err(network_failure)
+        self.http
+            .send(method, &url, body)
+            .await
+            .map_err(network_failure)
     }
 
     fn report(&self, product: Product, endpoint: Endpoint, started: Instant, report: Report) {
@@ -296,7 +298,7 @@ struct SmallAnswer {
 impl SmallAnswer {
     /// Reads `response`; a redirect or a body that broke off comes back as
     /// the step's outcome, already reported.
-    async fn read(mut response: Response) -> Result<SmallAnswer, (Outcome, Report)> {
+    async fn read(mut response: Answer) -> Result<SmallAnswer, (Outcome, Report)> {
         let status = response.status();
         if let Some(outcome) = redirected(&response) {
             return Err((outcome, Report::status(status, None)));
@@ -351,7 +353,7 @@ impl Report {
 
 /// A 3xx is never followed: the step fails as `HTTP_3xx`, for good (an
 /// endpoint that moved is a configuration to fix, not a wait).
-fn redirected(response: &Response) -> Option<Outcome> {
+fn redirected(response: &Answer) -> Option<Outcome> {
     let status = response.status();
     if !status.is_redirection() {
         return None;
@@ -460,31 +462,20 @@ fn failed(
 }
 
 /// Timeouts, refused connections and resets: try again later.
-fn network_failure(error: reqwest::Error) -> Outcome {
-    let code = if error.is_timeout() {
-        LocalCode::Timeout
-    } else if error.is_connect() {
-        LocalCode::Connect
-    } else if error.is_body() || error.is_decode() {
-        LocalCode::Body
-    } else {
-        LocalCode::Network
+fn network_failure(error: TransportError) -> Outcome {
+    let code = match error {
+        TransportError::Timeout(_) => LocalCode::Timeout,
+        TransportError::Connect(_) => LocalCode::Connect,
+        TransportError::Body(_) => LocalCode::Body,
+        TransportError::Network(_) | TransportError::Request(_) => LocalCode::Network,
     };
-    // The URL is ours and holds no secret; the message has no headers.
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    let message = truncate(message);
+    // The message holds the URL at most (ours, with no secret), never a
+    // header.
     failed(
         Classification::Transient,
         code.as_str(),
         None,
-        message,
+        truncate(error.to_string()),
         None,
     )
 }

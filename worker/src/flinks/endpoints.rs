@@ -10,7 +10,7 @@
 
 use flinkq_shared::product::{Call, Host, Part};
 use flinkq_shared::{LoginId, Product};
-use reqwest::Url;
+use url::Url;
 
 /// The name of the Authorize call (its `endpoint` metric label).
 pub const AUTHORIZE: &str = "Authorize";

@@ -6,7 +6,9 @@ mod client;
 pub mod endpoints;
 mod payload;
 mod retry_after;
+mod transport;
 
 pub use client::{DataAnswer, ERROR_BODY_CAP, FlinksClient, FlinksEndpoints};
 pub use endpoints::FlinksUrls;
 pub use payload::PayloadTarget;
+pub use transport::TransportBuildError;

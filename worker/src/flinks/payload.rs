@@ -7,12 +7,12 @@ use std::future::Future;
 use std::io::{BufReader, Read};
 
 use bytes::Bytes;
-use reqwest::Response;
 use tokio::sync::mpsc;
 
 use serde::de::DeserializeSeed;
 
 use super::bodies::{PayloadCheck, PayloadFields};
+use super::transport::{Chunks, TransportError};
 
 /// Where a 200 payload goes while it arrives (the results temp file, or a
 /// buffer for the Redis sink).
@@ -35,7 +35,7 @@ pub(super) enum PayloadError {
     /// Not JSON, or not of the payload's shape.
     NotPayload(serde_json::Error),
     /// The body broke off or timed out.
-    Network(reqwest::Error),
+    Network(TransportError),
     /// The target refused a chunk.
     Write(String),
 }
@@ -56,7 +56,7 @@ const PARSE_IN_PLACE: usize = 16 * 1024;
 /// that the JSON parser runs on a blocking thread fed chunk by chunk, so
 /// the payload is never held whole in memory by the client.
 pub(super) async fn stream_payload<T: PayloadTarget>(
-    response: &mut Response,
+    response: &mut impl Chunks,
     target: &mut T,
     limit: u64,
     check: PayloadCheck,
@@ -172,9 +172,9 @@ fn parser_error(
 /// size; `true` when there was more. The rest is never read: the
 /// connection is closed instead of reused.
 pub(super) async fn read_capped(
-    response: &mut Response,
+    response: &mut impl Chunks,
     cap: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
+) -> Result<(Vec<u8>, bool), TransportError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = cap - bytes.len();
@@ -331,15 +331,22 @@ mod tests {
         shape: flinkq_shared::product::Shape::Array,
     };
 
-    /// A 200 whose body arrives as `chunks`.
-    fn answer_in_chunks(body: &[u8], chunk: usize) -> Response {
-        use http_body::Frame;
-        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = body
-            .chunks(chunk)
-            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-            .collect();
-        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
-        Response::from(axum::http::Response::new(reqwest::Body::wrap(body)))
+    /// A body that arrives in the test's chunks, as a socket delivers them.
+    struct InChunks(std::collections::VecDeque<Bytes>);
+
+    impl Chunks for InChunks {
+        fn content_length(&self) -> Option<u64> {
+            None
+        }
+
+        async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
+            Ok(self.0.pop_front())
+        }
+    }
+
+    /// A 200 whose body arrives in chunks of `chunk` bytes.
+    fn answer_in_chunks(body: &[u8], chunk: usize) -> InChunks {
+        InChunks(body.chunks(chunk).map(Bytes::copy_from_slice).collect())
     }
 
     #[derive(Default)]

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
+use http::header::{DATE, HeaderMap, RETRY_AFTER};
 
 /// How long the answer asks to wait, if it says. An HTTP-date is taken
 /// relative to the answer's own `Date` header when it has a valid one (the
