@@ -4,6 +4,7 @@ use flinkq_shared::Product;
 use std::time::Duration;
 
 use flinkq_shared::JobState;
+use flinkq_shared::store::fields;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::{SPACING_TOLERANCE, Script};
 use flinkq_tests::worker_process::WorkerProcess;
@@ -110,16 +111,18 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
     // expired lease) leaves the result file behind: the next attempt of the
     // same job finishes from it instead of polling Flinks after its 200.
     let interval = Duration::from_millis(300);
-    let world = Scenario::start(interval).await;
+    let mut world = Scenario::start(interval).await;
+    world.setup.lease = Duration::from_secs(1);
     let login = world.logins(1, &Script::always_pending())[0];
     world.enqueue("lost", &[login]).await;
-    let _worker = WorkerProcess::spawn(&world.setup);
+    let worker = WorkerProcess::spawn(&world.setup);
     world
         .wait_polled(&[login], 1, Duration::from_secs(20))
         .await;
-    // what an attempt of this job leaves when its commit is lost: the
-    // login's file and the job's staged link (a file alone is not this
-    // job's: any stale worker may have written it)
+    drop(worker); // SIGKILL
+    // what the lost attempt leaves: the login's file and the job's staged
+    // link (a file alone is not this job's: any stale worker may have
+    // written it), and in Redis one claim more than the job's last commit
     let file = world.setup.result_file(Product::DEFAULT, &login);
     let payload = br#"{"Investments": [], "stored": "by an earlier attempt"}"#;
     let job = world.job_of(&login).await;
@@ -130,20 +133,59 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
         .join(format!("{}.json", job.run_key()));
     std::fs::write(&staged, payload).expect("write staged result");
     std::fs::write(&file, payload).expect("write result");
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(world.store.keys().job(job.id))
+        .arg(fields::CLAIMS)
+        .arg(1)
+        .query_async(&mut world.store.connection())
+        .await
+        .expect("the lost attempt's claim");
     let polls_at_write = world.sim.login_stats(&login.to_string()).investments_calls;
 
+    let _worker = WorkerProcess::spawn(&world.setup);
     let counts = world.wait_finished("lost", Duration::from_secs(20)).await;
     assert_eq!(counts.succeeded, 1);
     let polls = world.sim.login_stats(&login.to_string()).investments_calls;
-    assert!(
-        polls <= polls_at_write + 1,
-        "polled {} more times after the payload was stored",
-        polls - polls_at_write
+    assert_eq!(
+        polls, polls_at_write,
+        "polled again after the payload was stored"
     );
     assert!(
         std::fs::read_to_string(&file)
             .expect("file")
             .contains("earlier attempt"),
         "the stored payload is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_link_is_not_looked_for_on_a_jobs_first_claim_since_its_commit() {
+    // The same files, but no attempt was lost: every claim of the job so
+    // far committed. No payload of this run can be waiting, and the worker
+    // goes on polling instead of taking the files for this job's.
+    let interval = Duration::from_millis(300);
+    let world = Scenario::start(interval).await;
+    let login = world.logins(1, &Script::pending(4))[0];
+    world.enqueue("kept", &[login]).await;
+    let _worker = WorkerProcess::spawn(&world.setup);
+    world
+        .wait_polled(&[login], 1, Duration::from_secs(20))
+        .await;
+    let job = world.job_of(&login).await;
+    let staged = world
+        .setup
+        .results_dir
+        .join(".staged")
+        .join(format!("{}.json", job.run_key()));
+    let forged = br#"{"Investments": [], "stored": "by no attempt"}"#;
+    std::fs::write(&staged, forged).expect("write staged result");
+    let counts = world.wait_finished("kept", Duration::from_secs(20)).await;
+    assert_eq!(counts.succeeded, 1);
+    let file = world.setup.result_file(Product::DEFAULT, &login);
+    assert!(
+        !std::fs::read_to_string(&file)
+            .expect("file")
+            .contains("by no attempt"),
+        "the job's own 200 is its result"
     );
 }

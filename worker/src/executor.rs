@@ -208,23 +208,31 @@ impl Executor {
                 DataAnswer::NotReady(outcome) => (outcome, None),
             };
         }
-        match self
-            .results
-            .stored_by_earlier_attempt(product, &job.login, &job.run_key())
-            .await
-        {
-            Ok(Some(record)) => {
-                info!(
-                    "the payload was already stored by an earlier attempt of this job; not polling again"
-                );
-                return (Outcome::Ready, Some(record));
+        let run_key = job.run_key();
+        // Only an attempt whose commit was lost can have left a payload, and
+        // then this claim is not the first since the job's last applied
+        // commit (`claims` counts them; an applied commit resets it, a claim
+        // given back unrun takes itself back). The first claim skips the
+        // look, a trip to the results writer thread and a file-system call.
+        if job.claims > 1 {
+            match self
+                .results
+                .stored_by_earlier_attempt(product, &job.login, &run_key)
+                .await
+            {
+                Ok(Some(record)) => {
+                    info!(
+                        "the payload was already stored by an earlier attempt of this job; not polling again"
+                    );
+                    return (Outcome::Ready, Some(record));
+                }
+                Ok(None) => {}
+                Err(error) => return (result_write_failure(&error), None),
             }
-            Ok(None) => {}
-            Err(error) => return (result_write_failure(&error), None),
         }
         // The 200's body streams into `staged`; any other answer drops it
         // (and its temp file) here.
-        let mut staged = self.results.stage(product, &job.login, &job.run_key());
+        let mut staged = self.results.stage(product, &job.login, &run_key);
         match self
             .flinks
             .data_call(
@@ -457,7 +465,12 @@ impl tower::Service<Task<ClaimedStep>> for StepService {
         // apalis drives every running step from the worker's one task; spawn
         // the step so steps run on all the runtime's threads. A panic in a
         // step (a bug) ends that step only: its lease expires and it reruns.
-        let step = tokio::spawn(async move { executor.run(task.args).await });
+        // Boxed: the step's future is several KiB (the Flinks call, the
+        // payload stream, the commit), and tokio moves a task's future, and
+        // its finished stage of the same size, several times per task; a box
+        // is moved instead (the copies were ~4% of the worker's
+        // instructions per step, BENCHMARKS.md seventh pass).
+        let step = tokio::spawn(Box::pin(async move { executor.run(task.args).await }));
         Box::pin(async move {
             if let Err(error) = step.await {
                 tracing::error!(%error, "step task failed; its lease will expire and it will run again");

@@ -94,15 +94,17 @@ impl ResultsDir {
     /// A new, empty `product` result of `job` for `login`, written chunk by
     /// chunk (in memory up to [`IN_MEMORY_UP_TO`], then into a temp file of
     /// mode 0600), and removed unless [`ResultFile::persist`] is reached.
+    /// Its paths are named only once needed: most polls answer "pending"
+    /// and drop it unused.
     pub fn begin(&self, product: Product, login: &LoginId, job: &impl Display) -> ResultFile {
         ResultFile {
-            tmp: self.temp_name(product, login),
-            target: self.path_of(product, login),
-            staged: self.staged_of(job),
-            writer: self.writer.clone(),
+            dir: self.clone(),
+            product,
+            login: *login,
+            job: job.to_string(),
+            tmp: None,
             memory: Vec::new(),
             file: None,
-            spilled: false,
             handed_over: false,
         }
     }
@@ -183,16 +185,19 @@ impl ResultsDir {
 /// removed.
 #[derive(Debug)]
 pub struct ResultFile {
-    tmp: PathBuf,
-    target: PathBuf,
-    staged: PathBuf,
-    writer: ResultWriter,
+    dir: ResultsDir,
+    product: Product,
+    login: LoginId,
+    /// The job's run key, naming its staged link.
+    job: String,
+    /// The temp file's path, once named (it exists, or may: its creation
+    /// was tried, or it was handed to the writer to create).
+    tmp: Option<PathBuf>,
     /// The payload so far, while it fits in [`IN_MEMORY_UP_TO`].
     memory: Vec<u8>,
-    /// The temp file, once the payload outgrew memory.
-    file: Option<tokio::fs::File>,
-    /// The temp file exists (or may: its creation was tried).
-    spilled: bool,
+    /// The temp file, once the payload outgrew memory (boxed: rare, and
+    /// large beside the rest).
+    file: Option<Box<tokio::fs::File>>,
     /// Persisting handed the temp file to the writer: it is the writer's to
     /// remove on a failure.
     handed_over: bool,
@@ -201,15 +206,21 @@ pub struct ResultFile {
 impl ResultFile {
     fn failed(&self, source: std::io::Error) -> ResultWriteError {
         ResultWriteError {
-            path: self.target.clone(),
+            path: self.dir.path_of(self.product, &self.login),
             source,
         }
     }
 
+    /// The temp file's path, named on first use.
+    fn tmp(&mut self) -> PathBuf {
+        self.tmp
+            .get_or_insert_with(|| self.dir.temp_name(self.product, &self.login))
+            .clone()
+    }
+
     /// Creates the temp file and moves what memory holds into it.
     async fn spill(&mut self) -> Result<(), ResultWriteError> {
-        self.spilled = true;
-        let (tmp, memory) = (self.tmp.clone(), std::mem::take(&mut self.memory));
+        let (tmp, memory) = (self.tmp(), std::mem::take(&mut self.memory));
         let created = tokio::task::spawn_blocking(move || {
             let mut file = create_temp(&tmp)?;
             std::io::Write::write_all(&mut file, &memory)?;
@@ -218,7 +229,7 @@ impl ResultFile {
         .await
         .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
         let file = created.map_err(|e| self.failed(e))?;
-        self.file = Some(tokio::fs::File::from_std(file));
+        self.file = Some(Box::new(tokio::fs::File::from_std(file)));
         Ok(())
     }
 
@@ -247,22 +258,25 @@ impl ResultFile {
             }
         };
         self.handed_over = true;
+        let target = self.dir.path_of(self.product, &self.login);
         let publish = Publish {
-            tmp: self.tmp.clone(),
-            staged: self.staged.clone(),
-            target: self.target.clone(),
+            tmp: self.tmp(),
+            staged: self.dir.staged_of(&self.job),
+            target: target.clone(),
             body,
         };
-        let published = self.writer.publish(publish).await;
+        let published = self.dir.writer.publish(publish).await;
         published.map_err(|e| self.failed(e))?;
-        Ok(self.target.clone())
+        Ok(target)
     }
 }
 
 impl Drop for ResultFile {
     fn drop(&mut self) {
-        if self.spilled && !self.handed_over {
-            let _ = std::fs::remove_file(&self.tmp);
+        if let Some(tmp) = &self.tmp
+            && !self.handed_over
+        {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
