@@ -4,9 +4,10 @@
 //!
 //! Not reqwest: it parsed every request's URL twice more as a `url::Url`
 //! (its redirect layer runs even when redirects are off), 10.9% of the
-//! worker's instructions per step (BENCHMARKS.md, seventh pass). What
-//! reqwest did that flinkq relies on is done here: the connect timeout,
-//! the total timeout, `TCP_NODELAY`, a bounded idle pool, and
+//! worker's instructions per step, and leaving it cut them by 19%
+//! (BENCHMARKS.md, seventh pass). What reqwest did that flinkq relies on is
+//! done here: the connect timeout, the total timeout, `TCP_NODELAY`, a
+//! bounded idle pool whose connections close after 90 s idle, and
 //! `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`. Redirects are never
 //! followed: hyper does not, and the client refuses a 3xx as an answer.
 
@@ -26,7 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -151,6 +152,10 @@ impl Transport {
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            // without a timer, idle connections past the pool's idle
+            // timeout (90 s) are only dropped when next looked at
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .build(connector);
         Ok(Transport {
             client,
