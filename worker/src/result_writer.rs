@@ -212,16 +212,29 @@ pub(crate) fn create_temp(tmp: &Path) -> io::Result<File> {
 /// The staged link first: once `<loginId>.json` is this job's, a lost
 /// commit must find the job's payload staged.
 fn publish_synced(tmp: &Path, staged: &Path, target: &Path) -> io::Result<()> {
-    match std::fs::remove_file(staged) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    if let Some(dir) = staged.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::hard_link(tmp, staged)?;
+    link_staged(tmp, staged)?;
     std::fs::rename(tmp, target)
+}
+
+/// Links `tmp` as the job's staged payload, over an earlier attempt's link
+/// if one is left, and into a new staged directory should it have been
+/// removed since the start. Usually one `link`: the removal and the
+/// directory are made only when the link fails for want of them (this
+/// thread is the only one that touches staged links).
+fn link_staged(tmp: &Path, staged: &Path) -> io::Result<()> {
+    match std::fs::hard_link(tmp, staged) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(staged)?;
+            std::fs::hard_link(tmp, staged)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = staged.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::hard_link(tmp, staged)
+        }
+        linked => linked,
+    }
 }
 
 fn reuse(staged: &Path, tmp: &Path, target: &Path) -> io::Result<bool> {

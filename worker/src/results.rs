@@ -36,6 +36,9 @@ pub struct ResultWriteError {
 #[derive(Debug, Clone)]
 pub struct ResultsDir {
     dir: PathBuf,
+    /// This process' id, in temp file names (read once: each
+    /// `std::process::id()` is a system call).
+    pid: u32,
     /// Every file operation of the hot path runs on this one thread (see
     /// [`crate::result_writer`]).
     writer: ResultWriter,
@@ -67,7 +70,11 @@ impl ResultsDir {
         // absolute, so the paths recorded in Redis mean the same to a reader
         let dir = std::fs::canonicalize(dir).map_err(failed)?;
         let writer = ResultWriter::start(&dir).map_err(failed)?;
-        Ok(ResultsDir { dir, writer })
+        Ok(ResultsDir {
+            dir,
+            pid: std::process::id(),
+            writer,
+        })
     }
 
     /// The file of one login's payload of `product`.
@@ -86,7 +93,7 @@ impl ResultsDir {
     fn temp_name(&self, product: Product, login: &LoginId) -> PathBuf {
         self.dir.join(product.as_str()).join(format!(
             ".{login}.json.tmp-{}-{:x}",
-            std::process::id(),
+            self.pid,
             rand::random::<u64>()
         ))
     }
@@ -542,6 +549,7 @@ mod tests {
         let dir = ResultsDir::create(&base).expect("create");
         let login = LoginId::random();
         std::fs::remove_dir(base.join("statements")).expect("remove a product's dir");
+        std::fs::remove_dir(base.join(STAGED)).expect("remove the staged links' dir");
         for product in Product::all() {
             let job = format!("job-{product}");
             dir.write(product, &login, &job, product.as_str().as_bytes())
@@ -554,6 +562,8 @@ mod tests {
                 std::fs::read(&path).expect("read"),
                 product.as_str().as_bytes()
             );
+            let staged = base.join(STAGED).join(format!("job-{product}.json"));
+            assert!(staged.exists(), "{} staged again", staged.display());
         }
         std::fs::remove_dir_all(&base).expect("cleanup");
     }
