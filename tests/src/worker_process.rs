@@ -94,6 +94,14 @@ impl WorkerSetup {
             .join(format!("{login}.json"))
     }
 
+    /// Where the files sink stages the payload of one run of a job, until
+    /// that run's commit is applied (named by `JobSnapshot::run_key`).
+    pub fn staged_file(&self, run_key: &str) -> PathBuf {
+        self.results_dir
+            .join(".staged")
+            .join(format!("{run_key}.json"))
+    }
+
     fn env(&self, metrics_port: u16) -> Vec<(String, String)> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let mut env = vec![

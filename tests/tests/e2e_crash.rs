@@ -126,11 +126,7 @@ async fn a_payload_stored_by_a_lost_attempt_is_not_fetched_again() {
     let file = world.setup.result_file(Product::DEFAULT, &login);
     let payload = br#"{"Investments": [], "stored": "by an earlier attempt"}"#;
     let job = world.job_of(&login).await;
-    let staged = world
-        .setup
-        .results_dir
-        .join(".staged")
-        .join(format!("{}.json", job.run_key()));
+    let staged = world.setup.staged_file(&job.run_key());
     std::fs::write(&staged, payload).expect("write staged result");
     std::fs::write(&file, payload).expect("write result");
     let _: i64 = redis::cmd("HINCRBY")
@@ -172,11 +168,7 @@ async fn a_staged_link_is_not_looked_for_on_a_jobs_first_claim_since_its_commit(
         .wait_polled(&[login], 1, Duration::from_secs(20))
         .await;
     let job = world.job_of(&login).await;
-    let staged = world
-        .setup
-        .results_dir
-        .join(".staged")
-        .join(format!("{}.json", job.run_key()));
+    let staged = world.setup.staged_file(&job.run_key());
     let forged = br#"{"Investments": [], "stored": "by no attempt"}"#;
     std::fs::write(&staged, forged).expect("write staged result");
     let counts = world.wait_finished("kept", Duration::from_secs(20)).await;
