@@ -372,14 +372,12 @@ impl WorkerConfig {
             .map_err(|error| WorkerError::AuthKey {
                 reason: error.to_string(),
             })?;
-        // It travels as a header: sending it without the bad byte, or
-        // without it at all, would only surface later as 401s.
-        if let Some(key) = &key
-            && http::HeaderValue::from_str(key.expose()).is_err()
-        {
-            return Err(WorkerError::AuthKey {
-                reason: "it holds a control character (a line break inside?), which an HTTP header cannot carry".into(),
-            });
+        // It travels as a header: refused here, at start and before Redis,
+        // rather than as 401s later.
+        if let Some(key) = &key {
+            crate::flinks::auth_key_header(key).map_err(|error| WorkerError::AuthKey {
+                reason: error.to_string(),
+            })?;
         }
         Ok(key)
     }

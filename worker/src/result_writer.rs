@@ -198,14 +198,20 @@ fn write(publish: &Publish) -> io::Result<()> {
 pub(crate) fn create_temp(tmp: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true).mode(0o600);
-    match options.open(tmp) {
+    in_its_directory(tmp, || options.open(tmp))
+}
+
+/// `make` of `path`, again once `path`'s directory is created if it failed
+/// for want of it: one system call as long as the directory is there.
+fn in_its_directory<T>(path: &Path, make: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    match make() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = tmp.parent() {
+            if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            options.open(tmp)
+            make()
         }
-        opened => opened,
+        made => made,
     }
 }
 
@@ -222,16 +228,11 @@ fn publish_synced(tmp: &Path, staged: &Path, target: &Path) -> io::Result<()> {
 /// directory are made only when the link fails for want of them (this
 /// thread is the only one that touches staged links).
 fn link_staged(tmp: &Path, staged: &Path) -> io::Result<()> {
-    match std::fs::hard_link(tmp, staged) {
+    let link = || std::fs::hard_link(tmp, staged);
+    match in_its_directory(staged, link) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             std::fs::remove_file(staged)?;
-            std::fs::hard_link(tmp, staged)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = staged.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::hard_link(tmp, staged)
+            link()
         }
         linked => linked,
     }

@@ -11,4 +11,4 @@ mod transport;
 pub use client::{DataAnswer, ERROR_BODY_CAP, FlinksClient, FlinksEndpoints};
 pub use endpoints::FlinksUrls;
 pub use payload::PayloadTarget;
-pub use transport::TransportBuildError;
+pub use transport::{TransportBuildError, UnsendableAuthKey, auth_key_header};

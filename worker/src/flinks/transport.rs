@@ -119,15 +119,7 @@ impl Transport {
         timeout: Duration,
         proxies: Matcher,
     ) -> Result<Transport, TransportBuildError> {
-        let auth_key = match auth_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(key.expose())
-                    .map_err(|_| TransportBuildError::AuthKey)?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let auth_key = auth_key.map(auth_key_header).transpose()?;
         let mut http = HttpConnector::new();
         // https URLs reach this connector too: TLS is set up over it
         http.enforce_http(false);
@@ -145,7 +137,6 @@ impl Transport {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let tls = Arc::new(tls);
         let connector = Connector {
-            direct: HttpsConnector::from((http.clone(), tls.clone())),
             http,
             tls,
             proxies: Arc::new(proxies),
@@ -216,12 +207,23 @@ pub enum TransportBuildError {
     /// rustls refused its own defaults (a build without TLS 1.2/1.3).
     #[error("TLS cannot be set up: {0}")]
     Tls(rustls::Error),
-    /// The auth key holds a byte no HTTP header may carry (the
-    /// configuration refuses such a key before it gets here).
-    #[error(
-        "the Flinks auth key holds a character an HTTP header cannot carry (a line break?); check FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE"
-    )]
-    AuthKey,
+    /// The auth key cannot be sent (the configuration refuses such a key
+    /// before it gets here, with the same check).
+    #[error("the Flinks auth key (FLINKQ_AUTH_KEY or FLINKQ_AUTH_KEY_FILE) cannot be used: {0}")]
+    AuthKey(#[from] UnsendableAuthKey),
+}
+
+/// An auth key no HTTP header can carry.
+#[derive(Debug, thiserror::Error)]
+#[error("it holds a control character (a line break inside?), which an HTTP header cannot carry")]
+pub struct UnsendableAuthKey;
+
+/// The `flinks-auth-key` header's value for `key`, marked sensitive so no
+/// debug output shows it.
+pub fn auth_key_header(key: &Secret) -> Result<HeaderValue, UnsendableAuthKey> {
+    let mut value = HeaderValue::from_str(key.expose()).map_err(|_| UnsendableAuthKey)?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// `future`, unless `deadline` passes first.
@@ -291,7 +293,6 @@ impl Chunks for Answer {
 /// names a proxy for the URL; TLS over either for `https`.
 #[derive(Clone)]
 struct Connector {
-    direct: HttpsConnector<HttpConnector>,
     http: HttpConnector,
     tls: Arc<rustls::ClientConfig>,
     proxies: Arc<Matcher>,
@@ -308,8 +309,9 @@ impl tower::Service<Uri> for Connector {
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
+        // called for a new connection only: an idle one is reused without
         let Some(proxy) = self.proxies.intercept(&dst) else {
-            return self.direct.call(dst);
+            return HttpsConnector::from((self.http.clone(), self.tls.clone())).call(dst);
         };
         if proxy.uri().scheme_str() != Some("http") {
             let refused: BoxError = format!(
