@@ -8,6 +8,7 @@ use flinkq_shared::store::{CommitOutcome, Store};
 use flinkq_shared::{
     JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
 };
+use flinkq_tests::delay_proxy::DelayProxy;
 use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::redis_harness::RedisServer;
 
@@ -450,4 +451,36 @@ async fn a_job_whose_hash_is_deleted_after_its_claim_is_left_out_not_an_error() 
         .expect("a claim with a job gone is no error");
     let logins: Vec<LoginId> = claimed.jobs.iter().map(|job| job.login).collect();
     assert_eq!(logins, vec![kept]);
+}
+
+#[tokio::test]
+async fn a_connection_cut_between_a_claim_and_the_read_of_its_jobs_loses_no_job() {
+    // the claim is made; the read of its jobs fails on a cut connection and
+    // is read again on a new one, instead of the jobs waiting, leased and
+    // unread, until their lease runs out
+    let redis = RedisServer::start().expect("redis-server");
+    let proxy = DelayProxy::start(("127.0.0.1", redis.port()))
+        .await
+        .expect("proxy");
+    let config = flinkq_shared::store::StoreConfig::new(proxy.redis_url(), "t");
+    let store = Store::connect(&config)
+        .await
+        .expect("connect through the proxy");
+    let logins = [LoginId::random(), LoginId::random()];
+    store.enqueue("b", &logins).await.expect("enqueue");
+    let claimed = store
+        .claim_with_a_pause(10, Duration::from_secs(10), async { proxy.cut() })
+        .await
+        .expect("the read is retried on a new connection");
+    let mut got: Vec<LoginId> = claimed.jobs.iter().map(|job| job.login).collect();
+    let mut want = logins.to_vec();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    for job in &claimed.jobs {
+        assert!(
+            job.extend(Duration::from_secs(10)).await.expect("extend"),
+            "held"
+        );
+    }
 }

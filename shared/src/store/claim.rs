@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use redis::Value;
 
 use super::reply::JobFields;
@@ -400,11 +401,25 @@ impl Store {
         for job in decided {
             pipe.hgetall(self.keys.job(job.id));
         }
-        let mut conn = self.conn.clone();
-        // an error here leaves the jobs leased, as a claim whose answer was
-        // lost does: their leases run out and the reaper makes them due
-        let hashes: Vec<Value> = pipe
-            .query_async(&mut conn)
+        // The read changes nothing, so a timeout or a dropped connection is
+        // retried at once, a few times: the claim is already made, and its
+        // jobs, unread, would wait leased until the lease runs out (then the
+        // reaper makes them due, each with a claim counted against it, as
+        // after a claim whose answer was lost, which is what a read that
+        // keeps failing leaves).
+        let read = || async {
+            let mut conn = self.conn.clone();
+            pipe.query_async::<Vec<Value>>(&mut conn).await
+        };
+        let hashes = read
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(20))
+                    .with_max_times(3),
+            )
+            .when(|error| {
+                error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
+            })
             .await
             .map_err(StoreError::command(OP))?;
         if hashes.len() != decided.len() {
