@@ -1,24 +1,26 @@
 -- claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)
---   -> {now, next_due or -1, {id, token, due, begun, queue, id, ...}}
--- Five values per claimed job, one after the other in one flat list (Redis
--- converts a nested table of a reply only after asking it for each of its
--- special fields, err, ok, double, map...): its id, the claim's fencing
--- token, its due time (`due`, the score it was claimed at), the spacing
--- the claim recorded when it also began the step ('' when it did not:
--- `begun`), and the priority of the due queue it was claimed from
--- (`queue`, the queue its commit puts it back in).
--- Not the job's fields: the worker reads each claimed job's hash with
--- `HGETALL`, pipelined, right after this call (shared/src/store/claim.rs).
--- Redis copies a hash's values into a reply far cheaper than into Lua
--- strings and back out (BENCHMARKS.md, the eighth pass of issue 14); the
--- worker takes a job only if the hash it reads carries the token given
--- here, so nothing written between the two calls is mistaken for its claim.
+--   -> {now, next_due or -1, {id, cmsgpack.pack({value, value, ...}), id, ...}}
+-- Each job's values are those of CLAIMED_FIELDS in shared/src/store/claim.rs,
+-- in its order (false: not in the hash), packed by cmsgpack into one
+-- string: Redis converts one value per job out of Lua instead of one per
+-- field, and the worker reads the values in place. The (id, values) pairs
+-- follow each other in one list: Redis converts a nested table of a reply
+-- only after asking it for each of its special fields (err, ok, double, map,
+-- set...), some 7k instructions per job. Every slot holds text or
+-- false, never nil (a table with a hole would pack as a map, which the
+-- worker refuses). The values are bound here by the generated
+-- STORED_FIELDS (the HMGET list) and F.<name> (a field's position): the
+-- stored fields a claimer reads, then those the claim sets itself: its
+-- token, `finished` (false: a claimed job is never in a terminal state),
+-- the job's due time (`due`), when the claim also began the step, the
+-- spacing it recorded (`begun`), and the priority of the queue it was
+-- claimed from (`queue`), the queue its commit puts it back in.
 -- Moves at most n due jobs into leases (bounded by LIMIT: never an unbounded
 -- range), high priority first, then normal, then low; gives each job a
 -- fresh fencing token (`token`: the caller's random base and the job's index
 -- in this call, so tokens never repeat, even after Redis loses data), and
--- returns them plus the earliest due time still waiting in any queue, so
--- the claimer can sleep exactly until then.
+-- returns their snapshots plus the earliest due time still waiting in any
+-- queue, so the claimer can sleep exactly until then.
 -- Each claim adds one to the job's `claims` (reset by an applied commit, so
 -- a job that keeps killing its worker is seen as a poison pill). The first
 -- claim starts the job's clock and puts its authorize deadline in
@@ -29,9 +31,8 @@
 -- authorize), so a crash mid-call never makes two polls closer than the
 -- interval, and the worker calls Flinks without a begin round trip while
 -- the fresh lease it got here is certain to hold (see executor.rs).
--- Cost per job: one HMGET of the four fields the claim decides on and one
--- HSET; the due entries are removed, and the leases and authorize deadlines
--- added, in one command each per call.
+-- Cost per job: one HMGET and one HSET; the due entries are removed, and
+-- the leases and authorize deadlines added, in one command each per call.
 local n = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local token_base = ARGV[3]
@@ -67,34 +68,37 @@ for q, queue in ipairs(DUE_QUEUES) do
     for i = 1, #due, 2 do
       local id, due_at = due[i], due[i + 1]
       local job = job_key(id)
-      local state, claims, started, request_id =
-        unpack(redis.call('HMGET', job, 'state', 'claims', 'started', 'request_id'))
+      local values = redis.call('HMGET', job, unpack(STORED_FIELDS))
+      local state = values[F.state]
       if state and not TERMINAL[state] then
         claimed_count = claimed_count + 1
         local token = token_base .. '.' .. text(claimed_count)
-        local updates = { 'token', token, 'claims', text((tonumber(claims) or 0) + 1) }
-        if not started then
-          updates[5] = 'started'
-          updates[6] = now_text
+        local claims = text((tonumber(values[F.claims]) or 0) + 1)
+        local updates = { 'token', token, 'claims', claims }
+        -- the values as they are now
+        values[F.token], values[F.claims] = token, claims
+        if not values[F.started] then
+          values[F.started] = now_text
+          updates[#updates + 1] = 'started'
+          updates[#updates + 1] = values[F.started]
           deadlines[#deadlines + 1] = authorize_by
           deadlines[#deadlines + 1] = id
         end
-        local begun = ''
+        values[F.finished] = false
+        values[F.due] = due_at
+        values[F.begun] = false
+        values[F.queue] = DUE_PRIORITIES[q]
         if poll_spacing then
-          local poll = state == 'polling' and (request_id or '') ~= ''
+          local poll = state == 'polling' and (values[F.request_id] or '') ~= ''
           updates[#updates + 1] = 'not_before'
           updates[#updates + 1] = poll and poll_not_before or now_text
-          begun = poll and spacing_text or '0'
+          values[F.begun] = poll and spacing_text or '0'
         end
         redis.call('HSET', job, unpack(updates))
         leases[2 * claimed_count - 1] = lease_until
         leases[2 * claimed_count] = id
-        local at = 5 * (claimed_count - 1)
-        claimed[at + 1] = id
-        claimed[at + 2] = token
-        claimed[at + 3] = due_at
-        claimed[at + 4] = begun
-        claimed[at + 5] = DUE_PRIORITIES[q]
+        claimed[2 * claimed_count - 1] = id
+        claimed[2 * claimed_count] = cmsgpack.pack(values)
       end
     end
   end

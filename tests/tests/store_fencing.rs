@@ -8,7 +8,6 @@ use flinkq_shared::store::{CommitOutcome, Store};
 use flinkq_shared::{
     JobSnapshot, JobState, LoginId, Outcome, Policy, Tick, Transition, transition,
 };
-use flinkq_tests::delay_proxy::DelayProxy;
 use flinkq_tests::fixtures::invalid_login;
 use flinkq_tests::redis_harness::RedisServer;
 
@@ -285,11 +284,10 @@ async fn reap_times_out_an_unclaimed_job_past_its_deadline() {
 }
 
 #[tokio::test]
-async fn a_field_absent_from_the_hash_reads_as_absent_in_a_claimed_job() {
-    // a claimed job's fields are read from its hash after the claim and
-    // overlaid with what the claim decided: a field the hash lacks must come
-    // back unset, not as an empty or shifted value, and a value of any
-    // length must come back whole
+async fn a_field_absent_from_the_hash_reads_as_absent_after_the_claim_packs_it() {
+    // claim.lua packs each job's values into one string: a field the hash
+    // lacks must come back unset, not as an empty or shifted value, and a
+    // value of any length must come back whole
     let redis = RedisServer::start().expect("redis-server");
     let store = redis.store().await;
     let login = LoginId::random();
@@ -330,8 +328,8 @@ async fn a_field_absent_from_the_hash_reads_as_absent_in_a_claimed_job() {
         .expect("claim nothing");
     assert!(untouched.jobs.is_empty());
 
-    // the same job, its hash holding long values and an empty one, claimed
-    // again without beginning
+    // the same job, its hash holding long values (str8, str16, str32 when
+    // packed) and an empty one, claimed again without beginning
     let mut conn = store.connection();
     let request_id = "r".repeat(40);
     let message = "m".repeat(70_000);
@@ -365,122 +363,4 @@ async fn a_field_absent_from_the_hash_reads_as_absent_in_a_claimed_job() {
         Some(claimed.now_ms),
         "kept from the first claim"
     );
-}
-
-#[tokio::test]
-async fn a_job_cancelled_between_its_claim_and_the_read_of_its_fields_is_not_run() {
-    // the claim and the read of the claimed jobs' hashes are two round
-    // trips: a cancel in between deletes the token, and the job must not
-    // come back as claimed (its step would call Flinks for a cancelled job)
-    let redis = RedisServer::start().expect("redis-server");
-    let store = redis.store().await;
-    let (cancelled, kept) = (LoginId::random(), LoginId::random());
-    store
-        .enqueue("b", &[cancelled, kept])
-        .await
-        .expect("enqueue");
-    let operator = store.clone();
-    let claimed = store
-        .claim_with_a_pause(10, Duration::from_secs(10), async move {
-            let id = operator
-                .cancel(&cancelled, Product::DEFAULT)
-                .await
-                .expect("cancel");
-            assert!(id.is_some(), "the job was active");
-        })
-        .await
-        .expect("claim");
-    let logins: Vec<LoginId> = claimed.jobs.iter().map(|job| job.login).collect();
-    assert_eq!(logins, vec![kept], "only the job still held is run");
-    let job = newest(&store, &cancelled).await;
-    assert_eq!(job.state, JobState::Cancelled);
-}
-
-#[tokio::test]
-async fn a_claim_lost_between_the_claim_and_the_read_of_its_fields_is_not_run() {
-    // between the two round trips this claim's lease runs out, the reaper
-    // puts the job back and another worker claims it: the hash then holds
-    // the other claim's token, and only that claim may run the step
-    let redis = RedisServer::start().expect("redis-server");
-    let store = redis.store().await;
-    let login = LoginId::random();
-    store.enqueue("b", &[login]).await.expect("enqueue");
-    let other = store.clone();
-    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
-    let lost = store
-        .claim_with_a_pause(1, Duration::from_millis(50), async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            assert_eq!(other.reap(100).await.expect("reap").requeued, 1);
-            let taken = other
-                .claim(1, Duration::from_secs(10))
-                .await
-                .expect("the other worker's claim");
-            let _ = taken_tx.send(taken);
-        })
-        .await
-        .expect("claim");
-    assert!(lost.jobs.is_empty(), "a lost claim came back: {lost:?}");
-    let taken = taken_rx.await.expect("the other claim ran");
-    assert_eq!(taken.jobs.len(), 1, "{taken:?}");
-    let stored = newest(&store, &login).await;
-    assert_eq!(
-        stored.token, taken.jobs[0].token,
-        "the other claim holds it"
-    );
-}
-
-#[tokio::test]
-async fn a_job_whose_hash_is_deleted_after_its_claim_is_left_out_not_an_error() {
-    let redis = RedisServer::start().expect("redis-server");
-    let store = redis.store().await;
-    let (deleted, kept) = (LoginId::random(), LoginId::random());
-    store.enqueue("b", &[deleted, kept]).await.expect("enqueue");
-    let deleted_id = newest(&store, &deleted).await.id;
-    let key = store.keys().job(deleted_id);
-    let mut conn = store.connection();
-    let claimed = store
-        .claim_with_a_pause(10, Duration::from_secs(10), async move {
-            let removed: u64 = redis::cmd("DEL")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
-            assert_eq!(removed, 1);
-        })
-        .await
-        .expect("a claim with a job gone is no error");
-    let logins: Vec<LoginId> = claimed.jobs.iter().map(|job| job.login).collect();
-    assert_eq!(logins, vec![kept]);
-}
-
-#[tokio::test]
-async fn a_connection_cut_between_a_claim_and_the_read_of_its_jobs_loses_no_job() {
-    // the claim is made; the read of its jobs fails on a cut connection and
-    // is read again on a new one, instead of the jobs waiting, leased and
-    // unread, until their lease runs out
-    let redis = RedisServer::start().expect("redis-server");
-    let proxy = DelayProxy::start(("127.0.0.1", redis.port()))
-        .await
-        .expect("proxy");
-    let config = flinkq_shared::store::StoreConfig::new(proxy.redis_url(), "t");
-    let store = Store::connect(&config)
-        .await
-        .expect("connect through the proxy");
-    let logins = [LoginId::random(), LoginId::random()];
-    store.enqueue("b", &logins).await.expect("enqueue");
-    let claimed = store
-        .claim_with_a_pause(10, Duration::from_secs(10), async { proxy.cut() })
-        .await
-        .expect("the read is retried on a new connection");
-    let mut got: Vec<LoginId> = claimed.jobs.iter().map(|job| job.login).collect();
-    let mut want = logins.to_vec();
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    for job in &claimed.jobs {
-        assert!(
-            job.extend(Duration::from_secs(10)).await.expect("extend"),
-            "held"
-        );
-    }
 }

@@ -5,31 +5,30 @@
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use redis::Value;
 
 use super::reply::JobFields;
 use super::{Store, StoreError, fields, millis, reply};
 use crate::{ClaimToken, JobId, JobSnapshot, Priority};
 
-/// The fields a claimed job's snapshot is read from: job-hash fields, read
-/// by the worker with `HGETALL` right after the claim (what a
-/// [`JobSnapshot`] reads, and the last commit id, for the commit trace),
-/// then four the claim decides itself and which override whatever the hash
-/// holds: `finished` (none: a job in a terminal state is never claimed, so
-/// its stored value, absent or emptied by a dead retry, is not read),
-/// `due`, `begun` and `queue` (see `claim.lua`). The claim's `token` is in
-/// the hash, written by the claim; it is checked there against the one the
-/// claim returned.
-///
-/// Why `HGETALL` from Rust and not the fields read inside `claim.lua`: Redis
-/// turns each value a script reads into a Lua string and each value it
-/// returns back into a reply, while `HGETALL` copies the hash's listpack
-/// into the reply in one pass. Per claimed job, Redis spent ~85k
-/// instructions on the script's `HMGET` of 22 fields and the packing of
-/// their values, ~38k on the script's `HMGET` of the four fields it decides
-/// on plus a pipelined `HGETALL` (BENCHMARKS.md, the eighth pass of issue
-/// 14).
+/// What a claim returns of each claimed job, values alone, in this order:
+/// the first [`STORED_CLAIMED`] are job-hash fields, read with one `HMGET`
+/// (what a [`JobSnapshot`] reads, and the last commit id, for the commit
+/// trace), then the five the claim sets itself: the claim's own `token`,
+/// `finished` (none: a job in a terminal state is never claimed, so its
+/// stored value, absent or emptied by a dead retry, is not read), `due`,
+/// `begun` and `queue`. Not `HGETALL`: the hash holds fields no claimer reads, and
+/// names alone would double what Redis copies into Lua and back out to the
+/// worker, on every step. `HMGET` searches the hash's listpack once per
+/// field, to its end for a field the job lacks (`finished`, always): each
+/// field left out of it is Redis time saved on every step.
+/// `claim.lua` reads them through the binding [`lua_binding`] generates,
+/// and returns them packed in one string per job (see [`reply::Packed`]).
+/// A claimed job is a whole snapshot: the step plans, transitions and
+/// commits from it. Two (`batch`, `updated`) no step reads today; present
+/// in every claimed job's hash (no search to the end), they cost Redis
+/// little, and a partial snapshot would read them as unset to whatever code
+/// reads them next.
 pub const CLAIMED_FIELDS: [&str; 27] = [
     fields::LOGIN,
     fields::PRODUCT,
@@ -59,6 +58,31 @@ pub const CLAIMED_FIELDS: [&str; 27] = [
     fields::BEGUN,
     fields::QUEUE,
 ];
+
+/// How many of [`CLAIMED_FIELDS`], from the first, are stored in the job hash.
+const STORED_CLAIMED: usize = CLAIMED_FIELDS.len() - 5;
+
+/// The Lua lines that name `claim.lua`'s fields, prepended to it:
+/// `STORED_FIELDS` (the `HMGET` list) and `F.<name>`, each field's position
+/// in a claimed job's values.
+pub(super) fn lua_binding() -> String {
+    let stored: Vec<String> = CLAIMED_FIELDS[..STORED_CLAIMED]
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect();
+    let positions: Vec<String> = CLAIMED_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} = {}", i + 1))
+        .collect();
+    format!(
+        "-- a claimed job's fields by position (generated from CLAIMED_FIELDS in shared/src/store/claim.rs)\n\
+         local STORED_FIELDS = {{ {} }}\n\
+         local F = {{ {} }}\n",
+        stored.join(", "),
+        positions.join(", ")
+    )
+}
 
 /// The result of one claim.
 #[derive(Debug, Clone)]
@@ -295,37 +319,11 @@ impl Store {
         authorize_timeout: Duration,
         begin: Option<Duration>,
     ) -> Result<Claimed, StoreError> {
-        let decided = self.run_claim(max, lease, authorize_timeout, begin).await?;
-        self.claimed_from(&decided).await
-    }
-
-    /// As [`Store::claim`], with `between` run after the claim and before
-    /// the claimed jobs' fields are read: lets a test change a job in that
-    /// window (cancel it, take its claim) as another client could.
-    #[cfg(feature = "test-kit")]
-    pub async fn claim_with_a_pause(
-        &self,
-        max: usize,
-        lease: Duration,
-        between: impl std::future::Future<Output = ()>,
-    ) -> Result<Claimed, StoreError> {
-        let timeout = crate::Policy::default().authorize_timeout;
-        let decided = self.run_claim(max, lease, timeout, None).await?;
-        between.await;
-        self.claimed_from(&decided).await
-    }
-
-    /// `claim.lua`: what it decided, as it answered.
-    async fn run_claim(
-        &self,
-        max: usize,
-        lease: Duration,
-        authorize_timeout: Duration,
-        begin: Option<Duration>,
-    ) -> Result<Value, StoreError> {
+        const OP: &str = "claim";
         let mut conn = self.conn.clone();
         let mut call = self.invoke(&self.scripts.claim);
-        call.arg(max)
+        let value: Value = call
+            .arg(max)
             .arg(millis(lease))
             .arg(ClaimToken::random_base())
             .arg(millis(authorize_timeout))
@@ -336,49 +334,54 @@ impl Store {
             )
             .invoke_async(&mut conn)
             .await
-            .map_err(StoreError::command("claim"))
-    }
-
-    /// The claim `value` answered, with its jobs' snapshots.
-    async fn claimed_from(&self, value: &Value) -> Result<Claimed, StoreError> {
-        const OP: &str = "claim";
-        let parts = reply::array(value).ok_or_else(|| StoreError::reply(OP, "not an array"))?;
+            .map_err(StoreError::command(OP))?;
+        let parts = reply::array(&value).ok_or_else(|| StoreError::reply(OP, "not an array"))?;
         let [now, next_due, jobs] = parts else {
             return Err(StoreError::reply(OP, "expected 3 parts"));
         };
         let now_ms = reply::int(now).ok_or_else(|| StoreError::reply(OP, "bad clock"))?;
         let next_due_ms = reply::int(next_due).filter(|n| *n >= 0).map(|n| n as u64);
-        // (id, token, due, begun, queue) of each job, one after the other
-        let list = reply::array(jobs).unwrap_or_default();
-        if !list.len().is_multiple_of(CLAIM_VALUES) {
+        // (id, packed values) of each job, one after the other
+        let pairs = reply::array(jobs).unwrap_or_default();
+        if !pairs.len().is_multiple_of(2) {
             return Err(StoreError::reply(
                 OP,
-                format!("expected each job's {CLAIM_VALUES} values, one job after the other"),
+                "expected each job's id and values, in pairs",
             ));
         }
-        let decided = list
-            .chunks_exact(CLAIM_VALUES)
-            .map(|values| {
-                let id = reply::job_id(OP, &values[0])?;
-                let text = |at: usize, what: &str| match &values[at] {
-                    Value::BulkString(bytes) => std::str::from_utf8(bytes).map_err(|_| {
-                        StoreError::reply(OP, format!("job {id}: its {what} is not text"))
-                    }),
-                    _ => Err(StoreError::reply(
-                        OP,
-                        format!("job {id}: its {what} is not text"),
-                    )),
+        let jobs = pairs
+            .chunks_exact(2)
+            .map(|job| {
+                let [id, values] = job else {
+                    return Err(StoreError::reply(OP, "expected a job's id and values"));
                 };
-                Ok(Decided {
-                    id,
-                    token: text(1, "token")?,
-                    due: text(2, "due time")?,
-                    begun: text(3, "begun spacing")?,
-                    queue: text(4, "queue")?,
-                })
+                let id = reply::job_id(OP, id)?;
+                let Value::BulkString(packed) = values else {
+                    return Err(StoreError::reply(
+                        OP,
+                        format!("job {id}: its values are not one packed string"),
+                    ));
+                };
+                let claimed = reply::Packed::unpack(&CLAIMED_FIELDS, packed).map_err(|detail| {
+                    StoreError::reply(OP, format!("job {id}: packed values: {detail}"))
+                })?;
+                let job = reply::snapshot(OP, id, &claimed)?;
+                let prior = claimed
+                    .field(fields::COMMIT_ID)
+                    .filter(|commit| !commit.is_empty())
+                    .map(str::to_owned);
+                let begun = claimed
+                    .field(fields::BEGUN)
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Duration::from_millis);
+                let queue = claimed
+                    .field(fields::QUEUE)
+                    .unwrap_or_default()
+                    .parse::<Priority>()
+                    .map_err(|e| StoreError::reply(OP, format!("job {id}: its queue: {e}")))?;
+                Ok(Claim::new(self, job, prior, begun, queue))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let jobs = self.read_claimed(&decided).await?;
         Ok(Claimed {
             now_ms: now_ms as u64,
             next_due_ms,
@@ -386,98 +389,6 @@ impl Store {
         })
     }
 
-    /// The claimed jobs' snapshots, their hashes read in one pipelined round
-    /// trip right after the claim. A job whose hash no longer carries its
-    /// claim's token is left out: between the two calls it was cancelled
-    /// (the token deleted), deleted, or its claim was lost (a failover
-    /// that lost the claim's write, a lease run out and the job claimed
-    /// again); any step on it would be fenced, so no step runs.
-    async fn read_claimed(&self, decided: &[Decided<'_>]) -> Result<Vec<Claim>, StoreError> {
-        const OP: &str = "claim: HGETALL";
-        if decided.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for job in decided {
-            pipe.hgetall(self.keys.job(job.id));
-        }
-        // The read changes nothing, so a timeout or a dropped connection is
-        // retried at once, a few times: the claim is already made, and its
-        // jobs, unread, would wait leased until the lease runs out (then the
-        // reaper makes them due, each with a claim counted against it, as
-        // after a claim whose answer was lost, which is what a read that
-        // keeps failing leaves).
-        let read = || async {
-            let mut conn = self.conn.clone();
-            pipe.query_async::<Vec<Value>>(&mut conn).await
-        };
-        let hashes = read
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(20))
-                    .with_max_times(3),
-            )
-            .when(|error| {
-                error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
-            })
-            .await
-            .map_err(StoreError::command(OP))?;
-        if hashes.len() != decided.len() {
-            return Err(StoreError::reply(
-                OP,
-                format!("{} hashes for {} jobs", hashes.len(), decided.len()),
-            ));
-        }
-        let mut jobs = Vec::with_capacity(decided.len());
-        for (job, hash) in decided.iter().zip(&hashes) {
-            let id = job.id;
-            let mut read = reply::HashFields::read(&CLAIMED_FIELDS, hash)
-                .map_err(|detail| StoreError::reply(OP, format!("job {id}: {detail}")))?;
-            if read.field(fields::TOKEN) != Some(job.token) {
-                tracing::debug!(job = %id, "claimed job changed hands before its fields were read; not run");
-                continue;
-            }
-            read.set(fields::FINISHED, None);
-            read.set(fields::DUE, Some(job.due));
-            read.set(fields::BEGUN, Some(job.begun).filter(|ms| !ms.is_empty()));
-            read.set(fields::QUEUE, Some(job.queue));
-            let snapshot = reply::snapshot(OP, id, &read)?;
-            if snapshot.state.is_terminal() {
-                tracing::debug!(job = %id, state = %snapshot.state, "claimed job finished before its fields were read; not run");
-                continue;
-            }
-            let prior = read
-                .field(fields::COMMIT_ID)
-                .filter(|commit| !commit.is_empty())
-                .map(str::to_owned);
-            let begun = read
-                .field(fields::BEGUN)
-                .and_then(|ms| ms.parse().ok())
-                .map(Duration::from_millis);
-            let queue = job
-                .queue
-                .parse::<Priority>()
-                .map_err(|e| StoreError::reply(OP, format!("job {id}: its queue: {e}")))?;
-            jobs.push(Claim::new(self, snapshot, prior, begun, queue));
-        }
-        Ok(jobs)
-    }
-}
-
-/// The values `claim.lua` returns per claimed job: id, token, due, begun,
-/// queue.
-const CLAIM_VALUES: usize = 5;
-
-/// What the claim decided for one job, borrowed from its reply.
-struct Decided<'a> {
-    id: JobId,
-    token: &'a str,
-    due: &'a str,
-    begun: &'a str,
-    queue: &'a str,
-}
-
-impl Store {
     /// Extends the leases still held among `held` to now + `lease`; answers,
     /// in order, whether each is still held.
     pub async fn extend(
@@ -546,6 +457,46 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lua_binding_lists_the_stored_fields_and_every_position() {
+        let binding = lua_binding();
+        let stored: Vec<String> = CLAIMED_FIELDS[..STORED_CLAIMED]
+            .iter()
+            .map(|name| format!("'{name}'"))
+            .collect();
+        assert!(
+            binding.contains(&format!(
+                "local STORED_FIELDS = {{ {} }}\n",
+                stored.join(", ")
+            )),
+            "{binding}"
+        );
+        for (i, name) in CLAIMED_FIELDS.iter().enumerate() {
+            assert!(
+                binding.contains(&format!(" {name} = {},", i + 1))
+                    || binding.contains(&format!(" {name} = {} }}", i + 1)),
+                "{name}: {binding}"
+            );
+        }
+        let mut names = CLAIMED_FIELDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CLAIMED_FIELDS.len(), "a field named twice");
+    }
+
+    #[test]
+    fn the_claim_script_reads_only_fields_the_binding_names() {
+        let read =
+            super::super::scripts::names_read_through(include_str!("../../lua/claim.lua"), "F.");
+        for name in &read {
+            assert!(
+                CLAIMED_FIELDS.contains(&name.as_str()),
+                "claim.lua reads F.{name}"
+            );
+        }
+        assert!(!read.is_empty(), "claim.lua reads no field through F");
+    }
 
     #[test]
     fn a_claimed_job_reads_every_field_a_snapshot_needs() {

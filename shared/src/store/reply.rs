@@ -74,92 +74,102 @@ impl JobFields for HashMap<String, String> {
     }
 }
 
-/// A job hash as `HGETALL` answered it (RESP2's flat `field, value` list or
-/// RESP3's map), kept for the fields of one list of names (a claim's
-/// [`super::claim::CLAIMED_FIELDS`]) and borrowed where each value lies in
-/// the reply: a claim reads one per claimed job and allocates nothing per
-/// field. Fields not in the list are skipped; a value that is not UTF-8
-/// text reads as unset.
+/// Fields a script returned as values alone, in the order of a list of
+/// names (a claim's [`super::claim::CLAIMED_FIELDS`]), packed by Redis'
+/// `cmsgpack.pack` into one string: a MessagePack array of exactly as many
+/// values, each text or `false` (a field the hash lacks: a Lua table with a
+/// hole would pack as a map). One string per job instead of one RESP value
+/// per field: Redis converts one value out of Lua instead of dozens, and the
+/// worker allocates nothing per field, each value borrowed where it lies in
+/// the reply. A value that is not UTF-8 text reads as unset.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct HashFields<'a, const N: usize> {
+pub(crate) struct Packed<'a, const N: usize> {
     names: &'static [&'static str; N],
     values: [Option<&'a str>; N],
 }
 
-impl<'a, const N: usize> HashFields<'a, N> {
-    /// Reads `reply`, an `HGETALL` answer (empty for a hash that does not
-    /// exist). Anything else (not a list or a map, a name without its
-    /// value, a name or value that is not a string) is an error saying what
-    /// was found.
-    pub(crate) fn read(
+impl<'a, const N: usize> Packed<'a, N> {
+    /// Reads `packed`, one value per name in `names`. Anything else (not an
+    /// array, another count, a value neither text nor false, bytes missing
+    /// or left over) is an error saying what was found.
+    pub(crate) fn unpack(
         names: &'static [&'static str; N],
-        reply: &'a Value,
+        packed: &'a [u8],
     ) -> Result<Self, String> {
-        let mut read = HashFields {
-            names,
-            values: [None; N],
+        use rmp::Marker;
+        let mut rest = packed;
+        let Some(&first) = rest.first() else {
+            return Err("an empty string, not packed values".into());
         };
-        match reply {
-            Value::Array(items) => {
-                if !items.len().is_multiple_of(2) {
-                    return Err(format!("{} items, not field and value pairs", items.len()));
+        let count = rmp::decode::read_array_len(&mut rest).map_err(|_| {
+            format!(
+                "{} where an array of {N} values was expected",
+                kind(Marker::from_u8(first))
+            )
+        })?;
+        if count as usize != N {
+            return Err(format!("{count} values where {N} were expected"));
+        }
+        let mut values = [None; N];
+        for (at, value) in values.iter_mut().enumerate() {
+            let name = names[at];
+            let Some(&byte) = rest.first() else {
+                return Err(format!("cut short before value {} ({name})", at + 1));
+            };
+            match Marker::from_u8(byte) {
+                Marker::False | Marker::Null => rest = &rest[1..],
+                Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                    let len = rmp::decode::read_str_len(&mut rest).map_err(|_| {
+                        format!("cut short in the length of value {} ({name})", at + 1)
+                    })? as usize;
+                    let Some((text, tail)) = rest.split_at_checked(len) else {
+                        return Err(format!("cut short in value {} ({name})", at + 1));
+                    };
+                    *value = std::str::from_utf8(text).ok();
+                    rest = tail;
                 }
-                for pair in items.chunks_exact(2) {
-                    read.put(&pair[0], &pair[1])?;
+                marker => {
+                    return Err(format!(
+                        "value {} ({name}) is {}, not text or false",
+                        at + 1,
+                        kind(marker)
+                    ));
                 }
             }
-            Value::Map(pairs) => {
-                for (name, value) in pairs {
-                    read.put(name, value)?;
-                }
-            }
-            other => return Err(format!("{}, not a hash's fields", value_kind(other))),
         }
-        Ok(read)
-    }
-
-    fn put(&mut self, name: &'a Value, value: &'a Value) -> Result<(), String> {
-        let (Value::BulkString(name), Value::BulkString(value)) = (name, value) else {
-            return Err(format!(
-                "a field of {} and a value of {}, not two strings",
-                value_kind(name),
-                value_kind(value)
-            ));
-        };
-        if let Some(at) = self.names.iter().position(|known| known.as_bytes() == name) {
-            self.values[at] = std::str::from_utf8(value).ok();
+        if !rest.is_empty() {
+            return Err(format!("{} byte(s) left after the last value", rest.len()));
         }
-        Ok(())
-    }
-
-    /// Sets field `name` of the list to `value`, whatever the hash held:
-    /// what the claim itself decided (see `claim.rs`). A name not in the
-    /// list is a bug of the caller.
-    pub(crate) fn set(&mut self, name: &str, value: Option<&'a str>) {
-        let at = self
-            .names
-            .iter()
-            .position(|known| *known == name)
-            .unwrap_or_else(|| panic!("{name} is not one of the fields read"));
-        self.values[at] = value;
+        Ok(Packed { names, values })
     }
 }
 
-/// What a reply value is, in words, for an error.
-fn value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Nil => "nil",
-        Value::Int(_) => "an integer",
-        Value::BulkString(_) | Value::SimpleString(_) | Value::VerbatimString { .. } => "a string",
-        Value::Array(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Okay => "OK",
-        Value::ServerError(_) => "an error",
-        _ => "another kind of value",
+/// What a MessagePack value starting with `marker` is, in words.
+fn kind(marker: rmp::Marker) -> &'static str {
+    use rmp::Marker;
+    match marker {
+        Marker::FixPos(_)
+        | Marker::FixNeg(_)
+        | Marker::U8
+        | Marker::U16
+        | Marker::U32
+        | Marker::U64
+        | Marker::I8
+        | Marker::I16
+        | Marker::I32
+        | Marker::I64 => "an integer",
+        Marker::F32 | Marker::F64 => "a float",
+        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => "a string",
+        Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => "an array",
+        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => "a map (a table with holes?)",
+        Marker::Null => "nil",
+        Marker::True | Marker::False => "a boolean",
+        Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => "binary",
+        _ => "an extension or reserved value",
     }
 }
 
-impl<const N: usize> JobFields for HashFields<'_, N> {
+impl<const N: usize> JobFields for Packed<'_, N> {
     fn field(&self, name: &str) -> Option<&str> {
         let at = self.names.iter().position(|known| *known == name)?;
         self.values[at]
@@ -259,72 +269,78 @@ pub(crate) fn snapshot(
 mod tests {
     use super::*;
 
+    use rmp::encode;
+
     const NAMES: [&str; 5] = ["state", "due", "bad", "gone", "long"];
 
-    fn bulk(text: &[u8]) -> Value {
-        Value::BulkString(text.to_vec())
+    /// `values` packed as `cmsgpack.pack` packs a claimed job's table:
+    /// text, or false for a field the hash lacks.
+    fn pack(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut packed = Vec::new();
+        encode::write_array_len(&mut packed, values.len() as u32).expect("len");
+        for value in values {
+            match value {
+                Some(bytes) => {
+                    encode::write_str_len(&mut packed, bytes.len() as u32).expect("str len");
+                    packed.extend_from_slice(bytes);
+                }
+                None => encode::write_bool(&mut packed, false).expect("false"),
+            }
+        }
+        packed
     }
 
     #[test]
-    fn hash_fields_read_by_their_names_place_borrowed_from_the_reply() {
+    fn packed_fields_read_by_their_names_place_borrowed_from_the_reply() {
         let long = "x".repeat(70_000);
-        let flat = Value::Array(vec![
-            bulk(b"state"),
-            bulk(b"queued"),
-            bulk(b"other"),
-            bulk(b"not read"),
-            bulk(b"due"),
-            bulk(b"1"),
-            bulk(b"bad"),
-            bulk(&[0xff]),
-            bulk(b"long"),
-            bulk(long.as_bytes()),
+        let packed = pack(&[
+            Some(b"queued"),
+            Some(b"1"),
+            Some(&[0xff]),
+            None,
+            Some(long.as_bytes()),
         ]);
-        let read = HashFields::read(&NAMES, &flat).expect("read");
+        let read = Packed::unpack(&NAMES, &packed).expect("unpack");
         assert_eq!(read.field("state"), Some("queued"));
         assert_eq!(read.field("due"), Some("1"));
         assert_eq!(read.field("bad"), None, "not UTF-8");
         assert_eq!(read.field("gone"), None, "absent from the hash");
-        assert_eq!(read.field("long"), Some(long.as_str()));
-        assert_eq!(read.field("other"), None, "not a field of the list");
-        let Value::Array(items) = &flat else {
-            unreachable!()
-        };
-        let Value::BulkString(stored) = &items[1] else {
-            unreachable!()
-        };
-        assert_eq!(
-            read.field("state").expect("state").as_ptr(),
-            stored.as_ptr(),
-            "copied"
-        );
-
-        // RESP3 answers a map
-        let map = Value::Map(vec![(bulk(b"state"), bulk(b"polling"))]);
-        let mut read = HashFields::read(&NAMES, &map).expect("map");
-        assert_eq!(read.field("state"), Some("polling"));
-        read.set("gone", Some("set by the claim"));
-        assert_eq!(read.field("gone"), Some("set by the claim"));
-
-        let empty = Value::Array(Vec::new());
-        let missing = HashFields::read(&NAMES, &empty).expect("no hash");
-        assert!(NAMES.iter().all(|name| missing.field(name).is_none()));
+        assert_eq!(read.field("long"), Some(long.as_str()), "a str32");
+        assert_eq!(read.field("missing"), None, "not a claimed field");
+        let borrowed = read.field("state").expect("state").as_ptr();
+        assert!(packed.as_ptr_range().contains(&borrowed), "copied");
     }
 
     #[test]
-    fn a_hash_reply_of_the_wrong_shape_is_an_error_saying_what_was_found() {
-        let odd = Value::Array(vec![bulk(b"state"), bulk(b"queued"), bulk(b"due")]);
-        let error = HashFields::read(&NAMES, &odd).expect_err("odd");
-        assert!(
-            error.contains("3 items, not field and value pairs"),
-            "{error}"
-        );
+    fn packed_values_of_the_wrong_shape_are_an_error_saying_what_was_found() {
+        let four = pack(&[Some(b"a"), None, None, None]);
+        let error = Packed::unpack(&NAMES, &four).expect_err("four values");
+        assert!(error.contains("4 values where 5"), "{error}");
 
-        let error = HashFields::read(&NAMES, &Value::Int(3)).expect_err("a number");
-        assert!(error.contains("an integer, not a hash"), "{error}");
+        let mut map = Vec::new();
+        encode::write_map_len(&mut map, 5).expect("map");
+        let error = Packed::unpack(&NAMES, &map).expect_err("a map");
+        assert!(error.contains("a map"), "{error}");
 
-        let nested = Value::Array(vec![bulk(b"state"), Value::Array(Vec::new())]);
-        let error = HashFields::read(&NAMES, &nested).expect_err("nested");
-        assert!(error.contains("a value of a list"), "{error}");
+        let error = Packed::unpack(&NAMES, b"").expect_err("empty");
+        assert!(error.contains("empty"), "{error}");
+
+        let mut number = Vec::new();
+        encode::write_array_len(&mut number, 5).expect("len");
+        encode::write_str(&mut number, "queued").expect("str");
+        encode::write_uint(&mut number, 17).expect("int");
+        let error = Packed::unpack(&NAMES, &number).expect_err("a number");
+        assert!(error.contains("value 2 (due) is an integer"), "{error}");
+
+        let whole = pack(&[Some(b"a"), Some(b"bcd"), None, None, Some(b"e")]);
+        for cut in 1..whole.len() {
+            let error = Packed::unpack(&NAMES, &whole[..cut]).expect_err("cut short");
+            assert!(error.contains("cut short"), "{cut}: {error}");
+        }
+        let mut longer = whole.clone();
+        longer.push(0xc2);
+        let error = Packed::unpack(&NAMES, &longer).expect_err("left over");
+        assert!(error.contains("1 byte(s) left after"), "{error}");
+        Packed::unpack(&NAMES, &whole).expect("the whole of it reads");
     }
 }

@@ -162,8 +162,7 @@ pub struct Scripts {
     /// `enqueue(batch, priority, product, loginId, jobId, ...)`.
     pub enqueue: LuaScript,
     /// `claim(n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms)`:
-    /// each claimed job's id, token, due time, begun spacing and queue (its
-    /// fields are read after, see [`super::claim::CLAIMED_FIELDS`]).
+    /// each job's values in [`super::claim::CLAIMED_FIELDS`] order.
     pub claim: LuaScript,
     /// `commit(segment, ...)`: one segment per commit, each positional in
     /// [`super::COMMIT_ARGS`] order, then its changed fields' count and
@@ -206,7 +205,7 @@ impl Scripts {
     pub fn new() -> Self {
         Scripts {
             enqueue: script!("enqueue.lua"),
-            claim: script!("claim.lua"),
+            claim: script!("claim.lua", super::claim::lua_binding()),
             commit: script!("commit.lua", super::commit::lua_binding()),
             resolve_commit: script!("resolve_commit.lua"),
             extend: script!("extend.lua"),

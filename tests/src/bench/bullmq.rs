@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use flinkq_shared::LoginId;
 use serde::Serialize;
 
-use super::redis_stats::{counters, delta, process_cpu_seconds, redis_cpu_seconds, sorted_set_len};
+use super::redis_stats::{
+    command_calls, delta, process_cpu_seconds, redis_cpu_seconds, sorted_set_len,
+};
 use super::scenarios::{drain_script, scripted, world};
 use crate::sim::SimConfig;
 use crate::worker_process::terminate;
@@ -56,10 +58,7 @@ pub struct BullmqFigures {
     pub redis_cpu_us_per_step: f64,
     /// Redis commands per step, including those run inside scripts.
     pub commands_per_step: f64,
-    /// Requests its clients sent to Redis per step (see
-    /// [`super::redis_stats::CommandDelta::requests`]).
-    pub requests_per_step: f64,
-    /// Redis round trips (client reads) per step.
+    /// Redis round trips (commands sent by a client) per step.
     pub round_trips_per_step: f64,
 }
 
@@ -170,7 +169,7 @@ pub async fn measure_bullmq(
     let enqueue_seconds = started.elapsed().as_secs_f64();
 
     let mut conn = w.store.connection();
-    let before = counters(&mut conn).await;
+    let before = command_calls(&mut conn).await;
     let redis_before = redis_cpu_seconds(&mut conn).await;
     let started = Instant::now();
     let mut workers = Vec::with_capacity(PROCESSES);
@@ -225,7 +224,7 @@ pub async fn measure_bullmq(
         .map(|(child, _)| process_cpu_seconds(&child.id().to_string()))
         .sum();
     let redis_cpu = redis_cpu_seconds(&mut conn).await - redis_before;
-    let commands = delta(&before, &counters(&mut conn).await, &[]).without_harness(polls);
+    let commands = delta(&before, &command_calls(&mut conn).await).without_harness(polls);
     for (child, _) in workers {
         terminate(child, Duration::from_secs(30));
     }
@@ -251,7 +250,6 @@ pub async fn measure_bullmq(
         worker_cpu_us_per_step: per_step(worker_cpu * 1e6),
         redis_cpu_us_per_step: per_step(redis_cpu * 1e6),
         commands_per_step: per_step(commands.all as f64),
-        requests_per_step: per_step(commands.requests as f64),
         round_trips_per_step: per_step(commands.round_trips as f64),
     })
 }

@@ -5,29 +5,12 @@ use std::collections::HashMap;
 
 use flinkq_shared::store::RedisConnection;
 
-/// Redis' counters at one moment, from one `INFO stats commandstats`.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    /// Calls and time per command (`INFO commandstats`).
-    pub costs: HashMap<String, CommandCost>,
-    /// Reads of client sockets (`INFO stats` `total_reads_processed`): a
-    /// request, or a pipeline of them, as it arrived.
-    pub reads: u64,
-}
-
-impl Counters {
-    /// Calls per command.
-    pub fn calls(&self) -> HashMap<String, u64> {
-        calls_of(&self.costs)
-    }
-}
-
 /// `INFO commandstats`: calls per command.
 pub async fn command_calls(conn: &mut RedisConnection) -> HashMap<String, u64> {
-    counters(conn).await.calls()
+    calls_of(&command_costs(conn).await)
 }
 
-/// The calls of each command of a [`Counters::costs`] snapshot.
+/// The calls of each command of a [`command_costs`] snapshot.
 pub fn calls_of(costs: &HashMap<String, CommandCost>) -> HashMap<String, u64> {
     costs
         .iter()
@@ -45,20 +28,14 @@ pub struct CommandCost {
     pub usec: u64,
 }
 
-/// Redis' counters now: calls and time per command, and client reads.
-pub async fn counters(conn: &mut RedisConnection) -> Counters {
+/// `INFO commandstats`: calls and time per command.
+pub async fn command_costs(conn: &mut RedisConnection) -> HashMap<String, CommandCost> {
     let info: String = redis::cmd("INFO")
-        .arg("stats")
         .arg("commandstats")
         .query_async(conn)
         .await
         .unwrap_or_default();
-    parse_counters(&info)
-}
-
-fn parse_counters(info: &str) -> Counters {
-    let costs = info
-        .lines()
+    info.lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
             let field = |key: &str| -> Option<u64> {
@@ -73,13 +50,7 @@ fn parse_counters(info: &str) -> Counters {
             };
             Some((name.to_owned(), cost))
         })
-        .collect();
-    let reads = info
-        .lines()
-        .find_map(|line| line.strip_prefix("total_reads_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    Counters { costs, reads }
+        .collect()
 }
 
 /// Where Redis' time went between two `INFO commandstats` snapshots, per
@@ -112,10 +83,7 @@ pub fn cost_table(
         .sum();
     let inner: u64 = rows
         .iter()
-        .filter(|(name, _)| {
-            !CLIENT_ONLY.contains(&name.as_str())
-                && !FLINKQ_CLIENT_COMMANDS.contains(&name.as_str())
-        })
+        .filter(|(name, _)| !CLIENT_ONLY.contains(&name.as_str()))
         .map(|(_, cost)| cost.usec)
         .sum();
     rows.push((
@@ -139,8 +107,11 @@ pub fn cost_table(
 }
 
 /// Commands only a client can send: script calls, connection set-up and
-/// blocking reads. `INFO commandstats` cannot tell a command sent by a
-/// client from one run by a script; MONITOR can, but slows Redis down.
+/// blocking reads. Neither flinkq nor BullMQ sends any other command while
+/// draining (every other one runs inside a script; BullMQ's MONITOR run in
+/// `../shared/bench/peers/RESULTS-2026-11-25.md` shows the same), so their
+/// calls are the round trips. `INFO commandstats` cannot tell a command sent
+/// by a client from one run by a script; MONITOR can, but slows Redis down.
 const CLIENT_ONLY: &[&str] = &[
     "evalsha",
     "eval",
@@ -171,71 +142,39 @@ const CLIENT_ONLY: &[&str] = &[
     "brpoplpush",
 ];
 
-/// Commands flinkq's worker sends itself that its scripts run too:
-/// `HGETALL`, its read of each claimed job (pipelined after the claim, see
-/// `shared/src/store/claim.rs`; also the harness' progress polls), inside
-/// a script only when a batch completes. Counted as requests of flinkq's
-/// runs (see [`delta`]) and left out of the `(script overhead)` line of
-/// [`cost_table`]. BullMQ's client sends only [`CLIENT_ONLY`] commands (its
-/// scripts run `HGETALL`).
-pub const FLINKQ_CLIENT_COMMANDS: &[&str] = &["hgetall"];
-
-/// What Redis did between two [`Counters`] snapshots, without the harness'
-/// own `INFO` calls.
+/// Commands Redis ran between two `INFO commandstats` snapshots, without the
+/// harness' own `INFO` calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandDelta {
-    /// Requests clients sent: the commands only a client sends
-    /// ([`CLIENT_ONLY`]) and those the system measured also sends itself
-    /// (see [`delta`]). Each waits for its answer, but a pipeline of them
-    /// waits once: see `round_trips`.
-    pub requests: u64,
-    /// Network round trips: client requests as Redis read them (a pipeline
-    /// that arrives in one read is one; so are the requests of concurrent
-    /// callers that one connection sends together; a request larger than
-    /// Redis' 16 KiB read buffer is read more than once), from `INFO stats`
-    /// `total_reads_processed`.
+    /// Commands clients sent ([`CLIENT_ONLY`]): one network round trip each
+    /// (a pipeline of them would be fewer; neither peer pipelines them).
     pub round_trips: u64,
     /// Every command, including those run inside scripts.
     pub all: u64,
 }
 
 impl CommandDelta {
-    /// Without `n` requests the harness sent itself (its progress polls).
+    /// Without `n` commands the harness sent itself (its progress polls).
     pub fn without_harness(self, n: u64) -> Self {
         CommandDelta {
             all: self.all.saturating_sub(n),
-            requests: self.requests.saturating_sub(n),
-            round_trips: self.round_trips.saturating_sub(n),
+            ..self
         }
     }
 }
 
-/// Commands, requests and round trips between two snapshots.
-/// `sent_by_clients`: commands the measured system's clients send besides
-/// [`CLIENT_ONLY`] ([`FLINKQ_CLIENT_COMMANDS`] for flinkq, none for BullMQ).
-pub fn delta(before: &Counters, after: &Counters, sent_by_clients: &[&str]) -> CommandDelta {
-    let (before_calls, after_calls) = (before.calls(), after.calls());
+/// Calls of every command between two snapshots.
+pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> CommandDelta {
     let diff = |name: &str| {
-        after_calls
+        after
             .get(name)
             .copied()
             .unwrap_or(0)
-            .saturating_sub(before_calls.get(name).copied().unwrap_or(0))
+            .saturating_sub(before.get(name).copied().unwrap_or(0))
     };
-    // the harness' INFO calls: each one request, read once (the snapshot
-    // `before` counts its own read, `after` its own call: the same number)
-    let info = diff("info");
     CommandDelta {
-        requests: CLIENT_ONLY
-            .iter()
-            .chain(sent_by_clients)
-            .map(|n| diff(n))
-            .sum(),
-        round_trips: after
-            .reads
-            .saturating_sub(before.reads)
-            .saturating_sub(info),
-        all: after_calls
+        round_trips: CLIENT_ONLY.iter().map(|n| diff(n)).sum(),
+        all: after
             .keys()
             .filter(|name| *name != "info")
             .map(|name| diff(name))
@@ -311,55 +250,23 @@ pub fn process_cpu_seconds(pid: &str) -> f64 {
 mod tests {
     use super::*;
 
-    fn counters(pairs: &[(&str, u64)], reads: u64) -> Counters {
-        Counters {
-            costs: pairs
-                .iter()
-                .map(|(k, v)| {
-                    let cost = CommandCost { calls: *v, usec: 0 };
-                    ((*k).to_owned(), cost)
-                })
-                .collect(),
-            reads,
-        }
+    fn calls(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
     }
 
     #[test]
-    fn requests_are_client_commands_round_trips_are_client_reads_and_info_is_the_harness() {
-        let before = counters(&[("evalsha", 10), ("hset", 100), ("info", 1)], 40);
-        let after = counters(
-            &[
-                ("evalsha", 20),
-                ("hset", 150),
-                ("zadd", 30),
-                ("bzpopmin", 2),
-                ("info", 5),
-            ],
-            56,
-        );
-        let d = delta(&before, &after, &[]);
-        assert_eq!(d.round_trips, 16 - 4);
-        assert_eq!(
-            d.requests,
-            10 + 2,
-            "evalsha and bzpopmin; hset runs in scripts"
-        );
+    fn round_trips_are_client_commands_and_info_is_the_harness() {
+        let before = calls(&[("evalsha", 10), ("hset", 100), ("info", 1)]);
+        let after = calls(&[
+            ("evalsha", 20),
+            ("hset", 150),
+            ("zadd", 30),
+            ("bzpopmin", 2),
+            ("info", 5),
+        ]);
+        let d = delta(&before, &after);
+        assert_eq!(d.round_trips, 12);
         assert_eq!(d.all, 10 + 50 + 30 + 2);
-        let polled = d.without_harness(2);
-        assert_eq!(
-            (polled.all, polled.requests, polled.round_trips),
-            (90, 10, 10)
-        );
-        let with_hset = delta(&before, &after, &["hset"]);
-        assert_eq!(with_hset.requests, 10 + 2 + 50, "hset sent by clients");
-    }
-
-    #[test]
-    fn counters_read_both_sections_of_one_info() {
-        let info = "# Stats\r\ntotal_connections_received:3\r\ntotal_reads_processed:1234\r\n\
-                    # Commandstats\r\ncmdstat_hgetall:calls=7,usec=70,usec_per_call=10.00\r\n";
-        let read = parse_counters(info);
-        assert_eq!(read.reads, 1234);
-        assert_eq!(read.costs["hgetall"], CommandCost { calls: 7, usec: 70 });
+        assert_eq!(d.without_harness(2).all, 90);
     }
 }

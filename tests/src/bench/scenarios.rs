@@ -9,8 +9,8 @@ use flinkq_shared::store::{Store, StoreConfig};
 
 use super::bullmq::BullmqFigures;
 use super::redis_stats::{
-    FLINKQ_CLIENT_COMMANDS, cost_table, counters, delta, process_cpu_seconds, redis_cpu_seconds,
-    used_memory,
+    calls_of, command_calls, command_costs, cost_table, delta, process_cpu_seconds,
+    redis_cpu_seconds, used_memory,
 };
 use super::report::Report;
 use super::yardsticks::Yardsticks;
@@ -156,7 +156,7 @@ async fn enqueue(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) 
     let text: String = (0..n).map(|_| format!("{}\n", LoginId::random())).collect();
     std::fs::write(&file, text).expect("write logins");
     let mut conn = w.store.connection();
-    let (before, memory_before) = (counters(&mut conn).await, used_memory(&mut conn).await);
+    let (before, memory_before) = (command_calls(&mut conn).await, used_memory(&mut conn).await);
     let redis_before = redis_cpu_seconds(&mut conn).await;
     let started = Instant::now();
     let out = flinkq_cli(
@@ -180,7 +180,7 @@ async fn enqueue(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) 
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("enqueue --json");
     assert_eq!(summary["enqueued"].as_u64(), Some(n as u64));
-    let commands = delta(&before, &counters(&mut conn).await, FLINKQ_CLIENT_COMMANDS);
+    let commands = delta(&before, &command_calls(&mut conn).await);
     let redis_cpu = redis_cpu_seconds(&mut conn).await - redis_before;
     let rate = n as f64 / elapsed;
     report.add_vs_each(
@@ -219,12 +219,6 @@ async fn enqueue(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) 
     );
     report.add(
         "enqueue",
-        "Redis requests per 1,000 logins",
-        commands.requests as f64 * 1_000.0 / n as f64,
-        "calls",
-    );
-    report.add(
-        "enqueue",
         "round trips per 1,000 logins",
         commands.round_trips as f64 * 1_000.0 / n as f64,
         "calls",
@@ -247,7 +241,8 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     // as fast as the worker allows: it refuses a zero interval (10 ms minimum)
     setup.poll_interval = Duration::from_millis(10);
     let mut conn = w.store.connection();
-    let before = counters(&mut conn).await;
+    let costs_before = command_costs(&mut conn).await;
+    let before = calls_of(&costs_before);
     let cpu = CpuShare::start(&mut conn).await;
     let started = Instant::now();
     let mut worker = WorkerProcess::spawn(&setup);
@@ -265,8 +260,8 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
         .report(report, "drain", &mut conn, &worker, elapsed)
         .await;
     worker.sigterm(Duration::from_secs(30));
-    let after = counters(&mut conn).await;
-    let commands = delta(&before, &after, FLINKQ_CLIENT_COMMANDS).without_harness(polls);
+    let costs_after = command_costs(&mut conn).await;
+    let commands = delta(&before, &calls_of(&costs_after)).without_harness(polls);
     let counts = w.store.counts(None).await.expect("counts");
     assert_eq!(counts.succeeded, n as u64, "every drained job succeeded");
     let totals = w.sim.totals();
@@ -276,7 +271,7 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     // own timing of each command, which adds to what INFO cpu counts)
     eprintln!(
         "drain: Redis time per step by command (INFO commandstats)\n{}",
-        cost_table(&before.costs, &after.costs, steps)
+        cost_table(&costs_before, &costs_after, steps)
     );
     let bullmq = yard.bullmq.as_ref();
     let vs_bullmq = |pick: fn(&BullmqFigures) -> f64| bullmq.map(|b| (BULLMQ, pick(b)));
@@ -313,13 +308,6 @@ async fn drain(n: usize, yard: &Yardsticks, report: &mut Report, work: &Path) {
     );
     report.add_vs(
         "drain",
-        "Redis requests per step",
-        commands.requests as f64 / steps,
-        "calls",
-        vs_bullmq(|b| b.requests_per_step),
-    );
-    report.add_vs(
-        "drain",
         "Redis round trips per step",
         commands.round_trips as f64 / steps,
         "calls",
@@ -349,7 +337,6 @@ fn bullmq_figures(report: &mut Report, b: &BullmqFigures) {
         ("jobs/s end to end", b.jobs_per_s, "1/s"),
         ("worker CPU per step", b.worker_cpu_us_per_step, "µs"),
         ("Redis CPU per step", b.redis_cpu_us_per_step, "µs"),
-        ("Redis requests per step", b.requests_per_step, "calls"),
         (
             "Redis round trips per step",
             b.round_trips_per_step,
