@@ -452,11 +452,7 @@ async fn redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll() {
     // trip); every job keeps polling (202), so each round claims and
     // commits the same jobs again, as a drain's middle steps do
     const JOBS: usize = 10_000;
-    const ROUNDS: usize = 4;
-    let per_call: usize = std::env::var("FLINKQ_MEASURE_PER_CALL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
+    let (per_call, rounds) = measure_sizes();
     let redis = RedisServer::start().expect("redis-server");
     let store = redis.store().await;
     let mut conn = store.connection();
@@ -464,7 +460,7 @@ async fn redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll() {
     store.enqueue("cpu", &logins).await.expect("enqueue");
     let spacing = Duration::from_millis(1);
     let (mut claim_cpu, mut commit_cpu, mut steps) = (0.0, 0.0, 0usize);
-    for round in 0..=ROUNDS {
+    for round in 0..=rounds {
         let before = redis_cpu_seconds(&mut conn).await;
         let mut jobs = Vec::new();
         let mut now = 0;
@@ -524,4 +520,112 @@ async fn redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll() {
         commit_cpu * 1e6 / steps as f64,
         (claim_cpu + commit_cpu) * 1e6 / steps as f64,
     );
+}
+
+/// The hand-run measurements' sizes: jobs per call
+/// (`FLINKQ_MEASURE_PER_CALL`, 25 unless given) and polling rounds after the
+/// authorize round (`FLINKQ_MEASURE_ROUNDS`, 4 unless given; 0 leaves only
+/// the enqueue and the authorize round, whose count `scripts/redis-instructions`
+/// subtracts to get the polling steps' alone).
+fn measure_sizes() -> (usize, usize) {
+    let read = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        read("FLINKQ_MEASURE_PER_CALL", 25),
+        read("FLINKQ_MEASURE_ROUNDS", 4),
+    )
+}
+
+#[tokio::test]
+#[ignore = "a measurement: run by scripts/redis-instructions --floor"]
+async fn redis_cpu_floor_of_a_fenced_claim_and_commit() {
+    // The same workload as redis_cpu_per_claimed_job_and_per_commit_while_jobs_poll
+    // (10,000 jobs, an authorize round, then polling rounds, as many jobs
+    // per call), run through tests/lua/floor_*.lua instead of flinkq's
+    // scripts: the Redis work of a claim and a commit that keep the same
+    // guarantees when a job is a short header plus one value only the
+    // worker reads and writes. What a redesign of the job's storage could
+    // save at most (BENCHMARKS.md, issue 14's ninth pass).
+    const JOBS: usize = 10_000;
+    // what the record would hold: the login, product and batch, the
+    // session, deadlines, stage, counters and the last error (~200 bytes)
+    const RECORD: usize = 200;
+    let (per_call, rounds) = measure_sizes();
+    let redis = RedisServer::start().expect("redis-server");
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let claim = redis::Script::new(include_str!("../lua/floor_claim.lua"));
+    let commit = redis::Script::new(include_str!("../lua/floor_commit.lua"));
+    let queues = ["due_high", "due", "due_low"];
+    let record = "r".repeat(RECORD);
+    let logins: Vec<String> = (0..JOBS).map(|_| LoginId::random().to_string()).collect();
+    for (chunk, logins) in logins.chunks(500).enumerate() {
+        let mut pipe = redis::pipe();
+        for (i, login) in logins.iter().enumerate() {
+            let id = format!("{:08}", chunk * 500 + i);
+            pipe.hset_multiple(
+                format!("job:{id}"),
+                &[
+                    ("login", login.as_str()),
+                    ("batch", "cpu"),
+                    ("state", "queued"),
+                    ("created", "1"),
+                    ("rec", record.as_str()),
+                ],
+            )
+            .ignore()
+            .zadd("due", &id, 0)
+            .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.expect("enqueue");
+    }
+    let login_of = |id: &str| logins[id.parse::<usize>().expect("an id")].as_str();
+    let mut steps = 0usize;
+    for round in 0..=rounds {
+        let mut jobs: Vec<(String, String)> = Vec::new();
+        let mut now = 0i64;
+        while jobs.len() < JOBS {
+            let (at, _next, claimed): (i64, String, Vec<String>) = claim
+                .key(&queues[..])
+                .key("leases")
+                .key("deadlines")
+                .arg(per_call)
+                .arg(600_000)
+                .arg(format!("base{round}"))
+                .arg(600_000)
+                .arg(1)
+                .invoke_async(&mut conn)
+                .await
+                .expect("claim");
+            assert!(!claimed.is_empty(), "every job due again");
+            now = at;
+            for job in claimed.chunks(4) {
+                jobs.push((job[0].clone(), job[1].clone()));
+            }
+        }
+        for (k, chunk) in jobs.chunks(per_call).enumerate() {
+            let mut call = commit.key(&queues[..]);
+            call.key("leases").key("counts");
+            for (id, token) in chunk {
+                call.arg(id)
+                    .arg(login_of(id))
+                    .arg(token)
+                    .arg(format!("{round}.{k}.{id}"))
+                    .arg("polling")
+                    .arg(now)
+                    .arg(&record);
+            }
+            let answers: Vec<i64> = call.invoke_async(&mut conn).await.expect("commit");
+            assert!(answers.iter().all(|&a| a == 1), "{answers:?}");
+        }
+        steps += JOBS;
+    }
+    println!("floor: {steps} steps, {per_call} per call");
 }
