@@ -150,3 +150,48 @@ async fn a_progress_bar_is_drawn_when_stderr_is_a_terminal() {
     let batch = world.store.counts(Some("tty")).await.expect("counts");
     assert_eq!(batch.total, 20_000);
 }
+
+/// Logins of the enqueue measurements, and how many per call (flinkq's
+/// enqueue sends `ENQUEUE_CHUNK`, 1,000).
+const MEASURED_LOGINS: usize = 20_000;
+const MEASURED_PER_CALL: usize = 1_000;
+
+#[tokio::test]
+#[ignore = "a measurement: run by scripts/redis-instructions --enqueue"]
+async fn redis_cpu_per_enqueued_login() {
+    // flinkq's enqueue of 20,000 new logins, 1,000 per call, as `flinkq
+    // enqueue` sends them: scripts/redis-instructions counts the server's
+    // instructions and divides by the logins
+    let redis = flinkq_tests::redis_harness::RedisServer::start().expect("redis-server");
+    let store = redis.store().await;
+    let logins: Vec<LoginId> = (0..MEASURED_LOGINS).map(|_| LoginId::random()).collect();
+    let report = store.enqueue("cost", &logins).await.expect("enqueue");
+    assert_eq!(report.enqueued, MEASURED_LOGINS as u64);
+}
+
+#[tokio::test]
+#[ignore = "a measurement: run by scripts/redis-instructions --enqueue"]
+async fn redis_cpu_floor_of_an_enqueue() {
+    // the same logins through tests/lua/floor_enqueue.lua: the least an
+    // enqueue that keeps one unfinished job per login costs Redis
+    // (BENCHMARKS.md, issue 14's ninth pass)
+    let redis = flinkq_tests::redis_harness::RedisServer::start().expect("redis-server");
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let script = redis::Script::new(include_str!("../lua/floor_enqueue.lua"));
+    let mut enqueued = 0;
+    for _ in 0..MEASURED_LOGINS / MEASURED_PER_CALL {
+        let mut call = script.arg("cost");
+        call.arg("1765100000000");
+        for _ in 0..MEASURED_PER_CALL {
+            call.arg(LoginId::random().to_string())
+                .arg(uuid::Uuid::now_v7().to_string());
+        }
+        let created: usize = call.invoke_async(&mut conn).await.expect("enqueue");
+        enqueued += created;
+    }
+    assert_eq!(enqueued, MEASURED_LOGINS);
+}
