@@ -71,6 +71,16 @@ impl RedisServer {
         }
     }
 
+    /// A plain redis-rs connection to this server, outside any store: for
+    /// the hand-run measurements that drive scripts of their own.
+    pub async fn plain_connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("a client for the test redis")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test redis")
+    }
+
     /// The CA certificate (PEM) that signed the server's TLS certificate.
     pub fn ca_cert(&self) -> std::path::PathBuf {
         self.dir.path().join("ca.crt")

@@ -176,11 +176,7 @@ async fn redis_cpu_floor_of_an_enqueue() {
     // enqueue that keeps one unfinished job per login costs Redis
     // (BENCHMARKS.md, issue 14's ninth pass)
     let redis = flinkq_tests::redis_harness::RedisServer::start().expect("redis-server");
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = redis.plain_connection().await;
     let script = redis::Script::new(include_str!("../lua/floor_enqueue.lua"));
     let mut enqueued = 0;
     for _ in 0..MEASURED_LOGINS / MEASURED_PER_CALL {

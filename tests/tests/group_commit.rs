@@ -556,11 +556,7 @@ async fn redis_cpu_floor_of_a_fenced_claim_and_commit() {
     const RECORD: usize = 200;
     let (per_call, rounds) = measure_sizes();
     let redis = RedisServer::start().expect("redis-server");
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = redis.plain_connection().await;
     let claim = redis::Script::new(include_str!("../lua/floor_claim.lua"));
     let commit = redis::Script::new(include_str!("../lua/floor_commit.lua"));
     let queues = ["due_high", "due", "due_low"];
