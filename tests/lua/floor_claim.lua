@@ -4,7 +4,9 @@
 -- on (state, token, claims, started, not_before, commit_id, login, batch)
 -- plus one value only the worker reads and writes (`rec`, the rest).
 -- Measured by the hand-run test `redis_cpu_floor_of_a_fenced_claim_and_commit`
--- (tests/tests/group_commit.rs); never loaded by flinkq.
+-- (tests/tests/group_commit.rs); never loaded by flinkq. The jobs' keys
+-- (`job:<id>`, and floor_commit.lua's `batch:<name>`) are its own, built
+-- here on the measurement's private server, not flinkq's (keys.rs).
 -- KEYS: due_high, due, due_low, leases, deadlines
 -- ARGV: n, lease_ms, token_base, authorize_timeout_ms, poll_spacing_ms
 local n = tonumber(ARGV[1])

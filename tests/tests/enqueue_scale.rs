@@ -6,6 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use flinkq_shared::LoginId;
+use flinkq_tests::redis_harness::RedisServer;
 use flinkq_tests::scenario::Scenario;
 use flinkq_tests::sim::Script;
 use flinkq_tests::worker_process::{WorkerProcess, flinkq_cli};
@@ -162,7 +163,7 @@ async fn redis_cpu_per_enqueued_login() {
     // flinkq's enqueue of 20,000 new logins, 1,000 per call, as `flinkq
     // enqueue` sends them: scripts/redis-instructions counts the server's
     // instructions and divides by the logins
-    let redis = flinkq_tests::redis_harness::RedisServer::start().expect("redis-server");
+    let redis = RedisServer::start().expect("redis-server");
     let store = redis.store().await;
     let logins: Vec<LoginId> = (0..MEASURED_LOGINS).map(|_| LoginId::random()).collect();
     let report = store.enqueue("cost", &logins).await.expect("enqueue");
@@ -175,7 +176,7 @@ async fn redis_cpu_floor_of_an_enqueue() {
     // the same logins through tests/lua/floor_enqueue.lua: the least an
     // enqueue that keeps one unfinished job per login costs Redis
     // (BENCHMARKS.md, issue 14's ninth pass)
-    let redis = flinkq_tests::redis_harness::RedisServer::start().expect("redis-server");
+    let redis = RedisServer::start().expect("redis-server");
     let mut conn = redis.plain_connection().await;
     let script = redis::Script::new(include_str!("../lua/floor_enqueue.lua"));
     let mut enqueued = 0;
