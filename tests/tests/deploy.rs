@@ -164,8 +164,8 @@ async fn prometheus_scrapes_a_live_worker_and_answers_every_dashboard_query() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let file: serde_yaml::Value =
-        serde_yaml::from_str(&read("prometheus/alerts.yml")).expect("alerts YAML");
+    let file: yaml_serde::Value =
+        yaml_serde::from_str(&read("prometheus/alerts.yml")).expect("alerts YAML");
     let written = file["groups"][0]["rules"].as_sequence().map_or(0, Vec::len);
     assert!(written >= 7, "the alert rules: {file:?}");
     assert_eq!(loaded.len(), written, "every rule loaded: {rules}");
@@ -204,8 +204,8 @@ async fn every_metric_the_dashboard_and_alerts_use_exists_live() {
 
 #[test]
 fn compose_file_and_kubernetes_manifests_are_well_formed() {
-    let mut compose: serde_yaml::Value =
-        serde_yaml::from_str(&read("docker-compose.yml")).expect("compose YAML");
+    let mut compose: yaml_serde::Value =
+        yaml_serde::from_str(&read("docker-compose.yml")).expect("compose YAML");
     compose.apply_merge().expect("the x-worker anchor merges");
     let services = compose["services"].as_mapping().expect("services");
     for name in ["redis", "worker-1", "worker-2", "prometheus", "grafana"] {
@@ -248,8 +248,8 @@ fn compose_file_and_kubernetes_manifests_are_well_formed() {
         "secret.example.yaml",
         "results-pvc.yaml",
     ] {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&read(&format!("k8s/{file}"))).expect("manifest YAML");
+        let doc: yaml_serde::Value =
+            yaml_serde::from_str(&read(&format!("k8s/{file}"))).expect("manifest YAML");
         assert!(
             doc["apiVersion"].is_string() && doc["metadata"]["name"].is_string(),
             "{file}"
@@ -287,13 +287,13 @@ fn compose_file_and_kubernetes_manifests_are_well_formed() {
 /// The scheduler Deployment's command and settings pass the real binary's
 /// checks: pointed at a closed port it stops on the unreachable Redis (69),
 /// not on its cron or time zone (64).
-fn scheduler_is_accepted_by_the_binary(doc: &serde_yaml::Value) {
+fn scheduler_is_accepted_by_the_binary(doc: &yaml_serde::Value) {
     let container = &doc["spec"]["template"]["spec"]["containers"][0];
     let args: Vec<&str> = container["args"]
         .as_sequence()
         .expect("args")
         .iter()
-        .filter_map(serde_yaml::Value::as_str)
+        .filter_map(yaml_serde::Value::as_str)
         .collect();
     assert_eq!(args, ["schedule"]);
     let mut command = Command::new(workspace_binary("flinkq"));
