@@ -583,18 +583,21 @@ async fn redis_cpu_floor_of_a_fenced_claim_and_commit() {
         let () = pipe.query_async(&mut conn).await.expect("enqueue");
     }
     let login_of = |id: &str| logins[id.parse::<usize>().expect("an id")].as_str();
-    let mut steps = 0usize;
+    let (mut steps, mut calls) = (0usize, 0usize);
     for round in 0..=rounds {
         let mut jobs: Vec<(String, String)> = Vec::new();
         let mut now = 0i64;
         while jobs.len() < JOBS {
+            // a base of its own per call, as the worker's claims send one:
+            // no two claims share a token
+            calls += 1;
             let (at, _next, claimed): (i64, String, Vec<String>) = claim
                 .key(&queues[..])
                 .key("leases")
                 .key("deadlines")
                 .arg(per_call)
                 .arg(600_000)
-                .arg(format!("base{round}"))
+                .arg(format!("base{calls}"))
                 .arg(600_000)
                 .arg(1)
                 .invoke_async(&mut conn)
